@@ -1,0 +1,41 @@
+# flock — make targets. `make test` is what CI runs (as root: the kernel
+# and end-to-end tests need network namespaces).
+GO ?= go
+FUZZTIME ?= 3s
+
+.PHONY: all build test unit vet fuzz bench bench-cni demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+# Unit, kernel and end-to-end tests, then every fuzz target briefly.
+test: vet
+	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+bench: bench-cni
+	$(GO) test -run='^$$' -bench=. -benchmem ./pkg/...
+
+# ADD/DEL latency of flock against ptp + host-local, measured in one run.
+bench-cni:
+	$(GO) run ./hack/cnibench
+
+# The smallest real demonstration: a node namespace with the agent, two pods
+# added through the real plugin, pinging each other over IPv6 and IPv4.
+demo:
+	$(GO) run ./hack/demo
+
+clean:
+	rm -rf bin

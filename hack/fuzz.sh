@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every fuzz target in the module for FUZZTIME each (default 3s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-3s}
+n=0
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+    echo "fuzz $pkg $target ($fuzztime)"
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/flock-fuzz.log 2>&1 || { cat /tmp/flock-fuzz.log; exit 1; }
+    n=$((n+1))
+  done
+done
+echo "fuzz: $n targets passed"

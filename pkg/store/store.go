@@ -1,0 +1,207 @@
+// Package store keeps the node's pod allocations on disk: one small JSON file
+// per attachment (container id + interface), written to a temporary file and
+// renamed into place. A rename is atomic, so a crash at any point leaves
+// either the old file or the new one, and a torn write can only ever damage
+// the temporary file of the one allocation being written.
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Record is one attachment's allocation and what is needed to tear it down.
+type Record struct {
+	ContainerID string     `json:"containerID"`
+	IfName      string     `json:"ifName"`
+	Namespace   string     `json:"namespace,omitempty"`
+	Name        string     `json:"name,omitempty"`
+	UID         string     `json:"uid,omitempty"`
+	Netns       string     `json:"netns,omitempty"`
+	HostIface   string     `json:"hostIface"`
+	IPv6        netip.Addr `json:"ipv6,omitzero"`
+	IPv4        netip.Addr `json:"ipv4,omitzero"`
+	Gateway4    netip.Addr `json:"gateway4,omitzero"`
+	MTU         int        `json:"mtu,omitempty"`
+}
+
+// Key identifies an attachment.
+type Key struct{ ContainerID, IfName string }
+
+// Key returns the record's key.
+func (r *Record) Key() Key { return Key{r.ContainerID, r.IfName} }
+
+// Store is the set of allocations, on disk and mirrored in memory.
+type Store struct {
+	dir  string
+	sync bool
+
+	mu      sync.Mutex
+	records map[Key]Record
+}
+
+// Options tune the store.
+type Options struct {
+	// Sync fsyncs every write and the directory, so allocations also
+	// survive a power loss, not just a crash of the agent.
+	Sync bool
+}
+
+const (
+	suffix    = ".json"
+	tmpPrefix = ".tmp-"
+)
+
+// Open loads every allocation in dir, creating dir if needed. Leftover
+// temporary files are removed; a file that cannot be parsed is renamed to
+// *.corrupt and reported, and never stops the others from loading.
+func Open(dir string, opt Options, log *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, sync: opt.Sync, records: map[Key]Record{}}
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		switch {
+		case strings.HasPrefix(name, tmpPrefix):
+			_ = os.Remove(path)
+		case strings.HasSuffix(name, suffix):
+			rec, err := readRecord(path)
+			if err == nil && fileName(rec.Key()) != name {
+				err = fmt.Errorf("file name does not match %s/%s", rec.ContainerID, rec.IfName)
+			}
+			if err != nil {
+				log.Error("allocation file unreadable, moved aside", "file", path, "err", err)
+				_ = os.Rename(path, path+".corrupt")
+				continue
+			}
+			s.records[rec.Key()] = rec
+		}
+	}
+	return s, nil
+}
+
+func readRecord(path string) (Record, error) {
+	var rec Record
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, err
+	}
+	if rec.ContainerID == "" || rec.IfName == "" || rec.HostIface == "" {
+		return rec, errors.New("containerID, ifName or hostIface missing")
+	}
+	return rec, nil
+}
+
+// fileName hashes the key, so no container id can form a path and every
+// name has the same length.
+func fileName(k Key) string {
+	h := sha256.Sum256([]byte(k.ContainerID + "\x00" + k.IfName))
+	return hex.EncodeToString(h[:16]) + suffix
+}
+
+// Save writes rec to disk, then makes it visible in memory.
+func (s *Store) Save(rec Record) error {
+	k := rec.Key()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("save allocation %s/%s: %w", k.ContainerID, k.IfName, err)
+	}
+	if err := s.write(fileName(k), b); err != nil {
+		return fmt.Errorf("save allocation %s/%s: %w", k.ContainerID, k.IfName, err)
+	}
+	s.mu.Lock()
+	s.records[k] = rec
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) write(name string, b []byte) error {
+	f, err := os.CreateTemp(s.dir, tmpPrefix)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil && s.sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(s.dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if s.sync {
+		return syncDir(s.dir)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Delete removes an allocation; a missing one is not an error.
+func (s *Store) Delete(k Key) error {
+	err := os.Remove(filepath.Join(s.dir, fileName(k)))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete allocation %s/%s: %w", k.ContainerID, k.IfName, err)
+	}
+	s.mu.Lock()
+	delete(s.records, k)
+	s.mu.Unlock()
+	return nil
+}
+
+// Get returns the allocation for k.
+func (s *Store) Get(k Key) (Record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.records[k]
+	return r, ok
+}
+
+// List returns every allocation, sorted by container id and interface.
+func (s *Store) List() []Record {
+	s.mu.Lock()
+	out := make([]Record, 0, len(s.records))
+	for _, r := range s.records {
+		out = append(out, r)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ContainerID != out[j].ContainerID {
+			return out[i].ContainerID < out[j].ContainerID
+		}
+		return out[i].IfName < out[j].IfName
+	})
+	return out
+}
