@@ -12,6 +12,10 @@ import (
 // ErrTooLarge is returned for a message longer than MaxMessageSize.
 var ErrTooLarge = errors.New("message exceeds the size limit")
 
+// ErrEmpty is returned when the peer closed without sending anything (a
+// liveness probe, or a plugin killed before it wrote).
+var ErrEmpty = errors.New("connection closed before a message")
+
 // WriteMessage writes v as one JSON line.
 func WriteMessage(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
@@ -59,7 +63,7 @@ func readLine(r io.Reader, max int) ([]byte, error) {
 			continue
 		case errors.Is(err, io.EOF):
 			if len(bytes.TrimSpace(buf)) == 0 {
-				return nil, fmt.Errorf("read message: %w", io.ErrUnexpectedEOF)
+				return nil, ErrEmpty
 			}
 			return buf, nil
 		default:

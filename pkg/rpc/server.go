@@ -85,6 +85,9 @@ func serveConn(ctx context.Context, conn net.Conn, h Handler, log *slog.Logger) 
 	defer conn.Close()
 	_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
 	resp := answer(ctx, conn, h, log)
+	if resp == nil {
+		return
+	}
 	_ = conn.SetWriteDeadline(time.Now().Add(readTimeout))
 	if err := WriteMessage(conn, resp); err != nil {
 		log.Warn("rpc reply failed", "err", err)
@@ -94,6 +97,9 @@ func serveConn(ctx context.Context, conn net.Conn, h Handler, log *slog.Logger) 
 func answer(ctx context.Context, conn net.Conn, h Handler, log *slog.Logger) (resp *Response) {
 	var req Request
 	if err := ReadMessage(conn, MaxMessageSize, &req); err != nil {
+		if errors.Is(err, ErrEmpty) {
+			return nil
+		}
 		log.Warn("rpc request rejected", "err", err)
 		return ErrorResponse(types.ErrDecodingFailure, "malformed request", err)
 	}
