@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 )
@@ -37,7 +38,10 @@ func NewNode(binDir, dir, nodeConfigYAML string) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{NS: nsn, Dir: dir, BinDir: binDir, Socket: filepath.Join(dir, "agent.sock")}
-	n.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(dir, "cni-cache"), nil)
+	// An explicit exec: libcni creates its default lazily, which races when
+	// calls run in parallel.
+	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}}
+	n.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(dir, "cni-cache"), exec)
 	if err := os.MkdirAll(filepath.Join(dir, "pods"), 0o755); err != nil {
 		n.Close()
 		return nil, err

@@ -14,6 +14,11 @@ import (
 // Check verifies that what Setup installed for a is still there (CNI
 // CHECK). Its error names everything missing or wrong.
 func (k *Kernel) Check(a Attachment) error {
+	k, done, err := k.forCall()
+	if err != nil {
+		return err
+	}
+	defer done()
 	if err := a.Validate(); err != nil {
 		return err
 	}

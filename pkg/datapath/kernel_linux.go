@@ -55,6 +55,28 @@ func NewAt(path string) (*Kernel, error) {
 	return &Kernel{h: h, ns: ns, log: slog.Default()}, nil
 }
 
+// forCall returns a copy of k with a netlink socket of its own, and the
+// function that closes it. netlink.Handle serialises requests per socket and
+// deleting a veth takes the kernel tens of milliseconds, so pods sharing one
+// socket would queue behind each other's DEL; a socket costs microseconds.
+func (k *Kernel) forCall() (*Kernel, func(), error) {
+	var (
+		h   *netlink.Handle
+		err error
+	)
+	if k.ns.IsOpen() {
+		h, err = netlink.NewHandleAt(k.ns, unix.NETLINK_ROUTE)
+	} else {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("open netlink socket: %w", err)
+	}
+	c := *k
+	c.h = h
+	return &c, h.Close, nil
+}
+
 // Close releases the netlink socket and the namespace.
 func (k *Kernel) Close() {
 	k.h.Close()

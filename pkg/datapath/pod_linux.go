@@ -39,6 +39,11 @@ func (p *podNetns) close() {
 // behind. A host veth of the same name, left by an earlier ADD of the same
 // container, is replaced.
 func (k *Kernel) Setup(a Attachment) (Result, error) {
+	k, done, err := k.forCall()
+	if err != nil {
+		return Result{}, err
+	}
+	defer done()
 	if err := a.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -179,6 +184,11 @@ func configurePod(p Plan, pod *podNetns) (Result, error) {
 // succeeds when the veth is gone already, which is also what becomes of it
 // when the pod's namespace is destroyed first.
 func (k *Kernel) Teardown(a Attachment) error {
+	k, done, err := k.forCall()
+	if err != nil {
+		return err
+	}
+	defer done()
 	name := a.HostIface
 	if name == "" {
 		if a.ContainerID == "" {

@@ -1,0 +1,154 @@
+// Package agent is the node agent's core: it answers the CNI plugin's calls
+// by combining the node's configuration, the pod's annotations, IPAM, the
+// on-disk store and the kernel data path. Everything it talks to sits behind
+// a small interface defined here, so the decisions are tested with fakes and
+// the kernel parts on their own.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fritzlab/flock/pkg/datapath"
+	"github.com/fritzlab/flock/pkg/ipam"
+	"github.com/fritzlab/flock/pkg/model"
+	"github.com/fritzlab/flock/pkg/store"
+)
+
+// Source tells the agent its node's configuration and its pods' metadata.
+// A file-backed implementation serves tests and the first demo; the
+// Kubernetes one reads informer caches.
+type Source interface {
+	// Node returns the node's configuration, or an error wrapping
+	// model.ErrNoNodeConfig while there is none.
+	Node(ctx context.Context) (*model.Node, error)
+	// Pod returns a pod's metadata, or an error wrapping model.ErrPodNotFound.
+	Pod(ctx context.Context, namespace, name string) (*model.Pod, error)
+}
+
+// Recorder reports problems with a pod's annotations where the pod's owner
+// sees them (a log line, and on Kubernetes an Event on the pod).
+type Recorder interface {
+	PodWarning(pod *model.Pod, reason, message string)
+}
+
+// Datapath is the kernel side: one pod's veth, addresses and routes, and
+// the node's pool routes.
+type Datapath interface {
+	Setup(a datapath.Attachment) (datapath.Result, error)
+	Teardown(a datapath.Attachment) error
+	Check(a datapath.Attachment) error
+	SyncPools(p datapath.Pools) error
+	HostIfaces() ([]string, error)
+}
+
+// Agent serves CNI calls for one node.
+type Agent struct {
+	src   Source
+	rec   Recorder
+	dp    Datapath
+	store *store.Store
+	log   *slog.Logger
+
+	// mu guards the node's configuration and the allocator built from it;
+	// the allocator has its own lock for allocations.
+	mu    sync.RWMutex
+	node  *model.Node
+	alloc *ipam.Allocator
+
+	// locks serialise calls for one attachment (striped by key hash), so
+	// ADD, DEL and CHECK of one container never interleave while calls for
+	// different pods run in parallel.
+	locks [64]sync.Mutex
+}
+
+// New builds an agent. It does not touch the kernel until Sync.
+func New(src Source, rec Recorder, dp Datapath, st *store.Store, log *slog.Logger) *Agent {
+	return &Agent{src: src, rec: rec, dp: dp, store: st, log: log}
+}
+
+func (a *Agent) lock(k store.Key) func() {
+	h := fnv.New32a()
+	h.Write([]byte(k.ContainerID))
+	h.Write([]byte{0})
+	h.Write([]byte(k.IfName))
+	m := &a.locks[h.Sum32()%uint32(len(a.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// Sync reads the node's configuration and, when it changed, rebuilds the
+// allocator (seeded from every allocation on disk, so a restarted agent
+// never hands out a live address) and the node's pool routes. It is called
+// at start, before every ADD and on a timer.
+func (a *Agent) Sync(ctx context.Context) (*model.Node, *ipam.Allocator, error) {
+	node, err := a.src.Node(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.mu.RLock()
+	same := a.node != nil && a.node.Pool6 == node.Pool6 && a.node.Pool4 == node.Pool4
+	alloc := a.alloc
+	a.mu.RUnlock()
+	if same {
+		a.mu.Lock()
+		a.node = node // defaults and annotations may change without a new allocator
+		a.mu.Unlock()
+		return node, alloc, nil
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.node != nil && a.node.Pool6 == node.Pool6 && a.node.Pool4 == node.Pool4 {
+		a.node = node
+		return node, a.alloc, nil
+	}
+	alloc = ipam.New(node.Pool6, node.Pool4, nil)
+	for _, r := range a.store.List() {
+		if err := alloc.Reserve(r.ContainerID+"/"+r.IfName, addrs(r)...); err != nil {
+			a.log.Warn("allocation on disk conflicts", "container", r.ContainerID, "ifname", r.IfName, "err", err)
+		}
+	}
+	if err := a.dp.SyncPools(datapath.Pools{Pool6: node.Pool6, Pool4: node.Pool4}); err != nil {
+		return nil, nil, fmt.Errorf("install pool routes for node %s: %w", node.Name, err)
+	}
+	a.log.Info("node configuration applied", "node", node.Name, "pool6", node.Pool6, "pool4", node.Pool4, "allocations", len(a.store.List()))
+	a.node, a.alloc = node, alloc
+	return node, alloc, nil
+}
+
+// Ready reports whether the agent can serve ADD.
+func (a *Agent) Ready(ctx context.Context) error {
+	_, _, err := a.Sync(ctx)
+	return err
+}
+
+// Run keeps the node's configuration and pool routes in sync until ctx ends.
+// Failures are logged and retried at the next tick; pool routes are
+// re-applied on every tick (self-heal), which is a no-op when nothing drifted.
+func (a *Agent) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		node, _, err := a.Sync(ctx)
+		if err != nil {
+			if !errors.Is(err, model.ErrNoNodeConfig) {
+				a.log.Error("sync node configuration", "err", err)
+			}
+			continue
+		}
+		if err := a.dp.SyncPools(datapath.Pools{Pool6: node.Pool6, Pool4: node.Pool4}); err != nil {
+			a.log.Error("self-heal pool routes", "node", node.Name, "err", err)
+		}
+	}
+}
