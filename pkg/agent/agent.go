@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -45,6 +46,7 @@ type Datapath interface {
 	Check(a datapath.Attachment) error
 	SyncPools(p datapath.Pools) error
 	HostIfaces() ([]string, error)
+	SetPodAnycast(netns string, addrs []netip.Addr) error
 }
 
 // Agent serves CNI calls for one node.

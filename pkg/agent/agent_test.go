@@ -277,3 +277,21 @@ func TestParallelAdds(t *testing.T) {
 		}
 	}
 }
+
+// Accepted anycast addresses go on the pod's lo and into its allocation;
+// rejected ones are warned about and skipped.
+func TestAddAnycast(t *testing.T) {
+	e := newEnv(t)
+	e.src.node.AnycastAllowed = []netip.Prefix{netip.MustParsePrefix("2001:db8:ffff::/48"), netip.MustParsePrefix("192.0.2.128/25")}
+	e.src.pods["default/svc"] = &model.Pod{Namespace: "default", Name: "svc", Annotations: map[string]string{
+		"flock.fritzlab.net/anycast": "2001:db8:ffff::53, 192.0.2.153, 203.0.113.9"}}
+	e.add("svc")
+	want := []netip.Addr{netip.MustParseAddr("192.0.2.153"), netip.MustParseAddr("2001:db8:ffff::53")}
+	rec, _ := e.store.Get(store.Key{ContainerID: "svc", IfName: "eth0"})
+	if fmt.Sprint(rec.Anycast) != fmt.Sprint(want) || fmt.Sprint(e.dp.anycast["/run/netns/svc"]) != fmt.Sprint(want) {
+		t.Errorf("anycast: record %v, pod lo %v, want %v", rec.Anycast, e.dp.anycast["/run/netns/svc"], want)
+	}
+	if len(e.rec.warnings) != 1 || !strings.Contains(e.rec.warnings[0], "203.0.113.9") {
+		t.Errorf("warnings %q, want one naming 203.0.113.9", e.rec.warnings)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 
 	"github.com/fritzlab/flock/pkg/datapath"
@@ -57,6 +58,7 @@ type fakeDatapath struct {
 	failSetup   error
 	failTeardow error
 	stray       []string // host ifaces with no attachment
+	anycast     map[string][]netip.Addr
 }
 
 func newFakeDatapath() *fakeDatapath { return &fakeDatapath{up: map[string]datapath.Attachment{}} }
@@ -96,6 +98,16 @@ func (d *fakeDatapath) Check(a datapath.Attachment) error {
 	if got, ok := d.up[a.HostIface]; !ok || got.IPv6 != a.IPv6 || got.IPv4 != a.IPv4 {
 		return fmt.Errorf("%s not set up as %v %v", a.HostIface, a.IPv6, a.IPv4)
 	}
+	return nil
+}
+
+func (d *fakeDatapath) SetPodAnycast(netns string, addrs []netip.Addr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.anycast == nil {
+		d.anycast = map[string][]netip.Addr{}
+	}
+	d.anycast[netns] = addrs
 	return nil
 }
 

@@ -104,6 +104,11 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		}
 		rec = store.Record{IPv6: got.IPv6, IPv4: got.IPv4, Gateway4: got.Gateway4}
 	}
+	anycast, warnings := annotations.Anycast(pod.Annotations, rec.IPv6, rec.IPv4, node.AnycastAllowed, []netip.Prefix{node.Pool6, node.Pool4})
+	for _, w := range warnings {
+		a.rec.PodWarning(pod, "FlockAnycast", w.String())
+	}
+	rec.Anycast = anycast
 	rec.ContainerID, rec.IfName, rec.Netns, rec.MTU = req.ContainerID, req.IfName, req.Netns, req.MTU
 	rec.Namespace, rec.Name, rec.UID = pod.Namespace, pod.Name, pod.UID
 	rec.HostIface = datapath.HostIfaceName(req.ContainerID)
@@ -114,6 +119,13 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		return rpc.ErrorResponse(types.ErrIOFailure, "persist allocation", err)
 	}
 	res, err := a.dp.Setup(attachment(rec))
+	if err == nil && len(rec.Anycast) > 0 {
+		if err = a.dp.SetPodAnycast(rec.Netns, rec.Anycast); err != nil {
+			if terr := a.dp.Teardown(attachment(rec)); terr != nil {
+				err = errors.Join(err, terr)
+			}
+		}
+	}
 	if err != nil {
 		// Setup rolled back its own kernel changes; undo the allocation too.
 		if derr := a.store.Delete(key); derr != nil {
@@ -123,7 +135,7 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		}
 		return rpc.ErrorResponse(rpc.ErrDatapath, "set up pod network for "+pod.Key(), err)
 	}
-	a.log.Info("pod added", "pod", pod.Key(), "container", req.ContainerID, "ipv6", rec.IPv6, "ipv4", rec.IPv4, "veth", rec.HostIface)
+	a.log.Info("pod added", "pod", pod.Key(), "container", req.ContainerID, "ipv6", rec.IPv6, "ipv4", rec.IPv4, "veth", rec.HostIface, "anycast", rec.Anycast)
 	return &rpc.Response{Result: buildResult(rec, res)}
 }
 

@@ -32,6 +32,9 @@ type Node struct {
 	Defaults FamilyDefaults
 	// Annotations are the NodeConfig's metadata.annotations (ip-algo default).
 	Annotations map[string]string
+	// AnycastAllowed, when not empty, are the only ranges pods may serve
+	// anycast addresses from (NodeConfig spec.anycast.allowedCIDRs).
+	AnycastAllowed []netip.Prefix
 }
 
 // Pod is what flock knows of a pod.

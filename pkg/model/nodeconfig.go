@@ -28,6 +28,18 @@ func NodeFromConfig(nc *v1alpha1.NodeConfig) (*Node, error) {
 	if !n.Pool6.IsValid() && !n.Pool4.IsValid() {
 		return nil, fmt.Errorf("nodeconfig %s: neither spec.cidr6 nor spec.cidr4 is set", nc.Name)
 	}
+	if a := nc.Spec.Anycast; a != nil {
+		for i, c := range a.AllowedCIDRs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return nil, fmt.Errorf("nodeconfig %s: spec.anycast.allowedCIDRs[%d] %q: %w", nc.Name, i, c, err)
+			}
+			if p != p.Masked() {
+				return nil, fmt.Errorf("nodeconfig %s: spec.anycast.allowedCIDRs[%d] %q: host bits set (the network is %s)", nc.Name, i, c, p.Masked())
+			}
+			n.AnycastAllowed = append(n.AnycastAllowed, p)
+		}
+	}
 	if d := nc.Spec.Defaults; d != nil {
 		n.Defaults = FamilyDefaults{IPv6: d.IPv6, IPv4: d.IPv4}
 	}

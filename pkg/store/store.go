@@ -33,6 +33,8 @@ type Record struct {
 	IPv4        netip.Addr `json:"ipv4,omitzero"`
 	Gateway4    netip.Addr `json:"gateway4,omitzero"`
 	MTU         int        `json:"mtu,omitempty"`
+	// Anycast are the anycast addresses accepted for the pod (on its lo).
+	Anycast []netip.Addr `json:"anycast,omitempty"`
 }
 
 // Key identifies an attachment.
