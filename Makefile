@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 3s
 
-.PHONY: all build test unit vet fuzz bench bench-cni demo clean
+.PHONY: all build test unit vet fuzz bench bench-cni demo clean generate verify-generated
 
 all: build
 
@@ -39,3 +39,11 @@ demo:
 
 clean:
 	rm -rf bin
+
+# Deepcopy methods and CRD manifests from the API types (controller-gen).
+generate:
+	hack/generate.sh
+
+# Fails, naming the files, when the committed generated files are stale.
+verify-generated:
+	hack/verify-generated.sh

@@ -1,9 +1,14 @@
 // Command flock-agent is flock's node agent: it owns all pod networking state
 // of its node and answers the flock CNI plugin over a unix socket.
+//
+// It runs in one of two modes: Kubernetes (the node's NodeConfig and pods
+// from the API server, through --kubeconfig or the pod's service account)
+// or file (--node-config and --pods-dir, for tests and the demo).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,8 +19,8 @@ import (
 
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/datapath"
+	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/rpc"
-	"github.com/fritzlab/flock/pkg/source"
 	"github.com/fritzlab/flock/pkg/store"
 )
 
@@ -23,8 +28,10 @@ func main() {
 	var (
 		socket     = flag.String("socket", rpc.DefaultSocket, "unix socket the CNI plugin calls")
 		stateDir   = flag.String("state-dir", "/var/lib/flock/allocations", "directory of the pod allocations")
-		nodeConfig = flag.String("node-config", "", "NodeConfig manifest (file-backed mode)")
-		podsDir    = flag.String("pods-dir", "", "pod metadata as <dir>/<namespace>/<name>.yaml (file-backed mode)")
+		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file (Kubernetes mode; default: the pod's service account)")
+		nodeName   = flag.String("node-name", "", "this node's name (Kubernetes mode; default: $NODE_NAME)")
+		nodeConfig = flag.String("node-config", "", "NodeConfig manifest (file mode)")
+		podsDir    = flag.String("pods-dir", "", "pod metadata as <dir>/<namespace>/<name>.yaml (file mode)")
 		syncEvery  = flag.Duration("resync", 30*time.Second, "how often the node's pool routes are re-checked")
 		fsync      = flag.Bool("fsync", false, "fsync allocations so they also survive a power loss (a crash of the agent never loses them)")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
@@ -36,19 +43,24 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if *nodeConfig == "" {
-		fmt.Fprintln(os.Stderr, "flock-agent: --node-config is required (the Kubernetes-backed source is not built yet)")
+	m, err := chooseMode(modeFlags{
+		NodeConfig: *nodeConfig, PodsDir: *podsDir,
+		Kubeconfig: *kubeconfig, NodeName: *nodeName, NodeNameEnv: os.Getenv("NODE_NAME"),
+		InCluster: os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != "",
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *socket, *stateDir, *nodeConfig, *podsDir, *syncEvery, *fsync); err != nil {
+	if err := run(ctx, log, m, *socket, *stateDir, *syncEvery, *fsync); err != nil {
 		log.Error("flock-agent failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, socket, stateDir, nodeConfig, podsDir string, every time.Duration, fsync bool) error {
+func run(ctx context.Context, log *slog.Logger, m mode, socket, stateDir string, every time.Duration, fsync bool) error {
 	dp, err := datapath.New()
 	if err != nil {
 		return err
@@ -56,12 +68,26 @@ func run(ctx context.Context, log *slog.Logger, socket, stateDir, nodeConfig, po
 	if err := dp.Init(); err != nil {
 		return err
 	}
+	return serve(ctx, log, m, dp, socket, stateDir, every, fsync)
+}
+
+// serve runs the agent on a data path until ctx ends.
+func serve(ctx context.Context, log *slog.Logger, m mode, dp agent.Datapath, socket, stateDir string, every time.Duration, fsync bool) error {
 	st, err := store.Open(stateDir, store.Options{Sync: fsync}, log)
 	if err != nil {
 		return err
 	}
-	src := &source.File{NodeConfigPath: nodeConfig, PodsDir: podsDir}
-	a := agent.New(src, source.LogRecorder{Log: log}, dp, st, log)
+	log.Info("flock-agent starting", "mode", m.String())
+	var b *backend
+	if m.Kube {
+		if b, err = kubeBackend(ctx, m, log); err != nil {
+			return err
+		}
+	} else {
+		b = fileBackend(m, log)
+	}
+	defer b.stop()
+	a := agent.New(b.src, b.rec, dp, st, log)
 	if _, _, err := a.Sync(ctx); err != nil {
 		// Not fatal: STATUS reports it and ADD fails until a config appears.
 		log.Warn("node not configured yet", "err", err)
@@ -71,6 +97,25 @@ func run(ctx context.Context, log *slog.Logger, socket, stateDir, nodeConfig, po
 		return err
 	}
 	go a.Run(ctx, every)
+	if b.changes != nil {
+		go syncOnChange(ctx, a, b.changes, log)
+	}
+	b.serving(ctx)
 	log.Info("flock-agent serving", "socket", socket, "state", stateDir, "allocations", len(st.List()))
 	return rpc.Serve(ctx, ln, a, log)
+}
+
+// syncOnChange applies a new NodeConfig as soon as the informer sees it,
+// instead of at the next tick of Run.
+func syncOnChange(ctx context.Context, a *agent.Agent, changes <-chan struct{}, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		}
+		if _, _, err := a.Sync(ctx); err != nil && !errors.Is(err, model.ErrNoNodeConfig) {
+			log.Error("sync node configuration", "err", err)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -68,6 +69,9 @@ func RemoveLeftovers() {
 			continue
 		}
 		pid := parts[len(parts)-2]
+		if _, err := strconv.Atoi(pid); err != nil {
+			continue // not one of ours (a lab's flk-lab-node-1, say)
+		}
 		if _, err := os.Stat("/proc/" + pid); err == nil {
 			continue
 		}

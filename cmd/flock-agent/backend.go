@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/fritzlab/flock/pkg/agent"
+	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/source"
+)
+
+// syncWait is how long the agent waits for its caches before it serves
+// anyway: until they fill, ADD fails with an error naming the node, which
+// is more useful to the runtime than a socket that is not there.
+const syncWait = 30 * time.Second
+
+// backend is what the agent talks to in the chosen mode.
+type backend struct {
+	src agent.Source
+	rec agent.Recorder
+	// changes is poked when the node's configuration changes (nil in file
+	// mode: the file is re-read on every Sync).
+	changes <-chan struct{}
+	// serving runs once the socket listens.
+	serving func(ctx context.Context)
+	stop    func()
+}
+
+func fileBackend(m mode, log *slog.Logger) *backend {
+	return &backend{
+		src:     &source.File{NodeConfigPath: m.NodeConfig, PodsDir: m.PodsDir},
+		rec:     source.LogRecorder{Log: log},
+		serving: func(context.Context) {},
+		stop:    func() {},
+	}
+}
+
+// kubeBackend starts the informers of the node's NodeConfig and pods and
+// the Event recorder.
+func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error) {
+	klog.SetSlogLogger(log) // client-go's own messages go through the same handler
+	cfg, err := kube.RESTConfig(m.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.UserAgent = "flock-agent/" + m.NodeName
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
+	}
+	src := kube.NewSource(client, dyn, m.NodeName, log)
+	go src.Run(ctx)
+	wctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
+	if err := src.WaitForSync(wctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		log.Warn("caches not synced yet; serving anyway", "node", m.NodeName, "err", err)
+	}
+	rec := kube.NewRecorder(ctx, client, m.NodeName, log)
+	return &backend{
+		src:     src,
+		rec:     rec,
+		changes: src.Changes(),
+		serving: func(ctx context.Context) {
+			go kube.KeepNodeNetworkReady(ctx, client, m.NodeName, kube.NodeReadyEvery, log)
+		},
+		stop: rec.Shutdown,
+	}, nil
+}

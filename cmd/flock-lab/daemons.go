@@ -1,0 +1,85 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/fritzlab/flock/internal/lab/apiproxy"
+	"github.com/fritzlab/flock/internal/lab/kubelet"
+)
+
+// serveCmd is the server lab pods run: it answers with the pod's identity.
+func serveCmd() *cobra.Command {
+	var tcp, udp []int
+	cmd := &cobra.Command{
+		Use:   "serve [--tcp PORT]... [--udp PORT]...",
+		Short: "Answer every connection with this pod's namespace/name (for lab pods)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			identity := os.Getenv("POD_NAMESPACE") + "/" + os.Getenv("POD_NAME")
+			return kubelet.Serve(cmd.Context(), tcp, udp, identity)
+		},
+	}
+	cmd.Flags().IntSliceVar(&tcp, "tcp", nil, "TCP port to answer on (repeatable)")
+	cmd.Flags().IntSliceVar(&udp, "udp", nil, "UDP port to answer on (repeatable)")
+	return cmd
+}
+
+// kubeletCmd is the daemon `flock-lab up` starts in each node namespace.
+func kubeletCmd() *cobra.Command {
+	var cfg kubelet.Config
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:    "kubelet --node NAME --kubeconfig FILE ...",
+		Short:  "Run a node's kubelet-lite (started by flock-lab up)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return err
+			}
+			cfg.RESTConfig = rc
+			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+			return kubelet.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.NodeName, "node", "", "the Node this kubelet-lite runs")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig to reach the API server")
+	f.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "", "directory of the CNI plugins")
+	f.StringVar(&cfg.CNIConfList, "cni-conflist", "", "the node's CNI network config list")
+	f.StringVar(&cfg.StateDir, "state-dir", "", "pod records and container logs")
+	f.StringVar(&cfg.PodNetnsPrefix, "netns-prefix", "", "prefix of pod network namespace names")
+	f.StringVar(&cfg.BinDir, "bin-dir", "", "directory put first in containers' PATH")
+	f.StringArrayVar(&cfg.HostIPs, "host-ip", nil, "the node's addresses, primary family first (repeatable)")
+	f.StringVar(&cfg.NodeNetns, "node-netns", "", "path of the node's namespace when not run inside it")
+	for _, name := range []string{"node", "kubeconfig", "cni-bin-dir", "cni-conflist", "state-dir"} {
+		cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+// apiproxyCmd is the daemon that makes the API server reachable inside the
+// node namespaces.
+func apiproxyCmd() *cobra.Command {
+	var target string
+	var namespaces []string
+	cmd := &cobra.Command{
+		Use:    "apiproxy --target HOST:PORT --netns NAME...",
+		Short:  "Forward " + apiproxy.Addr + " in each node namespace to the API server (started by flock-lab up)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			return apiproxy.Run(cmd.Context(), target, namespaces, log)
+		},
+	}
+	cmd.Flags().StringVar(&target, "target", "", "the API server's host:port")
+	cmd.Flags().StringArrayVar(&namespaces, "netns", nil, "node namespace to listen in (repeatable)")
+	cmd.MarkFlagRequired("target")
+	return cmd
+}

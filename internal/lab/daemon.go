@@ -1,0 +1,155 @@
+package lab
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fritzlab/flock/internal/lab/nsnet"
+)
+
+// A daemon is a long-running process of the lab (apiproxy, each node's agent
+// and kubelet-lite). It runs in its own session, so it outlives `flock-lab
+// up`, logs to RunDir/logs/NAME.log and is recorded in RunDir/pids/NAME.pid
+// as "PID EXE", which Down uses to stop it.
+type daemon struct {
+	Name  string
+	Netns string // "" = the root namespace
+	Args  []string
+}
+
+func (l *Lab) startDaemon(d daemon) (int, error) {
+	for _, dir := range []string{l.logDir(), l.pidDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return 0, fmt.Errorf("start %s: %w", d.Name, err)
+		}
+	}
+	logFile := filepath.Join(l.logDir(), d.Name+".log")
+	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", d.Name, err)
+	}
+	defer log.Close()
+	// Record the path /proc/PID/exe will show, to recognise the process later.
+	if real, err := filepath.EvalSymlinks(d.Args[0]); err == nil {
+		d.Args[0] = real
+	}
+	cmd := exec.Command(d.Args[0], d.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// nsnet rather than `ip netns exec`: the daemon must stay in the root
+	// mount namespace, where kubelet-lite's pod namespaces are mounted.
+	if err := nsnet.Start(d.Netns, cmd); err != nil {
+		return 0, fmt.Errorf("start %s: %w", d.Name, err)
+	}
+	pid := cmd.Process.Pid
+	// Reap it if it dies while we still run; afterwards init does.
+	go cmd.Wait()
+	record := fmt.Sprintf("%d %s\n", pid, d.Args[0])
+	if err := os.WriteFile(filepath.Join(l.pidDir(), d.Name+".pid"), []byte(record), 0o644); err != nil {
+		return pid, fmt.Errorf("record %s: %w", d.Name, err)
+	}
+	return pid, nil
+}
+
+// daemonPid returns the pid of a recorded daemon that is still running.
+func (o Options) daemonPid(name string) (int, bool) {
+	data, err := os.ReadFile(filepath.Join(o.pidDir(), name+".pid"))
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || !alive(pid, f[1]) {
+		return 0, false
+	}
+	return pid, true
+}
+
+// stopPids sends SIGTERM, waits up to grace, then SIGKILLs the rest and
+// waits until they are gone.
+func stopPids(pids []int, grace time.Duration) error {
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(grace)
+	killed := false
+	for {
+		var left []int
+		for _, pid := range pids {
+			if alive(pid, "") {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if killed {
+				return fmt.Errorf("processes %v did not exit", left)
+			}
+			for _, pid := range left {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			killed = true
+			deadline = time.Now().Add(10 * time.Second)
+		}
+		pids = left
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid runs (and is not a zombie), and, if exe is not
+// empty, runs exe: a recycled pid is never taken for a daemon.
+func alive(pid int, exe string) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+		return false
+	}
+	if exe == "" {
+		return true
+	}
+	got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	return err == nil && strings.TrimSuffix(got, " (deleted)") == exe
+}
+
+// pidsInNetns returns every process whose network namespace is one of the
+// named ones: whatever the lab's nodes and pods still run, whoever started it.
+func pidsInNetns(names []string) []int {
+	inodes := map[string]bool{}
+	for _, name := range names {
+		var st syscall.Stat_t
+		if err := syscall.Stat(nsnet.Path(name), &st); err == nil {
+			inodes[fmt.Sprintf("net:[%d]", st.Ino)] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		link, err := os.Readlink("/proc/" + e.Name() + "/ns/net")
+		if err == nil && inodes[link] {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

@@ -1,0 +1,52 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fritzlab/flock/internal/lab/nsnet"
+	"github.com/fritzlab/flock/internal/lab/topology"
+)
+
+// Down finds what runs in the lab's namespaces, whoever started it.
+func TestPidsInNetnsAndStop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a network namespace")
+	}
+	name := fmt.Sprintf("flk-labt-%d-pids", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { topology.DeleteNetns(name) })
+	inside := exec.Command("sleep", "300")
+	if err := nsnet.Start(name, inside); err != nil {
+		t.Fatal(err)
+	}
+	go inside.Wait()
+	outside := exec.Command("sleep", "300")
+	if err := outside.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { outside.Process.Kill(); outside.Wait() })
+
+	pids := pidsInNetns([]string{name})
+	if !slices.Contains(pids, inside.Process.Pid) || slices.Contains(pids, outside.Process.Pid) {
+		t.Fatalf("pidsInNetns = %v, want %d and not %d", pids, inside.Process.Pid, outside.Process.Pid)
+	}
+	if err := stopPids(pids, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if alive(inside.Process.Pid, "") {
+		t.Error("process in the namespace survived stopPids")
+	}
+	if !alive(outside.Process.Pid, "") {
+		t.Error("process outside the namespace was stopped")
+	}
+	if len(pidsInNetns([]string{"flk-labt-no-such-netns"})) != 0 {
+		t.Error("pidsInNetns found processes of a namespace that does not exist")
+	}
+}

@@ -1,0 +1,214 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/fritzlab/flock/internal/lab/apiproxy"
+	"github.com/fritzlab/flock/internal/lab/controlplane"
+	"github.com/fritzlab/flock/internal/lab/topology"
+)
+
+// Up cleans up whatever an earlier lab left, then starts a lab: packages,
+// binaries, control plane, Nodes and NodeConfigs, the network, the API
+// forwarder, and on every node the agent and kubelet-lite. It returns when
+// every node is Ready and every agent answers STATUS. On error it removes
+// everything again.
+func Up(ctx context.Context, opts Options) (l *Lab, err error) {
+	opts = opts.withDefaults()
+	if opts.Nodes < 1 || opts.Nodes > topology.MaxNodes {
+		return nil, fmt.Errorf("lab: %d nodes, want 1..%d", opts.Nodes, topology.MaxNodes)
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("lab: must run as root (it creates network namespaces)")
+	}
+	nodes, err := opts.nodes()
+	if err != nil {
+		return nil, err
+	}
+	l = &Lab{Options: opts, Kubeconfig: opts.kubeconfig(), BinDir: opts.binDir(), Router: topology.Config{Prefix: opts.Prefix}.RouterNetns(), Nodes: nodes}
+	start := time.Now()
+	if err := Down(ctx, opts); err != nil {
+		return nil, fmt.Errorf("clean up an earlier lab: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			l.logf("lab failed, removing it: %v", err)
+			Down(context.WithoutCancel(ctx), opts)
+		}
+	}()
+	if !opts.SkipPackages {
+		if err := ensurePackages(ctx, opts.Log, Packages); err != nil {
+			return nil, err
+		}
+	}
+	source, err := controlplane.SourceRoot()
+	if err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{opts.RunDir, opts.StateDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
+	}
+	l.logf("building flock, flock-agent, flock-lab and portmap into %s", l.BinDir)
+	if err := buildBinaries(ctx, source, l.BinDir); err != nil {
+		return nil, err
+	}
+
+	ids, err := newIdentities(source)
+	if err != nil {
+		return nil, err
+	}
+	l.logf("starting etcd and kube-apiserver")
+	cp, err := controlplane.Start(ctx, controlplane.Options{
+		Dir:      opts.controlPlaneDir(),
+		CacheDir: opts.CacheDir,
+		Log:      opts.Log,
+		Tokens:   []controlplane.Token{ids.agent, ids.kubelet},
+		Detach:   true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.cp, l.Server = cp, cp.Server
+	if err := controlplane.WriteKubeconfig(l.Kubeconfig, cp.Server, cp.CAFile, cp.Token); err != nil {
+		return nil, err
+	}
+	if err := l.save(); err != nil {
+		return nil, err
+	}
+	if err := controlplane.ApplyFiles(ctx, cp.RESTConfig(), filepath.Join(source, "deploy", "rbac.yaml")); err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cp.RESTConfig())
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	dc, err := dynamic.NewForConfig(cp.RESTConfig())
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	for _, n := range nodes {
+		if err := createNode(ctx, cs, n); err != nil {
+			return nil, err
+		}
+		if err := applyNodeConfig(ctx, dc, n); err != nil {
+			return nil, err
+		}
+	}
+
+	l.logf("creating the network: router %s and %d nodes", l.Router, len(nodes))
+	topo, err := topology.Create(topology.Config{Prefix: opts.Prefix, Nodes: opts.Nodes})
+	if err != nil {
+		return nil, err
+	}
+	pools := map[string][]netip.Prefix{}
+	for _, n := range nodes {
+		pools[n.Name] = []netip.Prefix{n.Pool6, n.Pool4}
+	}
+	if err := topo.SetStaticRoutes(pools); err != nil {
+		return nil, err
+	}
+
+	if err := l.startAPIProxy(ctx); err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if err := l.startNode(cp, ids, n); err != nil {
+			return nil, err
+		}
+	}
+	l.logf("waiting for %d nodes to be Ready and their agents to answer", len(nodes))
+	if err := l.waitReady(ctx, cs, 2*time.Minute); err != nil {
+		return nil, err
+	}
+	l.logf("lab up in %s", time.Since(start).Round(time.Second))
+	return l, nil
+}
+
+func (l *Lab) startAPIProxy(ctx context.Context) error {
+	target := strings.TrimPrefix(l.Server, "https://")
+	args := []string{l.flockLab(), "apiproxy", "--target", target}
+	for _, n := range l.Nodes {
+		args = append(args, "--netns", n.Netns)
+	}
+	if _, err := l.startDaemon(daemon{Name: "apiproxy", Args: args}); err != nil {
+		return err
+	}
+	return l.waitAPIProxy(ctx, 30*time.Second)
+}
+
+// startNode writes a node's kubeconfigs and CNI config and starts its agent
+// and kubelet-lite inside its namespace.
+func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) error {
+	for _, dir := range []string{n.Dir, filepath.Dir(n.CNIConfList)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+	}
+	server := "https://" + apiproxy.Addr
+	if err := controlplane.WriteKubeconfig(n.AgentKubeconfig, server, cp.CAFile, ids.agent.Token); err != nil {
+		return err
+	}
+	if err := controlplane.WriteKubeconfig(n.KubeletKubeconfig, server, cp.CAFile, ids.kubelet.Token); err != nil {
+		return err
+	}
+	if err := writeConfList(n.CNIConfList, n.AgentSocket); err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	agent := daemon{Name: n.Name + "-agent", Netns: n.Netns, Args: []string{
+		filepath.Join(l.BinDir, "flock-agent"),
+		"--kubeconfig", n.AgentKubeconfig,
+		"--node-name", n.Name,
+		"--socket", n.AgentSocket,
+		"--state-dir", filepath.Join(n.Dir, "allocations"),
+	}}
+	kubelet := daemon{Name: n.Name + "-kubelet", Netns: n.Netns, Args: []string{
+		l.flockLab(), "kubelet",
+		"--node", n.Name,
+		"--kubeconfig", n.KubeletKubeconfig,
+		"--cni-bin-dir", l.BinDir,
+		"--cni-conflist", n.CNIConfList,
+		"--state-dir", filepath.Join(n.Dir, "kubelet"),
+		"--netns-prefix", l.podNetnsPrefix(),
+		"--bin-dir", l.BinDir,
+		"--host-ip", n.Addr6.Addr().String(),
+		"--host-ip", n.Addr4.Addr().String(),
+	}}
+	for _, d := range []daemon{agent, kubelet} {
+		if _, err := l.startDaemon(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeConfList writes the node's CNI network config: flock, then portmap
+// (nftables) for hostPort.
+func writeConfList(path, socket string) error {
+	conf := map[string]any{
+		"cniVersion": "1.1.0",
+		"name":       "flock",
+		"plugins": []any{
+			map[string]any{"type": "flock", "socket": socket},
+			map[string]any{"type": "portmap", "backend": "nftables", "capabilities": map[string]any{"portMappings": true}},
+		},
+	}
+	data, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+func (l *Lab) flockLab() string { return filepath.Join(l.BinDir, "flock-lab") }

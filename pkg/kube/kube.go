@@ -1,0 +1,45 @@
+// Package kube connects the agent to Kubernetes: a Source that serves the
+// node's NodeConfig and its pods from informer caches, a Recorder that turns
+// annotation warnings into Events on the pod, the NodeConfig's Accepted
+// condition, and the Node's NetworkUnavailable condition.
+//
+// The agent reads only its own NodeConfig and the pods of its own node, and
+// uses exactly these verbs: nodeconfigs get/list/watch, nodeconfigs/status
+// get/update/patch, pods get/list/watch, events create/patch, nodes get,
+// nodes/status patch.
+package kube
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/fritzlab/flock/api/v1alpha1"
+)
+
+// NodeConfigResource is the NodeConfig API resource.
+var NodeConfigResource = schema.GroupVersionResource{Group: v1alpha1.Group, Version: v1alpha1.Version, Resource: "nodeconfigs"}
+
+// RESTConfig loads the client configuration: the kubeconfig file when path
+// is set, the pod's service account (in-cluster) otherwise.
+func RESTConfig(kubeconfig string) (*rest.Config, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+		}
+	} else {
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("load in-cluster config: %w", err)
+		}
+	}
+	cfg.UserAgent = "flock-agent"
+	return cfg, nil
+}

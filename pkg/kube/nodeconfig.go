@@ -1,0 +1,154 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/model"
+)
+
+// NodeConfigs serves one node's NodeConfig from an informer that watches
+// that one object. Every event converts and validates the object once and
+// swaps the result in atomically, so Node is a pointer load and an update
+// takes effect at once, without a restart.
+type NodeConfigs struct {
+	node   string
+	client dynamic.Interface
+	inf    cache.SharedIndexInformer
+	log    *slog.Logger
+
+	// cur is nil while the node has no NodeConfig.
+	cur atomic.Pointer[nodeState]
+	// changes pokes the agent; statusPoke pokes the status worker. Both hold
+	// one pending poke: a burst of events is one wake-up.
+	changes    chan struct{}
+	statusPoke chan struct{}
+}
+
+// nodeState is the NodeConfig as the agent sees it: a valid node or the
+// reason it is not.
+type nodeState struct {
+	node *model.Node
+	err  error
+}
+
+// NoConfigError says that a node has no NodeConfig; it wraps
+// model.ErrNoNodeConfig and names the node, so the CNI error an ADD gets
+// tells the operator which object to create.
+type NoConfigError struct {
+	Node string
+	// Syncing is set while the informer has not listed yet.
+	Syncing bool
+}
+
+func (e *NoConfigError) Error() string {
+	if e.Syncing {
+		return "no NodeConfig for node " + e.Node + " yet (still loading it from the API server)"
+	}
+	return "no NodeConfig for node " + e.Node
+}
+
+// Unwrap makes errors.Is(err, model.ErrNoNodeConfig) hold.
+func (e *NoConfigError) Unwrap() error { return model.ErrNoNodeConfig }
+
+// NewNodeConfigs builds the informer for node's NodeConfig; nothing runs
+// until Run.
+func NewNodeConfigs(client dynamic.Interface, node string, log *slog.Logger) *NodeConfigs {
+	byName := func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
+	}
+	c := &NodeConfigs{
+		node:       node,
+		client:     client,
+		inf:        dynamicinformer.NewFilteredDynamicInformer(client, NodeConfigResource, "", 0, cache.Indexers{}, byName).Informer(),
+		log:        log,
+		changes:    make(chan struct{}, 1),
+		statusPoke: make(chan struct{}, 1),
+	}
+	// The error is only for an informer that already runs.
+	_, _ = c.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.set,
+		UpdateFunc: func(_, obj any) { c.set(obj) },
+		DeleteFunc: c.remove,
+	})
+	return c
+}
+
+// Run runs the informer and the status worker until ctx ends.
+func (c *NodeConfigs) Run(ctx context.Context) {
+	go c.inf.RunWithContext(ctx)
+	c.runStatus(ctx)
+}
+
+// HasSynced reports whether the informer has listed once.
+func (c *NodeConfigs) HasSynced() bool { return c.inf.HasSynced() }
+
+// Node returns the node's configuration, an error wrapping
+// model.ErrNoNodeConfig while there is none, or the reason the NodeConfig
+// was rejected.
+func (c *NodeConfigs) Node(context.Context) (*model.Node, error) {
+	s := c.cur.Load()
+	if s == nil {
+		return nil, &NoConfigError{Node: c.node, Syncing: !c.inf.HasSynced()}
+	}
+	return s.node, s.err
+}
+
+// Changes is poked whenever the NodeConfig changes or goes away.
+func (c *NodeConfigs) Changes() <-chan struct{} { return c.changes }
+
+func (c *NodeConfigs) set(obj any) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok || u.GetName() != c.node {
+		return
+	}
+	n, err := nodeFromObject(u)
+	c.cur.Store(&nodeState{node: n, err: err})
+	poke(c.changes)
+	poke(c.statusPoke)
+}
+
+func (c *NodeConfigs) remove(obj any) {
+	name := ""
+	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		name = o.GetName()
+	case cache.DeletedFinalStateUnknown:
+		name = o.Key // cluster-scoped: the key is the name
+	}
+	if name != c.node {
+		return
+	}
+	c.cur.Store(nil)
+	c.log.Warn("nodeconfig deleted", "node", c.node)
+	poke(c.changes)
+}
+
+// nodeFromObject decodes and validates a NodeConfig. The schema has
+// already checked it, but the agent checks again before using anything.
+func nodeFromObject(u *unstructured.Unstructured) (*model.Node, error) {
+	var nc v1alpha1.NodeConfig
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), &nc); err != nil {
+		return nil, fmt.Errorf("decode nodeconfig %s: %w", u.GetName(), err)
+	}
+	return model.NodeFromConfig(&nc)
+}
+
+// poke leaves one pending wake-up in a one-slot channel.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

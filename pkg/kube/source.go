@@ -1,0 +1,54 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/fritzlab/flock/pkg/model"
+)
+
+// Source is the agent's Source on Kubernetes: the node's NodeConfig and
+// the pods of the node, each from its own informer.
+type Source struct {
+	node    string
+	configs *NodeConfigs
+	pods    *Pods
+}
+
+// NewSource builds the informers for node; nothing runs until Run.
+func NewSource(client kubernetes.Interface, dyn dynamic.Interface, node string, log *slog.Logger) *Source {
+	return &Source{node: node, configs: NewNodeConfigs(dyn, node, log), pods: NewPods(client, node)}
+}
+
+// Run runs the informers and the NodeConfig status worker until ctx ends.
+func (s *Source) Run(ctx context.Context) {
+	go s.pods.Run(ctx)
+	s.configs.Run(ctx)
+}
+
+// HasSynced reports whether both informers have listed once.
+func (s *Source) HasSynced() bool { return s.configs.HasSynced() && s.pods.HasSynced() }
+
+// WaitForSync blocks until both informers have listed once or ctx ends.
+func (s *Source) WaitForSync(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), s.HasSynced) {
+		return fmt.Errorf("wait for nodeconfig and pod caches of node %s: %w", s.node, context.Cause(ctx))
+	}
+	return nil
+}
+
+// Node returns the node's configuration (see NodeConfigs.Node).
+func (s *Source) Node(ctx context.Context) (*model.Node, error) { return s.configs.Node(ctx) }
+
+// Changes is poked whenever the node's NodeConfig changes or goes away.
+func (s *Source) Changes() <-chan struct{} { return s.configs.Changes() }
+
+// Pod returns a pod's metadata, or an error wrapping model.ErrPodNotFound.
+func (s *Source) Pod(ctx context.Context, namespace, name string) (*model.Pod, error) {
+	return s.pods.Pod(ctx, namespace, name)
+}

@@ -1,0 +1,136 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// The NodeConfig condition the agent owns.
+const (
+	// ConditionAccepted is True when the agent uses the NodeConfig, False
+	// when the agent rejected it although the schema let it through.
+	ConditionAccepted = "Accepted"
+	ReasonValid       = "Valid"
+	ReasonInvalid     = "Invalid"
+)
+
+// Status retries back off from statusRetryMin to statusRetryMax.
+const (
+	statusRetryMin = time.Second
+	statusRetryMax = 5 * time.Minute
+)
+
+// runStatus keeps the NodeConfig's Accepted condition up to date: it wakes
+// on every change, computes the condition from the cached object and writes
+// it only when it differs from what the object already says.
+func (c *NodeConfigs) runStatus(ctx context.Context) {
+	var (
+		retry   <-chan time.Time
+		backoff = statusRetryMin
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.statusPoke:
+		case <-retry:
+		}
+		retry = nil
+		if err := c.syncStatus(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.log.Error("update nodeconfig status", "node", c.node, "err", err, "retry", backoff)
+			retry = time.After(backoff)
+			backoff = min(2*backoff, statusRetryMax)
+			continue
+		}
+		backoff = statusRetryMin
+	}
+}
+
+// syncStatus writes the Accepted condition of the cached NodeConfig.
+func (c *NodeConfigs) syncStatus(ctx context.Context) error {
+	obj, ok, err := c.inf.GetStore().GetByKey(c.node)
+	if err != nil || !ok {
+		return err
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil
+	}
+	conds := conditions(u)
+	want := acceptance(u)
+	observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	if cur := meta.FindStatusCondition(conds, ConditionAccepted); cur != nil && sameCondition(*cur, want) && observed == want.ObservedGeneration {
+		return nil
+	}
+	meta.SetStatusCondition(&conds, want)
+	// A merge patch replaces the whole list; the agent is the only writer
+	// of this object's conditions.
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{
+		"observedGeneration": want.ObservedGeneration,
+		"conditions":         conds,
+	}})
+	if err != nil {
+		return err
+	}
+	if _, err := c.client.Resource(NodeConfigResource).Patch(ctx, c.node, types.MergePatchType, patch,
+		metav1.PatchOptions{FieldManager: "flock-agent"}, "status"); err != nil {
+		return fmt.Errorf("patch nodeconfig %s status: %w", c.node, err)
+	}
+	if want.Status == metav1.ConditionFalse {
+		c.log.Error("nodeconfig rejected", "node", c.node, "generation", want.ObservedGeneration, "err", want.Message)
+	} else {
+		c.log.Info("nodeconfig accepted", "node", c.node, "generation", want.ObservedGeneration)
+	}
+	return nil
+}
+
+// acceptance is the Accepted condition the agent gives a NodeConfig.
+func acceptance(u *unstructured.Unstructured) metav1.Condition {
+	c := metav1.Condition{
+		Type:               ConditionAccepted,
+		Status:             metav1.ConditionTrue,
+		Reason:             ReasonValid,
+		Message:            "the agent uses this configuration",
+		ObservedGeneration: u.GetGeneration(),
+	}
+	if _, err := nodeFromObject(u); err != nil {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonInvalid, err.Error()
+	}
+	return c
+}
+
+// conditions decodes the object's status.conditions; a status the agent
+// cannot read is one it will overwrite.
+func conditions(u *unstructured.Unstructured) []metav1.Condition {
+	raw, ok, err := unstructured.NestedSlice(u.Object, "status", "conditions")
+	if err != nil || !ok {
+		return nil
+	}
+	var out []metav1.Condition
+	for _, r := range raw {
+		m, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		var c metav1.Condition
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &c); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func sameCondition(a, b metav1.Condition) bool {
+	return a.Status == b.Status && a.Reason == b.Reason && a.Message == b.Message && a.ObservedGeneration == b.ObservedGeneration
+}

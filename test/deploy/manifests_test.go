@@ -1,0 +1,260 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fritzlab/flock/pkg/rpc"
+)
+
+// agentRules is what the agent calls, as group/resource:verb; rbac.yaml must
+// grant exactly these.
+var agentRules = []string{
+	"flock.fritzlab.net/nodeconfigs:get", "flock.fritzlab.net/nodeconfigs:list", "flock.fritzlab.net/nodeconfigs:watch",
+	"flock.fritzlab.net/nodeconfigs/status:get", "flock.fritzlab.net/nodeconfigs/status:update", "flock.fritzlab.net/nodeconfigs/status:patch",
+	"/pods:get", "/pods:list", "/pods:watch",
+	"/events:create", "/events:patch", "events.k8s.io/events:create", "events.k8s.io/events:patch",
+	"/nodes:get",
+	"/nodes/status:patch",
+}
+
+// documents splits a manifest into its YAML documents.
+func documents(t *testing.T, name string) [][]byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(deployDir(t), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs [][]byte
+	for _, d := range bytes.Split(data, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(d)) > 0 {
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+// strict decodes one document into v, failing on fields v does not have, so
+// a misspelled field in a manifest is an error here and not silently dropped.
+func strict(t *testing.T, doc []byte, v any) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict(doc, v); err != nil {
+		t.Fatalf("decode %T: %v", v, err)
+	}
+}
+
+func TestKustomizationListsEverything(t *testing.T) {
+	var k struct {
+		Resources          []string `json:"resources"`
+		ConfigMapGenerator []struct {
+			Name  string   `json:"name"`
+			Files []string `json:"files"`
+		} `json:"configMapGenerator"`
+	}
+	docs := documents(t, "kustomization.yaml")
+	if err := yaml.Unmarshal(docs[0], &k); err != nil {
+		t.Fatal(err)
+	}
+	crds, err := filepath.Glob(filepath.Join(deployDir(t), "crd", "*.yaml"))
+	if err != nil || len(crds) == 0 {
+		t.Fatalf("no CRDs in deploy/crd: %v", err)
+	}
+	for _, f := range crds {
+		rel := "crd/" + filepath.Base(f)
+		if !slices.Contains(k.Resources, rel) {
+			t.Errorf("kustomization.yaml does not list %s", rel)
+		}
+	}
+	for _, want := range []string{"rbac.yaml", "daemonset.yaml"} {
+		if !slices.Contains(k.Resources, want) {
+			t.Errorf("kustomization.yaml does not list %s", want)
+		}
+	}
+	for _, r := range k.Resources {
+		if _, err := os.Stat(filepath.Join(deployDir(t), r)); err != nil {
+			t.Errorf("kustomization.yaml lists %s: %v", r, err)
+		}
+	}
+	if len(k.ConfigMapGenerator) != 1 || k.ConfigMapGenerator[0].Name != "flock-cni" ||
+		!slices.Equal(k.ConfigMapGenerator[0].Files, []string{"10-flock.conflist"}) {
+		t.Errorf("configMapGenerator = %+v, want flock-cni from 10-flock.conflist", k.ConfigMapGenerator)
+	}
+}
+
+// The conflist the init container installs is one libcni loads: flock, then
+// portmap, talking to the socket the agent listens on.
+func TestConflist(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(deployDir(t), "10-flock.conflist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := libcni.ConfListFromBytes(data)
+	if err != nil {
+		t.Fatalf("libcni: %v", err)
+	}
+	var types []string
+	for _, p := range list.Plugins {
+		types = append(types, p.Network.Type)
+	}
+	if list.Name != "flock" || !slices.Equal(types, []string{"flock", "portmap"}) {
+		t.Errorf("conflist %s has plugins %v, want flock then portmap", list.Name, types)
+	}
+	var flock struct {
+		Socket string `json:"socket"`
+	}
+	if err := json.Unmarshal(list.Plugins[0].Bytes, &flock); err != nil || flock.Socket != rpc.DefaultSocket {
+		t.Errorf("flock's socket is not %s: %s", rpc.DefaultSocket, list.Plugins[0].Bytes)
+	}
+}
+
+func TestDaemonSet(t *testing.T) {
+	var ds appsv1.DaemonSet
+	strict(t, documents(t, "daemonset.yaml")[0], &ds)
+	pod := ds.Spec.Template.Spec
+	if ds.Namespace != "kube-system" || pod.ServiceAccountName != "flock-agent" {
+		t.Errorf("namespace %q, service account %q; want kube-system, flock-agent", ds.Namespace, pod.ServiceAccountName)
+	}
+	if !pod.HostNetwork || pod.PriorityClassName != "system-node-critical" {
+		t.Errorf("hostNetwork %v, priorityClassName %q", pod.HostNetwork, pod.PriorityClassName)
+	}
+	if diff := cmp.Diff([]corev1.Toleration{{Operator: corev1.TolerationOpExists}}, pod.Tolerations); diff != "" {
+		t.Errorf("tolerations (-want +got):\n%s", diff)
+	}
+
+	hostPaths := map[string]string{}
+	for _, v := range pod.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
+		}
+	}
+	wantPaths := map[string]string{
+		"run-flock": "/run/flock", "state": "/var/lib/flock", "netns": "/var/run/netns",
+		"cni-bin": "/opt/cni/bin", "cni-net": "/etc/cni/net.d",
+	}
+	if diff := cmp.Diff(wantPaths, hostPaths); diff != "" {
+		t.Errorf("hostPath volumes (-want +got):\n%s", diff)
+	}
+
+	if len(pod.InitContainers) != 1 || len(pod.Containers) != 2 {
+		t.Fatalf("%d init containers, %d containers; want 1 and 2", len(pod.InitContainers), len(pod.Containers))
+	}
+	install, agent, bird := pod.InitContainers[0], pod.Containers[0], pod.Containers[1]
+	script := strings.Join(install.Command, " ")
+	for _, want := range []string{"/opt/flock/bin/flock ", "/host/opt/cni/bin/flock", "/host/etc/cni/net.d/10-flock.conflist", "/opt/flock/bin/portmap"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("install-cni does not mention %s:\n%s", want, script)
+		}
+	}
+	if c := install.SecurityContext.Capabilities; c == nil || len(c.Add) != 0 || !slices.Equal(c.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("install-cni capabilities %+v, want all dropped", c)
+	}
+
+	if len(agent.Env) != 1 || agent.Env[0].Name != "NODE_NAME" || agent.Env[0].ValueFrom == nil ||
+		agent.Env[0].ValueFrom.FieldRef == nil || agent.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("agent env %+v, want NODE_NAME from spec.nodeName", agent.Env)
+	}
+	if !slices.Contains(agent.Args, "--socket="+rpc.DefaultSocket) {
+		t.Errorf("agent args %v do not set --socket=%s", agent.Args, rpc.DefaultSocket)
+	}
+	mounts := func(c corev1.Container) map[string]string {
+		m := map[string]string{}
+		for _, vm := range c.VolumeMounts {
+			m[vm.Name] = vm.MountPath
+			if vm.MountPropagation != nil {
+				m[vm.Name] += " " + string(*vm.MountPropagation)
+			}
+		}
+		return m
+	}
+	if diff := cmp.Diff(map[string]string{
+		"run-flock": "/run/flock", "state": "/var/lib/flock", "netns": "/var/run/netns HostToContainer",
+	}, mounts(agent)); diff != "" {
+		t.Errorf("agent mounts (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"run-flock": "/run/flock"}, mounts(bird)); diff != "" {
+		t.Errorf("bird mounts (-want +got):\n%s", diff)
+	}
+	if cmd := strings.Join(bird.Command, " "); !strings.Contains(cmd, "exec bird -f -c /run/flock/bird/bird.conf -s /run/flock/bird/bird.ctl") {
+		t.Errorf("bird command %q", cmd)
+	}
+	sc := bird.SecurityContext
+	if sc == nil || (sc.Privileged != nil && *sc.Privileged) || sc.Capabilities == nil ||
+		!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+		!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN", "NET_BIND_SERVICE"}) {
+		t.Errorf("bird securityContext %+v, want unprivileged with NET_ADMIN and NET_BIND_SERVICE only", sc)
+	}
+}
+
+// The Dockerfile puts the binaries where the DaemonSet runs them from.
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(deployDir(t), "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	for _, want := range []string{
+		"FROM golang:1.26 AS build", "FROM debian:bookworm-slim", "bird2", "nftables", "iproute2",
+		"./cmd/flock ./cmd/flock-agent", "plugins/meta/portmap",
+		"COPY --from=build /out/flock /out/portmap /opt/flock/bin/",
+		"COPY --from=build /out/flock-agent /usr/local/bin/flock-agent",
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
+
+func TestRBACRules(t *testing.T) {
+	docs := documents(t, "rbac.yaml")
+	if len(docs) != 3 {
+		t.Fatalf("rbac.yaml has %d documents, want ServiceAccount, ClusterRole, ClusterRoleBinding", len(docs))
+	}
+	var (
+		sa      corev1.ServiceAccount
+		role    rbacv1.ClusterRole
+		binding rbacv1.ClusterRoleBinding
+	)
+	strict(t, docs[0], &sa)
+	strict(t, docs[1], &role)
+	strict(t, docs[2], &binding)
+	if sa.Kind != "ServiceAccount" || sa.Name != "flock-agent" || sa.Namespace != "kube-system" {
+		t.Errorf("ServiceAccount %s %s/%s", sa.Kind, sa.Namespace, sa.Name)
+	}
+	var got []string
+	for _, r := range role.Rules {
+		if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
+			t.Errorf("unexpected rule %+v", r)
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					got = append(got, g+"/"+res+":"+v)
+				}
+			}
+		}
+	}
+	want := slices.Clone(agentRules)
+	sort.Strings(got)
+	sort.Strings(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ClusterRole grants (-want +got):\n%s", diff)
+	}
+	wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Name: "flock-agent", Namespace: "kube-system"}
+	if binding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}) ||
+		len(binding.Subjects) != 1 || binding.Subjects[0] != wantSubject {
+		t.Errorf("ClusterRoleBinding %+v %+v", binding.RoleRef, binding.Subjects)
+	}
+}

@@ -1,0 +1,124 @@
+package deploy
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// kubectl runs the machine's kubectl against the test's API server.
+func kubectl(ctx context.Context, t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", controlPlane(t).Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Everything in deploy/ passes the API server's validation and admission.
+func TestApplyDryRun(t *testing.T) {
+	controlPlane(t) // installs the CRD, as an operator applies it first
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := kubectl(ctx, t, "apply", "--dry-run=server", "-k", deployDir(t))
+	if err != nil {
+		t.Fatalf("kubectl apply --dry-run=server -k deploy/: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"customresourcedefinition.apiextensions.k8s.io/nodeconfigs.flock.fritzlab.net",
+		"serviceaccount/flock-agent",
+		"clusterrole.rbac.authorization.k8s.io/flock-agent",
+		"clusterrolebinding.rbac.authorization.k8s.io/flock-agent",
+		"configmap/flock-cni-",
+		"daemonset.apps/flock-agent",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl apply did not report %s:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "(server dry run)"); n != 6 {
+		t.Errorf("%d objects dry-run applied, want 6:\n%s", n, out)
+	}
+}
+
+// The ServiceAccount may do exactly what agentRules lists: every other verb
+// on those resources, and the neighbours an agent might be tempted to use,
+// are denied. Asked of the real RBAC authorizer.
+func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
+	cp := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := kubectl(ctx, t, "apply", "-f", deployDir(t)+"/rbac.yaml"); err != nil {
+		t.Fatalf("kubectl apply -f deploy/rbac.yaml: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		kubectl(context.Background(), t, "delete", "--ignore-not-found", "-f", deployDir(t)+"/rbac.yaml")
+	})
+	client, err := kubernetes.NewForConfig(cp.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := func(group, resource, subresource, verb string) bool {
+		t.Helper()
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   "system:serviceaccount:kube-system:flock-agent",
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: "default", Group: group, Resource: resource, Subresource: subresource, Verb: verb,
+			},
+		}}
+		got, err := client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("subject access review: %v", err)
+		}
+		return got.Status.Allowed
+	}
+	// The authorizer learns of the new binding through its informers.
+	for !allowed("flock.fritzlab.net", "nodeconfigs", "", "watch") {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the ClusterRoleBinding never took effect")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	want := map[string]bool{}
+	for _, r := range agentRules {
+		want[r] = true
+	}
+	verbs := []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+	for _, res := range []struct{ group, resource, sub string }{
+		{"flock.fritzlab.net", "nodeconfigs", ""},
+		{"flock.fritzlab.net", "nodeconfigs", "status"},
+		{"", "pods", ""},
+		{"", "pods", "status"},
+		{"", "pods", "exec"},
+		{"", "events", ""},
+		{"events.k8s.io", "events", ""},
+		{"", "nodes", ""},
+		{"", "nodes", "status"},
+		{"", "secrets", ""},
+		{"", "configmaps", ""},
+		{"", "services", ""},
+		{"", "endpoints", ""},
+		{"discovery.k8s.io", "endpointslices", ""},
+		{"networking.k8s.io", "networkpolicies", ""},
+		{"", "serviceaccounts", "token"},
+	} {
+		name := res.resource
+		if res.sub != "" {
+			name += "/" + res.sub
+		}
+		for _, v := range verbs {
+			key := res.group + "/" + name + ":" + v
+			if got := allowed(res.group, res.resource, res.sub, v); got != want[key] {
+				t.Errorf("%s allowed = %v, want %v", key, got, want[key])
+			}
+		}
+	}
+}

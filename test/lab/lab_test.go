@@ -1,0 +1,123 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fritzlab/flock/internal/lab"
+)
+
+// TestLab: two nodes, four pods; every pair reaches every other over IPv6
+// and IPv4 through the router; a deleted pod leaves nothing on its node; a
+// pod re-created with ip-algo hash gets its old IPv6 address; down leaves
+// the machine as it was.
+func TestLab(t *testing.T) {
+	beforeNetns, beforeLinks, beforeProcs := netnsList(), rootLinks(), labProcesses()
+	e := up(t, 2)
+	ctx := context.Background()
+
+	const port = 8080
+	names := []string{"p1", "p2", "p3", "p4"}
+	for _, n := range names {
+		e.create(servePod("default", n, nil, port))
+	}
+	pods := map[string]*corev1.Pod{}
+	nodes := map[string]bool{}
+	for _, n := range names {
+		pods[n] = e.waitReady("default", n)
+		nodes[pods[n].Spec.NodeName] = true
+	}
+	if len(nodes) != 2 {
+		t.Errorf("4 pods landed on %d nodes, want both", len(nodes))
+	}
+	for _, src := range names {
+		for _, dst := range names {
+			if src == dst {
+				continue
+			}
+			v6, v4 := podAddrs(pods[dst])
+			for _, a := range []netip.Addr{v6, v4} {
+				got, err := e.tcpAsk(pods[src], a, port)
+				if err != nil || got != "default/"+dst {
+					t.Errorf("%s (%s) -> %s at %s: %q %v", src, pods[src].Spec.NodeName, dst, a, got, err)
+				}
+			}
+		}
+	}
+
+	// Deleting a pod frees its addresses and leaves nothing on its node.
+	gone := pods["p4"]
+	v6, v4 := podAddrs(gone)
+	e.deleteAndWait("default", "p4")
+	nodeNs, err := e.lab.NodeNetns(gone.Spec.NodeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{v6.String(), v4.String()} {
+		if out, _ := inNetns(nodeNs, "ip", "route", "show", "match", a, "proto", "83"); strings.Contains(out, "dev flock") {
+			t.Errorf("route to deleted pod's %s left on %s: %s", a, gone.Spec.NodeName, out)
+		}
+	}
+	if out, _ := inNetns(nodeNs, "ip", "-o", "link", "show", "type", "veth"); strings.Count(out, "flock") != countOn(pods, gone.Spec.NodeName)-1 {
+		t.Errorf("veths on %s after deleting p4:\n%s", gone.Spec.NodeName, out)
+	}
+
+	// ip-algo hash: the same pod name on the same node pool comes back on
+	// its old IPv6 address.
+	hashPod := servePod("default", "stateful-0", map[string]string{"flock.fritzlab.net/ip-algo": "hash"}, port)
+	hashPod.Spec.NodeName = e.lab.Nodes[0].Name
+	e.create(hashPod.DeepCopy())
+	first, _ := podAddrs(e.waitReady("default", "stateful-0"))
+	e.deleteAndWait("default", "stateful-0")
+	e.create(hashPod.DeepCopy())
+	second, _ := podAddrs(e.waitReady("default", "stateful-0"))
+	if first != second {
+		t.Errorf("ip-algo hash pod came back on %s, was %s", second, first)
+	}
+
+	// The agents posted their Node condition.
+	nodeList, err := e.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodeList.Items {
+		ok := false
+		for _, c := range n.Status.Conditions {
+			ok = ok || (c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionFalse && c.Reason == "FlockReady")
+		}
+		if !ok {
+			t.Errorf("node %s lacks NetworkUnavailable=False/FlockReady: %+v", n.Name, n.Status.Conditions)
+		}
+	}
+
+	// flock-lab down leaves the machine as it found it.
+	if err := lab.Down(ctx, e.lab.Options); err != nil {
+		t.Fatal(err)
+	}
+	if after := netnsList(); fmt.Sprint(after) != fmt.Sprint(beforeNetns) {
+		t.Errorf("network namespaces after down: %v, before: %v", after, beforeNetns)
+	}
+	if after := rootLinks(); after != beforeLinks {
+		t.Errorf("links after down: %s, before: %s", after, beforeLinks)
+	}
+	if after := labProcesses(); !maps.Equal(after, beforeProcs) {
+		t.Errorf("lab processes after down: %v, before: %v", after, beforeProcs)
+	}
+}
+
+func countOn(pods map[string]*corev1.Pod, node string) int {
+	n := 0
+	for _, p := range pods {
+		if p.Spec.NodeName == node {
+			n++
+		}
+	}
+	return n
+}
