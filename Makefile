@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 3s
 
-.PHONY: all build test unit vet fuzz bench bench-cni demo clean generate verify-generated
+.PHONY: all lab build test unit vet fuzz bench bench-cni demo clean generate verify-generated
 
 all: build
 
@@ -14,9 +14,10 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 
-# Unit, kernel and end-to-end tests, then every fuzz target briefly.
-test: vet
-	$(GO) test -race -count=1 ./...
+# Generated files up to date, unit, kernel and end-to-end tests (lab
+# included), then every fuzz target briefly.
+test: vet verify-generated
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
 unit:
@@ -31,6 +32,14 @@ bench: bench-cni
 # ADD/DEL latency of flock against ptp + host-local, measured in one run.
 bench-cni:
 	$(GO) run ./hack/cnibench
+
+# A 2-node lab (real kube-apiserver, agents, kubelet-lite) with demo pods,
+# their addresses and a cross-node reachability check. `flock-lab down`
+# removes it.
+lab:
+	$(GO) build -o bin/ ./cmd/flock-lab
+	bin/flock-lab up --nodes 2
+	bin/flock-lab demo
 
 # The smallest real demonstration: a node namespace with the agent, two pods
 # added through the real plugin, pinging each other over IPv6 and IPv4.

@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		upCmd(&opts), downCmd(&opts), statusCmd(&opts), kubectlCmd(&opts),
 		execCmd(&opts), nodeCmd(&opts), routerCmd(&opts),
-		buildCmd(), serveCmd(), kubeletCmd(), apiproxyCmd(),
+		demoCmd(&opts), buildCmd(), serveCmd(), kubeletCmd(), apiproxyCmd(),
 	)
 	return root
 }
@@ -86,6 +86,21 @@ flock-lab is up: %d nodes, API server %s
 	cmd.Flags().IntVar(&opts.Nodes, "nodes", 2, "number of nodes")
 	cmd.Flags().BoolVar(&opts.SkipPackages, "skip-packages", false, "do not apt-get install missing Debian packages")
 	return cmd
+}
+
+func demoCmd(opts *lab.Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo",
+		Short: "Create the example pods and check cross-node reachability",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Load(*opts)
+			if err != nil {
+				return err
+			}
+			return l.Demo(cmd.Context(), os.Stdout)
+		},
+	}
 }
 
 func buildCmd() *cobra.Command {

@@ -1,0 +1,126 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/fritzlab/flock/internal/lab/controlplane"
+)
+
+// demoExamples are the manifests `flock-lab demo` applies, from examples/.
+var demoExamples = []string{"dual-stack.yaml", "ipv6-only.yaml"}
+
+// Demo applies the example pods, waits until they are Ready, prints their
+// nodes and addresses, and checks that every pod reaches every pod on the
+// other nodes over each family it has (TCP to flock-lab serve on 8080).
+func (l *Lab) Demo(ctx context.Context, w io.Writer) error {
+	root, err := controlplane.SourceRoot()
+	if err != nil {
+		return err
+	}
+	for _, f := range demoExamples {
+		cmd := l.KubectlCommand(ctx, "apply", "-f", filepath.Join(root, "examples", f))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("kubectl apply %s: %v: %s", f, err, out)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(l.cp.RESTConfig())
+	if err != nil {
+		return err
+	}
+	var pods []corev1.Pod
+	err = poll(ctx, 90*time.Second, func() error {
+		list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, p := range list.Items {
+			if !podReady(&p) {
+				return fmt.Errorf("pod %s not Ready", p.Name)
+			}
+		}
+		pods = list.Items
+		return nil
+	}, "the demo pods")
+	if err != nil {
+		return err
+	}
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nPOD\tNODE\tIPv6\tIPv4")
+	for _, p := range pods {
+		v6, v4 := podFamilies(&p)
+		fmt.Fprintf(tw, "default/%s\t%s\t%s\t%s\n", p.Name, p.Spec.NodeName, orNone(v6), orNone(v4))
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nCross-node reachability (TCP 8080 to flock-lab serve, through the router):")
+	failed := 0
+	for _, src := range pods {
+		netns, err := l.PodNetns(ctx, src.Namespace, src.Name)
+		if err != nil {
+			return err
+		}
+		for _, dst := range pods {
+			if dst.Spec.NodeName == src.Spec.NodeName {
+				continue
+			}
+			v6, v4 := podFamilies(&dst)
+			srcV6, srcV4 := podFamilies(&src)
+			for _, pair := range [][2]netip.Addr{{srcV6, v6}, {srcV4, v4}} {
+				if !pair[0].IsValid() || !pair[1].IsValid() {
+					continue
+				}
+				out, err := NetnsCommand(ctx, netns, "nc", "-w", "3", pair[1].String(), "8080").CombinedOutput()
+				got := strings.TrimSpace(string(out))
+				mark := "ok"
+				if err != nil || got != "default/"+dst.Name {
+					mark, failed = "FAILED", failed+1
+				}
+				fmt.Fprintf(w, "  %-8s %-7s -> %-8s %-7s %-26s %s (%q)\n", src.Name, src.Spec.NodeName, dst.Name, dst.Spec.NodeName, pair[1], mark, got)
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d cross-node checks failed", failed)
+	}
+	fmt.Fprintln(w, "\nAll cross-node checks passed. Try: flock-lab kubectl get pods -o wide; flock-lab down")
+	return nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue && len(p.Status.PodIPs) > 0
+		}
+	}
+	return false
+}
+
+func podFamilies(p *corev1.Pod) (v6, v4 netip.Addr) {
+	for _, ip := range p.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil && a.Is4() {
+			v4 = a
+		} else if err == nil {
+			v6 = a
+		}
+	}
+	return v6, v4
+}
+
+func orNone(a netip.Addr) string {
+	if !a.IsValid() {
+		return "-"
+	}
+	return a.String()
+}
