@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/fritzlab/flock/internal/lab"
@@ -181,12 +182,15 @@ func (e *env) tcpAsk(from *corev1.Pod, addr netip.Addr, port int) (string, error
 	return strings.TrimSpace(out), err
 }
 
-// netnsList returns the machine's named network namespaces.
-func netnsList() []string {
+// netnsList returns the machine's named network namespaces whose name
+// starts with prefix (other tests may run beside this one).
+func netnsList(prefix string) []string {
 	entries, _ := os.ReadDir("/run/netns")
 	var out []string
 	for _, e := range entries {
-		out = append(out, e.Name())
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -205,16 +209,32 @@ func rootLinks() string {
 	return strings.Join(names, " ")
 }
 
-// labProcesses counts the processes a lab runs.
-func labProcesses() map[string]int {
-	counts := map[string]int{}
-	dirs, _ := filepath.Glob("/proc/[0-9]*/comm")
-	for _, f := range dirs {
+// labProcesses lists the processes whose command line names one of the
+// lab's directories or namespaces: everything a lab starts does.
+func labProcesses(marks ...string) []string {
+	var out []string
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range files {
 		b, _ := os.ReadFile(f)
-		switch name := strings.TrimSpace(string(b)); name {
-		case "etcd", "kube-apiserver", "flock-agent", "flock-lab", "bird":
-			counts[name]++
+		cmdline := strings.ReplaceAll(string(b), "\x00", " ")
+		for _, m := range marks {
+			if m != "" && strings.Contains(cmdline, m) {
+				out = append(out, filepath.Base(filepath.Dir(f))+": "+cmdline)
+				break
+			}
 		}
 	}
-	return counts
+	return out
 }
+
+var metav1PatchOptions = metav1.PatchOptions{FieldManager: "flock-e2e"}
+
+func (e *env) dyn() dynamic.Interface {
+	d, err := dynamic.NewForConfig(e.lab.ControlPlane().RESTConfig())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

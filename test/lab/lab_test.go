@@ -2,9 +2,8 @@ package lab
 
 import (
 	"context"
-	"fmt"
-	"maps"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -19,8 +18,15 @@ import (
 // pod re-created with ip-algo hash gets its old IPv6 address; down leaves
 // the machine as it was.
 func TestLab(t *testing.T) {
-	beforeNetns, beforeLinks, beforeProcs := netnsList(), rootLinks(), labProcesses()
+	beforeLinks := rootLinks()
 	e := up(t, 2)
+	prefix := e.lab.Prefix + "-"
+	if got := netnsList(prefix); len(got) < 3 {
+		t.Errorf("lab namespaces %v, want a router and two nodes", got)
+	}
+	if got := labProcesses(e.lab.RunDir, e.lab.StateDir, prefix); len(got) < 5 {
+		t.Errorf("lab processes %v, want at least the control plane and two agents", got)
+	}
 	ctx := context.Background()
 
 	const port = 8080
@@ -101,14 +107,17 @@ func TestLab(t *testing.T) {
 	if err := lab.Down(ctx, e.lab.Options); err != nil {
 		t.Fatal(err)
 	}
-	if after := netnsList(); fmt.Sprint(after) != fmt.Sprint(beforeNetns) {
-		t.Errorf("network namespaces after down: %v, before: %v", after, beforeNetns)
+	if after := netnsList(prefix); len(after) > 0 {
+		t.Errorf("network namespaces left after down: %v", after)
 	}
 	if after := rootLinks(); after != beforeLinks {
 		t.Errorf("links after down: %s, before: %s", after, beforeLinks)
 	}
-	if after := labProcesses(); !maps.Equal(after, beforeProcs) {
-		t.Errorf("lab processes after down: %v, before: %v", after, beforeProcs)
+	if after := labProcesses(e.lab.RunDir, e.lab.StateDir, prefix); len(after) > 0 {
+		t.Errorf("lab processes left after down: %v", after)
+	}
+	if _, err := os.Stat(e.lab.RunDir); !os.IsNotExist(err) {
+		t.Errorf("lab run directory left after down: %v", err)
 	}
 }
 

@@ -166,7 +166,7 @@ func (k *kubelet) bind(ctx context.Context, p *v1.Pod) {
 	err := k.cs.CoreV1().Pods(p.Namespace).Bind(ctx, b, metav1.CreateOptions{})
 	switch {
 	case err == nil:
-		k.log.Info("pod bound", "pod", p.Namespace+"/"+p.Name, "node", k.cfg.NodeName)
+		k.log.Info("pod bound", "pod", p.Namespace+"/"+p.Name)
 		k.schedRecorder.Eventf(p, v1.EventTypeNormal, "Scheduled",
 			"Successfully assigned %s/%s to %s", p.Namespace, p.Name, k.cfg.NodeName)
 	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):

@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/fritzlab/flock/internal/cnitest"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
@@ -33,7 +34,26 @@ import (
 // TCP and UDP port it names.
 const serveEnv = "FLOCK_KUBELET_TEST_SERVE"
 
+// netnsEnv makes the test binary create (or with a "-" prefix, delete) the
+// named namespace the way kubelet-lite does, wherever it was started.
+const netnsEnv = "FLOCK_KUBELET_TEST_NETNS"
+
 func TestMain(m *testing.M) {
+	if name := os.Getenv(netnsEnv); name != "" {
+		h, err := newHost("")
+		if err == nil {
+			if del, ok := strings.CutPrefix(name, "-"); ok {
+				err = h.deleteNetns(del)
+			} else {
+				err = h.createNetns(name)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if port := os.Getenv(serveEnv); port != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
@@ -52,15 +72,6 @@ var (
 	pool4 = netip.MustParsePrefix("198.18.77.0/24")
 )
 
-const nodeConfig = `apiVersion: flock.fritzlab.net/v1alpha1
-kind: NodeConfig
-metadata:
-  name: node-1
-spec:
-  cidr6: 2001:db8:f10c:7::/64
-  cidr4: 198.18.77.0/24
-`
-
 // env is the integration test's world: a real API server in the test's
 // (root) namespace, a node namespace with a real flock-agent (file mode),
 // and kubelet-lite running in-process with NodeNetns pointing at it.
@@ -71,8 +82,9 @@ type env struct {
 	cs     *kubernetes.Clientset
 	node   *cnitest.Node
 	binDir string
-	cfg    Config
-	stop   func() // stops the running kubelet-lite and waits for it
+	cfg    Config // node-1's kubelet-lite
+	rest   *rest.Config
+	stop   func() // stops node-1's kubelet-lite and waits for it
 }
 
 func setup(t *testing.T) *env {
@@ -98,67 +110,87 @@ func setup(t *testing.T) *env {
 	if e.cs, err = kubernetes.NewForConfig(cp.RESTConfig()); err != nil {
 		t.Fatal(err)
 	}
-	// No controller manager: the default ServiceAccount the admission
-	// plugin wants must be made by hand.
+	// No controller manager makes the default ServiceAccount, which the
+	// ServiceAccount admission plugin wants when it is on.
 	sa := &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "default"}}
 	if _, err := e.cs.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	if e.node, err = cnitest.NewNode(e.binDir, dir, nodeConfig); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("agent log:\n%s", e.node.AgentLog())
-		}
-		e.node.Close()
-	})
-	if err := e.node.StartAgent(); err != nil {
-		t.Fatal(err)
-	}
-	// The node's own addresses, which hostPorts are reached on.
-	for _, a := range []string{"2001:db8:1ab:1::2/128", "198.19.1.2/32"} {
-		if _, err := e.node.NS.Run("ip", "addr", "add", a, "dev", "lo"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conflist := filepath.Join(dir, "10-flock.conflist")
-	b, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "flock", "plugins": []map[string]any{
-		{"type": "flock", "socket": e.node.Socket},
-		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-	}})
-	if err := os.WriteFile(conflist, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.cfg = Config{
-		NodeName:       "node-1",
-		RESTConfig:     cp.RESTConfig(),
-		CNIBinDir:      e.binDir,
-		CNIConfList:    conflist,
-		StateDir:       filepath.Join(dir, "kubelet"),
-		PodNetnsPrefix: fmt.Sprintf("flk-klpod-%d-", os.Getpid()),
-		HostIPs:        []string{"2001:db8:1ab:1::2", "198.19.1.2"},
-		NodeNetns:      e.node.NS.Path,
-		Log:            slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	e.rest = cp.RESTConfig()
+	e.node, e.cfg = e.newNode("node-1", 1)
 	e.start()
 	t.Cleanup(func() { e.stop() })
 	return e
 }
 
-// start runs kubelet-lite until stop.
-func (e *env) start() {
+// newNode makes node NAME, the n-th: a namespace with the agent (pools
+// 2001:db8:f10c:(6+n)::/64 and 198.18.(76+n).0/24), the node's addresses
+// 2001:db8:1ab:n::2 and 198.19.n.2 on its lo (where hostPorts are reached),
+// a conflist with flock and portmap, and kubelet-lite's configuration.
+func (e *env) newNode(name string, n int) (*cnitest.Node, Config) {
+	t := e.t
+	dir := t.TempDir()
+	nc := fmt.Sprintf("apiVersion: flock.fritzlab.net/v1alpha1\nkind: NodeConfig\nmetadata:\n  name: %s\n"+
+		"spec:\n  cidr6: 2001:db8:f10c:%x::/64\n  cidr4: 198.18.%d.0/24\n", name, 6+n, 76+n)
+	node, err := cnitest.NewNode(e.binDir, dir, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent log of %s:\n%s", name, node.AgentLog())
+		}
+		node.Close()
+	})
+	if err := node.StartAgent(); err != nil {
+		t.Fatal(err)
+	}
+	hostIPs := []string{fmt.Sprintf("2001:db8:1ab:%x::2", n), fmt.Sprintf("198.19.%d.2", n)}
+	for _, a := range []string{hostIPs[0] + "/128", hostIPs[1] + "/32"} {
+		if _, err := node.NS.Run("ip", "addr", "add", a, "dev", "lo"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conflist := filepath.Join(dir, "10-flock.conflist")
+	b, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "flock", "plugins": []map[string]any{
+		{"type": "flock", "socket": node.Socket},
+		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+	}})
+	if err := os.WriteFile(conflist, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return node, Config{
+		NodeName:       name,
+		RESTConfig:     e.rest,
+		CNIBinDir:      e.binDir,
+		CNIConfList:    conflist,
+		StateDir:       filepath.Join(dir, "kubelet"),
+		PodNetnsPrefix: fmt.Sprintf("flk-klpod-%d-", os.Getpid()),
+		HostIPs:        hostIPs,
+		NodeNetns:      node.NS.Path,
+		Log:            slog.New(slog.NewTextHandler(testWriter{e.root}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+}
+
+// start runs node-1's kubelet-lite until stop.
+func (e *env) start() { e.stop = e.run(e.cfg) }
+
+// run runs a kubelet-lite; the returned function stops it and waits.
+func (e *env) run(cfg Config) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, e.cfg) }()
-	e.stop = func() {
+	go func() { done <- Run(ctx, cfg) }()
+	var stopped bool
+	return func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-done; err != nil {
-			e.root.Errorf("kubelet-lite: %v", err)
+			e.root.Errorf("kubelet-lite of %s: %v", cfg.NodeName, err)
 		}
-		e.stop = func() {}
 	}
 }
 
@@ -220,9 +252,13 @@ func podReady(p *v1.Pod) bool {
 	return false
 }
 
-// allocations counts the agent's allocation records.
-func (e *env) allocations() int {
-	entries, _ := os.ReadDir(filepath.Join(e.node.Dir, "allocations"))
+// allocations counts the allocation records of node-1's agent.
+func (e *env) allocations() int { return countAllocations(e.node.Dir) }
+
+// countAllocations counts the allocation records of the agent of the node
+// in dir.
+func countAllocations(dir string) int {
+	entries, _ := os.ReadDir(filepath.Join(dir, "allocations"))
 	n := 0
 	for _, en := range entries {
 		if strings.HasSuffix(en.Name(), ".json") {

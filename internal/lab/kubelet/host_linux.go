@@ -21,13 +21,8 @@ const netnsDir = "/run/netns"
 // processes inside them, and sockets opened from the node's namespace.
 type host struct {
 	ip        string // path of the ip binary
-	nsenter   string // path of nsenter
+	nsenter   string // path of nsenter, for host-network pods with nodeNetns
 	nodeNetns string // the node's namespace path, "" for the calling one
-	// foreignMount is set when kubelet-lite runs in a mount namespace other
-	// than pid 1's (started with `ip netns exec`, which makes a slave mount
-	// namespace): a netns mount made there would never reach the agent or
-	// `flock-lab exec`, so `ip netns add/delete` run in pid 1's.
-	foreignMount bool
 }
 
 func newHost(nodeNetns string) (*host, error) {
@@ -35,11 +30,11 @@ func newHost(nodeNetns string) (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find ip (iproute2): %w", err)
 	}
+	if err := checkNetnsPropagation(); err != nil {
+		return nil, err
+	}
 	h := &host{ip: ip, nodeNetns: nodeNetns}
-	self, err1 := os.Readlink("/proc/self/ns/mnt")
-	init, err2 := os.Readlink("/proc/1/ns/mnt")
-	h.foreignMount = err1 == nil && err2 == nil && self != init
-	if nodeNetns != "" || h.foreignMount {
+	if nodeNetns != "" {
 		if h.nsenter, err = exec.LookPath("nsenter"); err != nil {
 			return nil, fmt.Errorf("find nsenter (util-linux): %w", err)
 		}
@@ -47,15 +42,42 @@ func newHost(nodeNetns string) (*host, error) {
 	return h, nil
 }
 
-// netnsCmd runs `ip netns ARGS…` where its mounts are seen by everyone.
-func (h *host) netnsCmd(args ...string) ([]byte, error) {
-	argv := append([]string{h.ip, "netns"}, args...)
-	if h.foreignMount {
-		argv = append([]string{h.nsenter, "--mount=/proc/1/ns/mnt", "--"}, argv...)
-	}
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+// checkNetnsPropagation refuses to run where /run/netns is a slave mount:
+// that is what `ip netns exec` gives a process, and a pod namespace
+// mounted there would never reach the agent, `flock-lab exec` or anyone
+// else outside. (Entering the machine's own mount namespace instead is not
+// possible from a threaded process, and pid 1's may not be open to us.)
+func checkNetnsPropagation() error {
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return out, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || f[4] != netnsDir {
+			continue
+		}
+		var shared, slave bool
+		for _, opt := range f[6:] {
+			if opt == "-" {
+				break
+			}
+			shared = shared || strings.HasPrefix(opt, "shared:")
+			slave = slave || strings.HasPrefix(opt, "master:")
+		}
+		if slave && !shared {
+			return fmt.Errorf("%s is a slave mount here (started with `ip netns exec`?): pod namespaces made here would be invisible outside; "+
+				"enter the node's namespace with `nsenter --net=/run/netns/NODE` instead, or set NodeNetns", netnsDir)
+		}
+	}
+	return nil
+}
+
+// netnsCmd runs `ip netns ARGS…`.
+func (h *host) netnsCmd(args ...string) ([]byte, error) {
+	out, err := exec.Command(h.ip, append([]string{"netns"}, args...)...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("ip netns %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return out, nil
 }

@@ -10,10 +10,10 @@
 //
 // kubelet-lite runs in the node's network namespace, or anywhere with
 // Config.NodeNetns naming it (then only CNI calls and probe connections
-// enter it). Either way it must share pid 1's mount namespace, or it runs
-// `ip netns add/delete` there itself: a pod namespace mounted in a private
-// mount namespace (as `ip netns exec` makes) would be invisible to the
-// agent.
+// enter it). Either way it must run in the machine's mount namespace
+// (enter the node with `nsenter --net=…`, not `ip netns exec`, whose
+// private mount namespace would hide the pod namespaces from the agent);
+// Run refuses to start otherwise.
 package kubelet
 
 import (

@@ -119,6 +119,42 @@ func TestKubeletLite(t *testing.T) {
 		}
 	})
 
+	t.Run("pods deleted while kubelet-lite is down are cleaned up when it starts", func(t *testing.T) {
+		e.t = t
+		var netns []string
+		for _, name := range []string{"left-a", "left-b"} {
+			p := &v1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+				Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c", Image: "x", Command: []string{"sleep", "1000"}}}},
+			}
+			if _, err := e.cs.CoreV1().Pods("default").Create(e.ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			netns = append(netns, e.waitPod(name, "ready", podReady).Annotations[NetnsAnnotation])
+		}
+		e.stop()
+		// left-a waits for its kubelet; left-b is removed at once.
+		if err := e.cs.CoreV1().Pods("default").Delete(e.ctx, "left-a", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.cs.CoreV1().Pods("default").Delete(e.ctx, "left-b", metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitGone("left-b")
+		if n := e.allocations(); n != 2 {
+			t.Fatalf("%d allocations while kubelet-lite is down, want 2", n)
+		}
+		e.start()
+		e.waitGone("left-a")
+		deadline := time.Now().Add(10 * time.Second)
+		for e.allocations() != 0 || netnsLive(netns[0]) || netnsLive(netns[1]) {
+			if time.Now().After(deadline) {
+				t.Fatalf("left behind: %d allocations, netns %v %v", e.allocations(), netnsLive(netns[0]), netnsLive(netns[1]))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
 	t.Run("a failing CNI ADD is reported and retried", func(t *testing.T) {
 		e.t = t
 		e.node.StopAgent(false)
@@ -199,6 +235,65 @@ func TestKubeletLite(t *testing.T) {
 		}
 		if n := e.allocations(); n != 0 {
 			t.Errorf("%d allocations left", n)
+		}
+	})
+
+	t.Run("two kubelet-lites bind a batch evenly, each pod once", func(t *testing.T) {
+		e.t = t
+		node2, cfg2 := e.newNode("node-2", 2)
+		t.Cleanup(e.run(cfg2))
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			n, err := e.cs.CoreV1().Nodes().Get(e.ctx, "node-2", metav1.GetOptions{})
+			if err == nil && len(n.Spec.Taints) == 0 {
+				if c := nodeCondition(n, v1.NodeReady); c != nil && c.Status == v1.ConditionTrue {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node-2 not ready: %v %v", n, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Nodes and pods are separate watches: give node-1's informer a
+		// moment to see node-2 before the pods arrive, as in a lab whose
+		// nodes are up before anyone creates pods.
+		time.Sleep(time.Second)
+		names := []string{"batch-0", "batch-1", "batch-2", "batch-3"}
+		for _, name := range names {
+			p := &v1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+				Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c", Image: "x", Command: []string{"sleep", "1000"}}}},
+			}
+			if _, err := e.cs.CoreV1().Pods("default").Create(e.ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		perNode := map[string]int{}
+		for _, name := range names {
+			p := e.waitPod(name, "ready", podReady)
+			perNode[p.Spec.NodeName]++
+			v6 := netip.MustParseAddr(p.Status.PodIP)
+			if n := p.Spec.NodeName; n == "node-2" && !netip.MustParsePrefix("2001:db8:f10c:8::/64").Contains(v6) || n == "node-1" && !pool6.Contains(v6) {
+				t.Errorf("%s on %s has %s", name, n, v6)
+			}
+			if ev := e.events(name); strings.Count(ev, "Scheduled") != 1 {
+				t.Errorf("%s: want one Scheduled event:\n%s", name, ev)
+			}
+		}
+		if perNode["node-1"] != 2 || perNode["node-2"] != 2 {
+			t.Errorf("pods per node %v, want 2 and 2", perNode)
+		}
+		for _, name := range names {
+			if err := e.cs.CoreV1().Pods("default").Delete(e.ctx, name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, name := range names {
+			e.waitGone(name)
+		}
+		if n, n2 := e.allocations(), countAllocations(node2.Dir); n != 0 || n2 != 0 {
+			t.Errorf("allocations left: %d on node-1, %d on node-2", n, n2)
 		}
 	})
 

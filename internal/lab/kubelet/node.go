@@ -149,7 +149,8 @@ func (k *kubelet) untaint(ctx context.Context, node *v1.Node) error {
 	return nil
 }
 
-// heartbeat renews Ready every heartbeatPeriod; when ctx ends it sets
+// heartbeat renews Ready every heartbeatPeriod (re-creating the Node if it
+// was deleted); when ctx ends it sets
 // Ready=False, so the binder of the other nodes stops sending pods here at
 // once instead of after heartbeatTimeout.
 func (k *kubelet) heartbeat(ctx context.Context) {
@@ -165,7 +166,8 @@ func (k *kubelet) heartbeat(ctx context.Context) {
 			}
 			return
 		case <-t.C:
-			if err := k.setNodeReady(ctx, true); err != nil && ctx.Err() == nil {
+			// ensureNode, not just the condition: a deleted Node comes back.
+			if err := k.ensureNode(ctx); err != nil && ctx.Err() == nil {
 				k.log.Warn("node heartbeat", "err", err)
 			}
 		}
