@@ -1,0 +1,139 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Runner runs the nft binary with args, feeding it stdin when that is not
+// nil, and returns what nft wrote to stdout. NFT is the real one.
+type Runner interface {
+	Run(ctx context.Context, stdin []byte, args ...string) ([]byte, error)
+}
+
+// Applier keeps flock's table in the kernel equal to the last model it was
+// given. It is safe for concurrent use.
+//
+// Drift is found by comparing `nft list` output with what the kernel printed
+// right after the last load (the kernel prints sets and maps in its own
+// order and form, so a listing is compared with a listing, never with the
+// script). Listing every set element costs about as much as loading them,
+// so Apply, on the pod-add path, records only the table's shape (`nft -t`:
+// chains, rules, set declarations) and the two dispatch maps, which together
+// catch a deleted or flushed table, chain or rule and a pod missing from the
+// maps; the first Resync after a load records the full listing, after which
+// edits to set elements are caught too.
+type Applier struct {
+	nft Runner
+
+	mu sync.Mutex
+	// script is the last script loaded successfully; nil before the first
+	// and after a failure (so the next Apply loads again).
+	script []byte
+	shape  []byte // shape listing right after the load
+	full   []byte // full listing, recorded by the first Resync after the load
+}
+
+// NewApplier returns an Applier that runs nft through r.
+func NewApplier(r Runner) *Applier { return &Applier{nft: r} }
+
+// Apply renders the model and loads it in one transaction. It does nothing
+// when the script equals the last one loaded successfully; changed says
+// whether the kernel was written.
+func (a *Applier) Apply(ctx context.Context, m *Model) (changed bool, err error) {
+	script, err := Render(m)
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.script != nil && bytes.Equal(script, a.script) {
+		return false, nil
+	}
+	return true, a.load(ctx, script)
+}
+
+// Resync repairs drift: when the kernel's table is missing or differs from
+// what the last load left, the last script is loaded again. It does nothing
+// before the first successful Apply.
+func (a *Applier) Resync(ctx context.Context) (repaired bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.script == nil {
+		return false, nil
+	}
+	// A failed listing is a missing table (or a broken nft, which the load
+	// will report).
+	shape, err := a.listShape(ctx)
+	if err == nil && bytes.Equal(shape, a.shape) {
+		full, err := a.list(ctx)
+		if err == nil && a.full == nil {
+			a.full = full
+			return false, nil
+		}
+		if err == nil && bytes.Equal(full, a.full) {
+			return false, nil
+		}
+	}
+	if err := a.load(ctx, a.script); err != nil {
+		return true, err
+	}
+	full, err := a.list(ctx)
+	if err != nil {
+		return true, err
+	}
+	a.full = full
+	return true, nil
+}
+
+// Delete removes flock's table and forgets what was applied.
+func (a *Applier) Delete(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.script, a.shape, a.full = nil, nil, nil
+	script := fmt.Sprintf("table %s %s\ndelete table %s %s\n", TableFamily, TableName, TableFamily, TableName)
+	if _, err := a.nft.Run(ctx, []byte(script), "-f", "-"); err != nil {
+		return fmt.Errorf("delete nftables table %s %s: %w", TableFamily, TableName, err)
+	}
+	return nil
+}
+
+func (a *Applier) load(ctx context.Context, script []byte) error {
+	a.script, a.shape, a.full = nil, nil, nil
+	if _, err := a.nft.Run(ctx, script, "-f", "-"); err != nil {
+		return fmt.Errorf("load nftables table %s %s: %w", TableFamily, TableName, err)
+	}
+	shape, err := a.listShape(ctx)
+	if err != nil {
+		return err
+	}
+	a.script, a.shape = script, shape
+	return nil
+}
+
+// listShape lists the table without set elements, then the dispatch maps
+// with theirs.
+func (a *Applier) listShape(ctx context.Context) ([]byte, error) {
+	shape, err := a.nft.Run(ctx, nil, "-t", "list", "table", TableFamily, TableName)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables table %s %s: %w", TableFamily, TableName, err)
+	}
+	for _, m := range []string{ingressMap, egressMap} {
+		out, err := a.nft.Run(ctx, nil, "list", "map", TableFamily, TableName, m)
+		if err != nil {
+			return nil, fmt.Errorf("list nftables map %s: %w", m, err)
+		}
+		shape = append(shape, out...)
+	}
+	return shape, nil
+}
+
+func (a *Applier) list(ctx context.Context) ([]byte, error) {
+	out, err := a.nft.Run(ctx, nil, "list", "table", TableFamily, TableName)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables table %s %s: %w", TableFamily, TableName, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,54 @@
+// Package policy enforces Kubernetes NetworkPolicy (networking.k8s.io/v1)
+// with nftables. Translate (pure) computes what each local pod may receive
+// and send; Render (pure) writes that as one nftables table of flock's own,
+// `table inet flock`; Applier loads it atomically with the nft binary, skips
+// unchanged models and repairs drift.
+//
+// # Semantics
+//
+// Those of the API as the upstream e2e suite and the independent evaluators
+// (cyclonus, kube-network-policies) read them: policyTypes defaulted as the
+// API server does, an empty rule list denies, stacked policies are a union,
+// a pod no policy selects is unrestricted in that direction, named ports are
+// resolved on the destination pod (for egress: on each peer pod), label
+// selectors are labels.Selector's (NotIn matches a missing key). Where the
+// API leaves room:
+//   - an ipBlock matches any address inside it, pod addresses included;
+//   - traffic from the node itself to its pods is never filtered (kubelet
+//     probes): it leaves through the output hook, where flock has no chain;
+//   - traffic from a pod to the node itself (the input hook) is egress like
+//     any other: a node address is matched by an ipBlock or a rule without
+//     peers, never by a pod or namespace selector;
+//   - a rule that lists ports allows only TCP, UDP and SCTP; a rule without
+//     ports allows every protocol, ICMP included;
+//   - the ICMP errors path MTU discovery needs and IPv6 neighbour and router
+//     discovery are always allowed, and so are replies (conntrack
+//     established/related); packets conntrack finds invalid are dropped
+//     for pods under a policy, and only for them.
+//
+// # Ruleset
+//
+// Pods are told apart by their host veth only (iifname, oifname), so
+// anycast and Service traffic are covered; the forward hook runs after
+// Service DNAT.
+//
+//	chain forward (hook forward, priority filter, policy accept)
+//	    ct state established,related accept
+//	    icmpv6 type { PMTU, errors, ND, RS/RA } accept; icmp type { errors } accept
+//	    iifname vmap @egress_by_iface    -> jump egress_<hash>  (returns when allowed)
+//	    oifname vmap @ingress_by_iface   -> jump ingress_<hash> (accepts when allowed)
+//	chain input (hook input): the same, with the egress map only
+//	chain ingress_<hash>:
+//	    ct state invalid drop
+//	    ip6 saddr @..._any6 accept                                 (peers on every port)
+//	    ip6 saddr . meta l4proto . th dport @..._ports6 accept     (peer . proto . ports)
+//	    ip saddr @..._any4 accept; ip saddr . ... @..._ports4 accept
+//	    drop
+//
+// An allow-list that allows nothing is a drop in the map, one that allows
+// everything no entry at all. Allow-list chains are named after a hash of
+// their content, so pods with equal allow-lists (replicas) share one chain
+// and its sets. A packet meets at most 5 base-chain rules, 2 map lookups and
+// 6 rules of one allow-list chain, each rule one set lookup, however many
+// policies and pods there are.
+package policy
