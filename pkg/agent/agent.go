@@ -51,11 +51,12 @@ type Datapath interface {
 
 // Agent serves CNI calls for one node.
 type Agent struct {
-	src   Source
-	rec   Recorder
-	dp    Datapath
-	store *store.Store
-	log   *slog.Logger
+	src    Source
+	rec    Recorder
+	dp     Datapath
+	store  *store.Store
+	log    *slog.Logger
+	policy Policy
 
 	// mu guards the node's configuration and the allocator built from it;
 	// the allocator has its own lock for allocations.

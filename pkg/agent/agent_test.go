@@ -295,3 +295,44 @@ func TestAddAnycast(t *testing.T) {
 		t.Errorf("warnings %q, want one naming 203.0.113.9", e.rec.warnings)
 	}
 }
+
+type fakePolicy struct {
+	added, deleted []string
+	fail           error
+	dp             *fakeDatapath
+	vethAtAdd      bool
+}
+
+func (p *fakePolicy) PodAdded(_ context.Context, pod *model.Pod, iface string, ips []netip.Addr) error {
+	p.added = append(p.added, fmt.Sprintf("%s %s %v", pod.Key(), iface, ips))
+	_, p.vethAtAdd = p.dp.up[iface]
+	return p.fail
+}
+
+func (p *fakePolicy) PodDeleted(_ context.Context, ns, name string) {
+	p.deleted = append(p.deleted, ns+"/"+name)
+}
+
+// The pod's policy is in place before its data path exists, and a policy
+// that cannot be applied fails the ADD without leaving anything behind.
+func TestAddPolicyFirst(t *testing.T) {
+	e := newEnv(t)
+	p := &fakePolicy{dp: e.dp}
+	e.a.SetPolicy(p)
+	e.add("a")
+	if len(p.added) != 1 || p.vethAtAdd {
+		t.Errorf("policy calls %v, veth existed at PodAdded: %v", p.added, p.vethAtAdd)
+	}
+	e.a.Handle(context.Background(), req(rpc.OpDel, "a"))
+	if fmt.Sprint(p.deleted) != "[default/a]" {
+		t.Errorf("PodDeleted calls %v", p.deleted)
+	}
+	p.fail = errors.New("nft refused")
+	resp := e.a.Handle(context.Background(), req(rpc.OpAdd, "b"))
+	if resp.Error == nil || !strings.Contains(resp.Error.Error(), "nft refused") {
+		t.Fatalf("ADD with a failing policy: %+v", resp.Error)
+	}
+	if len(e.store.List()) != 0 || len(e.dp.up) != 0 || e.a.alloc.Used() != 0 {
+		t.Errorf("failed ADD left state")
+	}
+}

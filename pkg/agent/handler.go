@@ -118,6 +118,12 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		}
 		return rpc.ErrorResponse(types.ErrIOFailure, "persist allocation", err)
 	}
+	if a.policy != nil {
+		if err := a.policy.PodAdded(ctx, pod, rec.HostIface, addrs(rec)); err != nil {
+			a.rollback(alloc, rec)
+			return rpc.ErrorResponse(rpc.ErrDatapath, "apply NetworkPolicy for "+pod.Key(), err)
+		}
+	}
 	res, err := a.dp.Setup(attachment(rec))
 	if err == nil && len(rec.Anycast) > 0 {
 		if err = a.dp.SetPodAnycast(rec.Netns, rec.Anycast); err != nil {
@@ -128,15 +134,23 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 	}
 	if err != nil {
 		// Setup rolled back its own kernel changes; undo the allocation too.
-		if derr := a.store.Delete(key); derr != nil {
-			a.log.Error("roll back allocation", "container", key.ContainerID, "err", derr)
-		} else {
-			a.releaseIfCurrent(alloc, rec)
-		}
+		a.rollback(alloc, rec)
 		return rpc.ErrorResponse(rpc.ErrDatapath, "set up pod network for "+pod.Key(), err)
 	}
 	a.log.Info("pod added", "pod", pod.Key(), "container", req.ContainerID, "ipv6", rec.IPv6, "ipv4", rec.IPv4, "veth", rec.HostIface, "anycast", rec.Anycast)
 	return &rpc.Response{Result: buildResult(rec, res)}
+}
+
+// rollback forgets an allocation that was saved but never came to life.
+func (a *Agent) rollback(alloc *ipam.Allocator, rec store.Record) {
+	if err := a.store.Delete(rec.Key()); err != nil {
+		a.log.Error("roll back allocation", "container", rec.ContainerID, "err", err)
+		return
+	}
+	a.releaseIfCurrent(alloc, rec)
+	if a.policy != nil {
+		a.policy.PodDeleted(context.Background(), rec.Namespace, rec.Name)
+	}
 }
 
 // releaseIfCurrent returns addresses to the allocator in use now; after a
@@ -182,6 +196,9 @@ func (a *Agent) release(key store.Key, netns string) error {
 	}
 	if err := a.store.Delete(key); err != nil {
 		return err
+	}
+	if a.policy != nil {
+		a.policy.PodDeleted(context.Background(), rec.Namespace, rec.Name)
 	}
 	a.mu.RLock()
 	alloc := a.alloc
