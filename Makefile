@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 3s
 
-.PHONY: all lab build test unit vet fuzz bench bench-cni demo clean generate verify-generated
+.PHONY: all lab build test unit vet fuzz bench bench-cni bench-bgp demo clean generate verify-generated
 
 all: build
 
@@ -40,6 +40,11 @@ lab:
 	$(GO) build -o bin/ ./cmd/flock-lab
 	bin/flock-lab up --nodes 2
 	bin/flock-lab demo
+
+# Time from a NodeConfig pool change to the prefix in the router's kernel,
+# and BIRD reloads per 100 NodeConfig updates, in a lab of its own.
+bench-bgp:
+	$(GO) run ./hack/bgpbench
 
 # The smallest real demonstration: a node namespace with the agent, two pods
 # added through the real plugin, pinging each other over IPv6 and IPv4.

@@ -28,6 +28,21 @@ const (
 	// ASTrans is AS 23456 (RFC 6793), the placeholder 2-byte speakers see
 	// for a 4-byte ASN; configuring it as a real ASN breaks sessions.
 	ASTrans = 23456
+	// MinHoldTime and MaxHoldTime bound a peer's holdTime (RFC 4271: 0 or
+	// at least 3 seconds; 0 here means BIRD's default, 240 s).
+	MinHoldTime = 3
+	MaxHoldTime = 65535
+	// MaxRestartTime is the longest graceful restart time: a 12-bit field
+	// of the BGP capability (RFC 4724).
+	MaxRestartTime = 4095
+	// MaxMultihop is the largest TTL of a multihop session.
+	MaxMultihop = 255
+	// MaxCommunities bounds a peer's communities and largeCommunities each.
+	MaxCommunities = 16
+	// MaxSecretNameLength is the longest Secret name (a DNS subdomain);
+	// MaxSecretKeyLength the longest key of its data.
+	MaxSecretNameLength = 253
+	MaxSecretKeyLength  = 253
 )
 
 // Condition types and reasons the agent sets on status.conditions.
@@ -38,8 +53,31 @@ const (
 	ConditionAccepted = "Accepted"
 	// ReasonAccepted is the reason of a True Accepted condition.
 	ReasonAccepted = "Accepted"
-	// ReasonInvalid is the reason of a False Accepted condition.
+	// ReasonInvalid is the reason of a False Accepted condition, and of a
+	// False BGPConfigured condition whose BIRD config cannot be built from
+	// the NodeConfig and the node's addresses (the message names the field).
 	ReasonInvalid = "Invalid"
+
+	// ConditionBGPConfigured is set by an agent that drives BIRD (flag
+	// --bird-config): True when BIRD runs the config rendered from this
+	// NodeConfig, False with one of the reasons below otherwise. It says
+	// nothing of the sessions' state: a session to a router that is down is
+	// still configured.
+	ConditionBGPConfigured = "BGPConfigured"
+	// ReasonConfigured: BIRD took the config (True).
+	ReasonConfigured = "Configured"
+	// ReasonNoBGP: spec.bgp is not set; BIRD runs the bootstrap config,
+	// without sessions (False).
+	ReasonNoBGP = "NoBGP"
+	// ReasonPasswordUnavailable: a peer's passwordSecretRef cannot be read;
+	// BIRD keeps the config it ran before (False).
+	ReasonPasswordUnavailable = "PasswordUnavailable"
+	// ReasonAddressesUnavailable: the node's interface addresses cannot be
+	// read; BIRD keeps the config it ran before (False).
+	ReasonAddressesUnavailable = "AddressesUnavailable"
+	// ReasonReloadFailed: BIRD refused the config or could not be reached;
+	// the agent retries with backoff (False).
+	ReasonReloadFailed = "ReloadFailed"
 )
 
 // NodeConfig is the configuration of one node; its name is the Node's name.
@@ -130,6 +168,16 @@ type BGPSpec struct {
 	// +kubebuilder:validation:Format=int64
 	// +kubebuilder:validation:XValidation:rule="self != 23456",message="asn must not be 23456 (AS_TRANS)"
 	ASN uint32 `json:"asn"`
+	// RouterID is the node's BGP identifier, an IPv4 address in canonical
+	// form other than 0.0.0.0. When omitted, the agent takes the lowest
+	// IPv4 unicast address of the node's interfaces outside spec.cidr4; an
+	// IPv6-only node must set it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="routerID must be an IPv4 address such as 192.0.2.11"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip.isCanonical(self)",message="routerID must be in canonical form (no leading zeros)"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="routerID must not be 0.0.0.0"
+	RouterID string `json:"routerID,omitempty"`
 	// Peers are the node's BGP neighbours, at most one per address.
 	// +optional
 	// +listType=map
@@ -139,6 +187,8 @@ type BGPSpec struct {
 }
 
 // BGPPeer is one BGP neighbour.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.address) || ip(self.sourceAddress).family() == ip(self.address).family()",message="sourceAddress must be of the family of address"
 type BGPPeer struct {
 	// Address is the neighbour's IPv6 or IPv4 unicast address in canonical
 	// form (lower case, zeros compressed: 2001:db8::1), so that two spellings
@@ -158,6 +208,88 @@ type BGPPeer struct {
 	// +kubebuilder:validation:Format=int64
 	// +kubebuilder:validation:XValidation:rule="self != 23456",message="asn must not be 23456 (AS_TRANS)"
 	ASN uint32 `json:"asn"`
+	// SourceAddress is the node address the session uses (BIRD's `local`,
+	// and the next hop announced). Omitted, the node address on the
+	// neighbour's subnet is used; a multihop neighbour on no subnet of the
+	// node needs it. It must be one of the node's interface addresses, of the
+	// neighbour's family, in canonical form.
+	// +optional
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="sourceAddress must be an IP address such as 2001:db8::2 or 192.0.2.2"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).isGlobalUnicast()",message="sourceAddress must be a unicast address (not link-local, loopback, multicast or unspecified)"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip.isCanonical(self)",message="sourceAddress must be in canonical form (lower case, zeros compressed, e.g. 2001:db8::2)"
+	SourceAddress string `json:"sourceAddress,omitempty"`
+	// BFD turns on BFD for the session, so a dead link is noticed in
+	// about a second instead of after the hold time.
+	// +optional
+	BFD bool `json:"bfd,omitempty"`
+	// HoldTime is the BGP hold time in seconds: 0 (or omitted) for BIRD's
+	// default of 240, else 3 to 65535.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:validation:XValidation:rule="self == 0 || self >= 3",message="holdTime must be 0 (the default) or 3 to 65535 seconds"
+	HoldTime int32 `json:"holdTime,omitempty"`
+	// GracefulRestart keeps the node's routes at the neighbour while the
+	// agent or BIRD restarts (RFC 4724). On unless set to false.
+	// +optional
+	// +kubebuilder:default=true
+	GracefulRestart *bool `json:"gracefulRestart,omitempty"`
+	// RestartTime is how long, in seconds, the neighbour is asked to keep
+	// the node's routes while it restarts: 0 (or omitted) for BIRD's default
+	// of 120, else 1 to 4095.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4095
+	RestartTime int32 `json:"restartTime,omitempty"`
+	// Multihop is the TTL of a session to a neighbour that is not directly
+	// connected, 1 to 255; 0 (or omitted) for a directly connected one.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=255
+	Multihop int32 `json:"multihop,omitempty"`
+	// PasswordSecretRef names the TCP MD5 password (RFC 2385) of the
+	// session: a key of a Secret in the agent's namespace (kube-system, as
+	// deploy/ installs it), which the agent reads again every 15 s.
+	// The value must be printable ASCII without '"' or '\', at most 80
+	// bytes.
+	// +optional
+	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
+	// Communities are standard BGP communities (ASN:value, each 0 to
+	// 65535) added to every route announced to this neighbour, for the
+	// router's policy to match on.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=11
+	// +kubebuilder:validation:items:Pattern=`^\d{1,5}:\d{1,5}$`
+	// +kubebuilder:validation:items:XValidation:rule="self.split(':').all(x, int(x) <= 65535)",message="communities entries must be ASN:value with both at most 65535"
+	Communities []string `json:"communities,omitempty"`
+	// LargeCommunities are large BGP communities (global:data1:data2, each
+	// 0 to 4294967295) added to every route announced to this neighbour.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=32
+	// +kubebuilder:validation:items:Pattern=`^\d{1,10}:\d{1,10}:\d{1,10}$`
+	// +kubebuilder:validation:items:XValidation:rule="self.split(':').all(x, int(x) <= 4294967295)",message="largeCommunities entries must be global:data1:data2 with each at most 4294967295"
+	LargeCommunities []string `json:"largeCommunities,omitempty"`
+}
+
+// SecretKeyRef names one key of a Secret in the agent's namespace.
+type SecretKeyRef struct {
+	// Name is the Secret's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// Key is the key of the Secret's data that holds the value.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
 }
 
 // AnycastSpec constrains per-pod anycast addresses.
@@ -181,7 +313,8 @@ type NodeConfigStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Conditions report whether the agent accepted the configuration
-	// (type Accepted).
+	// (type Accepted) and, on a node whose agent drives BIRD, whether BIRD
+	// runs the BGP config made from it (type BGPConfigured).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -27,9 +27,11 @@ func full() *NodeConfig {
 			CIDR6:    "2001:db8:42:1::/64",
 			CIDR4:    "10.42.1.0/24",
 			Defaults: &FamilyDefaults{IPv6: &yes, IPv4: &no},
-			BGP: &BGPSpec{ASN: 65101, Peers: []BGPPeer{
-				{Address: "2001:db8:42::1", ASN: 65000},
-				{Address: "192.0.2.1", ASN: 4200000000},
+			BGP: &BGPSpec{ASN: 65101, RouterID: "192.0.2.11", Peers: []BGPPeer{
+				{Address: "2001:db8:42::1", ASN: 65000, BFD: true, HoldTime: 9, GracefulRestart: &no,
+					RestartTime: 60, Communities: []string{"65000:1"}, LargeCommunities: []string{"65000:1:2"}},
+				{Address: "192.0.2.1", ASN: 4200000000, SourceAddress: "192.0.2.11", Multihop: 2,
+					PasswordSecretRef: &SecretKeyRef{Name: "bgp", Key: "router"}},
 			}},
 			Anycast: &AnycastSpec{AllowedCIDRs: []string{"2001:db8:ffff::/48", "192.0.2.128/25"}},
 		},
@@ -56,6 +58,10 @@ func TestDeepCopy(t *testing.T) {
 	cp.Spec.Defaults.IPv4 = nil
 	cp.Spec.BGP.ASN = 1
 	cp.Spec.BGP.Peers[0].Address = "2001:db8::99"
+	*cp.Spec.BGP.Peers[0].GracefulRestart = true
+	cp.Spec.BGP.Peers[0].Communities[0] = "1:1"
+	cp.Spec.BGP.Peers[0].LargeCommunities[0] = "1:1:1"
+	cp.Spec.BGP.Peers[1].PasswordSecretRef.Key = "other"
 	cp.Spec.Anycast.AllowedCIDRs[1] = "198.51.100.0/24"
 	cp.Status.Conditions[0].Status = metav1.ConditionTrue
 	cp.Annotations["flock.fritzlab.net/ip-algo"] = "random"
@@ -86,7 +92,11 @@ func TestJSONShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"cidr6":"2001:db8:42:1::/64","cidr4":"10.42.1.0/24","defaults":{"ipv6":true,"ipv4":false},` +
-		`"bgp":{"asn":65101,"peers":[{"address":"2001:db8:42::1","asn":65000},{"address":"192.0.2.1","asn":4200000000}]},` +
+		`"bgp":{"asn":65101,"routerID":"192.0.2.11","peers":[` +
+		`{"address":"2001:db8:42::1","asn":65000,"bfd":true,"holdTime":9,"gracefulRestart":false,"restartTime":60,` +
+		`"communities":["65000:1"],"largeCommunities":["65000:1:2"]},` +
+		`{"address":"192.0.2.1","asn":4200000000,"sourceAddress":"192.0.2.11","multihop":2,` +
+		`"passwordSecretRef":{"name":"bgp","key":"router"}}]},` +
 		`"anycast":{"allowedCIDRs":["2001:db8:ffff::/48","192.0.2.128/25"]}}`
 	if string(got) != want {
 		t.Errorf("spec JSON\n got %s\nwant %s", got, want)
@@ -143,6 +153,15 @@ func TestSchemaLimits(t *testing.T) {
 		{dig(t, spec, "bgp", "properties", "asn"), "maximum", 1<<32 - 1},
 		{dig(t, spec, "bgp", "properties", "peers", "items", "properties", "asn"), "minimum", 1},
 		{dig(t, spec, "bgp", "properties", "peers", "items", "properties", "asn"), "maximum", 1<<32 - 1},
+		{dig(t, spec, "bgp", "properties", "routerID"), "maxLength", len("255.255.255.255")},
+		{peer(t, spec, "sourceAddress"), "maxLength", MaxIPLength},
+		{peer(t, spec, "holdTime"), "maximum", MaxHoldTime},
+		{peer(t, spec, "restartTime"), "maximum", MaxRestartTime},
+		{peer(t, spec, "multihop"), "maximum", MaxMultihop},
+		{peer(t, spec, "communities"), "maxItems", MaxCommunities},
+		{peer(t, spec, "largeCommunities"), "maxItems", MaxCommunities},
+		{peer(t, spec, "passwordSecretRef", "properties", "name"), "maxLength", MaxSecretNameLength},
+		{peer(t, spec, "passwordSecretRef", "properties", "key"), "maxLength", MaxSecretKeyLength},
 	} {
 		if got := c.node.(map[string]any)[c.key]; got != float64(c.want) {
 			t.Errorf("%s = %v, want %d", c.key, got, c.want)
@@ -156,11 +175,18 @@ func TestSchemaLimits(t *testing.T) {
 		{dig(t, spec, "cidr4"), fmt.Sprintf("cidr(self).prefixLength() <= %d", MaxPool4PrefixLength)},
 		{dig(t, spec, "bgp", "properties", "asn"), fmt.Sprintf("self != %d", ASTrans)},
 		{dig(t, spec, "bgp", "properties", "peers", "items", "properties", "asn"), fmt.Sprintf("self != %d", ASTrans)},
+		{peer(t, spec, "holdTime"), fmt.Sprintf("self >= %d", MinHoldTime)},
 	} {
 		if !hasRule(c.node, c.rule) {
 			t.Errorf("no x-kubernetes-validations rule containing %q in %v", c.rule, c.node)
 		}
 	}
+}
+
+// peer digs into the schema of one spec.bgp.peers item.
+func peer(t *testing.T, spec any, path ...string) any {
+	t.Helper()
+	return dig(t, spec, append([]string{"bgp", "properties", "peers", "items", "properties"}, path...)...)
 }
 
 func dig(t *testing.T, v any, path ...string) any {

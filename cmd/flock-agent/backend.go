@@ -24,18 +24,32 @@ const syncWait = 30 * time.Second
 type backend struct {
 	src agent.Source
 	rec agent.Recorder
-	// changes is poked when the node's configuration changes (nil in file
-	// mode: the file is re-read on every Sync).
+	// changes is poked when the node's configuration changes.
 	changes <-chan struct{}
 	// serving runs once the socket listens.
 	serving func(ctx context.Context)
 	stop    func()
+	// kube is set in Kubernetes mode.
+	kube *kubeParts
 }
 
-func fileBackend(m mode, log *slog.Logger) *backend {
+// kubeParts are what the BGP controller uses of Kubernetes mode: the
+// client for Secrets and the source that writes the NodeConfig's status.
+type kubeParts struct {
+	client kubernetes.Interface
+	src    *kube.Source
+}
+
+// fileWatchEvery is how often file mode checks the NodeConfig file for a
+// change (a stat), so that an edit reaches BIRD without waiting for a tick.
+const fileWatchEvery = time.Second
+
+func fileBackend(ctx context.Context, m mode, log *slog.Logger) *backend {
+	src := &source.File{NodeConfigPath: m.NodeConfig, PodsDir: m.PodsDir}
 	return &backend{
-		src:     &source.File{NodeConfigPath: m.NodeConfig, PodsDir: m.PodsDir},
+		src:     src,
 		rec:     source.LogRecorder{Log: log},
+		changes: src.Watch(ctx, fileWatchEvery),
 		serving: func(context.Context) {},
 		stop:    func() {},
 	}
@@ -77,5 +91,6 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 			go kube.KeepNodeNetworkReady(ctx, client, m.NodeName, kube.NodeReadyEvery, log)
 		},
 		stop: rec.Shutdown,
+		kube: &kubeParts{client: client, src: src},
 	}, nil
 }

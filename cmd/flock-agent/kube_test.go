@@ -23,8 +23,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/cnitest"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
+	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/kube"
 )
 
@@ -81,7 +83,12 @@ func TestKubernetesMode(t *testing.T) {
 	}
 	// An hour between resyncs: a NodeConfig change can only take effect
 	// in time through the informer's poke.
-	startAgent(t, node, "--kubeconfig", kubeconfig, "--node-name", "node-1", "--resync", "1h")
+	args := []string{"--kubeconfig", kubeconfig, "--node-name", "node-1", "--resync", "1h"}
+	bn := startBirdNode(t, node)
+	if bn != nil {
+		args = append(args, bn.args()...)
+	}
+	startAgent(t, node, args...)
 
 	list, err := node.FlockConflist("1.1.0")
 	if err != nil {
@@ -171,16 +178,40 @@ func TestKubernetesMode(t *testing.T) {
 		return false
 	})
 
-	// A new pool takes effect without a restart.
+	// A new pool takes effect without a restart; so does a BGP peer, with
+	// its password read from a Secret in the agent's namespace.
 	u, err := ncs.Get(ctx, "node-1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Object["spec"] = map[string]any{"cidr6": "2001:db8:42:99::/64", "cidr4": "198.18.1.0/24"}
+	spec := map[string]any{"cidr6": "2001:db8:42:99::/64", "cidr4": "198.18.1.0/24"}
+	if bn != nil {
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "bgp"}, Data: map[string][]byte{"router": []byte("s3cret")}}
+		if _, err := admin.CoreV1().Secrets("kube-system").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		spec["bgp"] = map[string]any{"asn": int64(65101), "peers": []any{map[string]any{"address": routerAddr, "asn": int64(65000),
+			"passwordSecretRef": map[string]any{"name": "bgp", "key": "router"}}}}
+	}
+	u.Object["spec"] = spec
 	if _, err := ncs.Update(ctx, u, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitRoute(t, node, "2001:db8:42:99::/64")
+	if bn != nil {
+		waitFor(t, "BGPConfigured=True on the NodeConfig", func() bool {
+			u, err := ncs.Get(ctx, "node-1", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			status, reason, _, current := bgpConfigured(u)
+			return status == "True" && reason == v1alpha1.ReasonConfigured && current
+		})
+		bn.waitSessions(t, bird.PeerName(netip.MustParseAddr(routerAddr)))
+		if conf, err := os.ReadFile(bn.conf); err != nil || !strings.Contains(string(conf), `password "s3cret";`) {
+			t.Errorf("bird.conf has no password line (%v):\n%s", err, conf)
+		}
+	}
 
 	if err := node.Del(ctx, list, rt); err != nil {
 		t.Errorf("DEL: %v", err)
@@ -192,6 +223,9 @@ func TestKubernetesMode(t *testing.T) {
 		_, err := node.Add(ctx, list, cnitest.Runtime("c0ffee02", podNS.Path, "demo", "web"))
 		return err != nil && strings.Contains(err.Error(), "no NodeConfig for node node-1")
 	})
+	if bn != nil {
+		bn.waitSessions(t) // the bootstrap config: no sessions
+	}
 }
 
 // setup creates what a cluster has before flock: the Node (network not

@@ -20,6 +20,7 @@ import (
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/datapath"
 	"github.com/fritzlab/flock/pkg/model"
+	"github.com/fritzlab/flock/pkg/routing"
 	"github.com/fritzlab/flock/pkg/rpc"
 	"github.com/fritzlab/flock/pkg/store"
 )
@@ -35,6 +36,9 @@ func main() {
 		syncEvery  = flag.Duration("resync", 30*time.Second, "how often the node's pool routes are re-checked")
 		fsync      = flag.Bool("fsync", false, "fsync allocations so they also survive a power loss (a crash of the agent never loses them)")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
+		birdConfig = flag.String("bird-config", "", "BIRD config file the agent renders and BIRD reads (bird -c); empty: BGP off")
+		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
+		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else kube-system)")
 	)
 	flag.Parse()
 	var level slog.Level
@@ -52,15 +56,20 @@ func main() {
 		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
 		os.Exit(2)
 	}
+	bf := birdFlags{Config: *birdConfig, Socket: *birdSocket, Namespace: secretsNamespace(*namespace)}
+	if err := bf.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, m, *socket, *stateDir, *syncEvery, *fsync); err != nil {
+	if err := run(ctx, log, m, bf, *socket, *stateDir, *syncEvery, *fsync); err != nil {
 		log.Error("flock-agent failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, m mode, socket, stateDir string, every time.Duration, fsync bool) error {
+func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socket, stateDir string, every time.Duration, fsync bool) error {
 	dp, err := datapath.New()
 	if err != nil {
 		return err
@@ -68,11 +77,11 @@ func run(ctx context.Context, log *slog.Logger, m mode, socket, stateDir string,
 	if err := dp.Init(); err != nil {
 		return err
 	}
-	return serve(ctx, log, m, dp, socket, stateDir, every, fsync)
+	return serve(ctx, log, m, bf, dp, socket, stateDir, every, fsync)
 }
 
 // serve runs the agent on a data path until ctx ends.
-func serve(ctx context.Context, log *slog.Logger, m mode, dp agent.Datapath, socket, stateDir string, every time.Duration, fsync bool) error {
+func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent.Datapath, socket, stateDir string, every time.Duration, fsync bool) error {
 	st, err := store.Open(stateDir, store.Options{Sync: fsync}, log)
 	if err != nil {
 		return err
@@ -84,7 +93,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, dp agent.Datapath, soc
 			return err
 		}
 	} else {
-		b = fileBackend(m, log)
+		b = fileBackend(ctx, m, log)
 	}
 	defer b.stop()
 	a := agent.New(b.src, b.rec, dp, st, log)
@@ -92,22 +101,31 @@ func serve(ctx context.Context, log *slog.Logger, m mode, dp agent.Datapath, soc
 		// Not fatal: STATUS reports it and ADD fails until a config appears.
 		log.Warn("node not configured yet", "err", err)
 	}
+	// After the first Sync, so that the pool routes BIRD announces are
+	// installed before it announces them.
+	var bgp *routing.Controller
+	if bf.enabled() {
+		if bgp, err = startBGP(ctx, log, bf, b); err != nil {
+			return err
+		}
+	}
 	ln, err := rpc.Listen(socket)
 	if err != nil {
 		return err
 	}
 	go a.Run(ctx, every)
 	if b.changes != nil {
-		go syncOnChange(ctx, a, b.changes, log)
+		go syncOnChange(ctx, a, bgp, b.changes, log)
 	}
 	b.serving(ctx)
 	log.Info("flock-agent serving", "socket", socket, "state", stateDir, "allocations", len(st.List()))
 	return rpc.Serve(ctx, ln, a, log)
 }
 
-// syncOnChange applies a new NodeConfig as soon as the informer sees it,
-// instead of at the next tick of Run.
-func syncOnChange(ctx context.Context, a *agent.Agent, changes <-chan struct{}, log *slog.Logger) {
+// syncOnChange applies a new NodeConfig as soon as the informer (or the
+// file watch) sees it, instead of at the next tick of Run: the pools first,
+// then BIRD's config (bgp is nil when BGP is off).
+func syncOnChange(ctx context.Context, a *agent.Agent, bgp *routing.Controller, changes <-chan struct{}, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -116,6 +134,10 @@ func syncOnChange(ctx context.Context, a *agent.Agent, changes <-chan struct{}, 
 		}
 		if _, _, err := a.Sync(ctx); err != nil && !errors.Is(err, model.ErrNoNodeConfig) {
 			log.Error("sync node configuration", "err", err)
+		}
+		if bgp != nil {
+			// Also when Sync failed: the BGPConfigured condition reports it.
+			bgp.Trigger()
 		}
 	}
 }

@@ -24,6 +24,8 @@ type Node struct {
 	Dir    string // socket, allocations, pods, NodeConfig, CNI cache, agent log
 	BinDir string
 	Socket string
+	// AgentArgs are more flock-agent flags for StartAgent (--bird-config …).
+	AgentArgs []string
 
 	agent     *exec.Cmd
 	agentDone chan struct{} // closed when the agent process has exited
@@ -80,12 +82,13 @@ func (n *Node) StartAgent() error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command("ip", "netns", "exec", n.NS.Name, filepath.Join(n.BinDir, "flock-agent"),
+	args := append([]string{"netns", "exec", n.NS.Name, filepath.Join(n.BinDir, "flock-agent"),
 		"--socket", n.Socket,
 		"--state-dir", filepath.Join(n.Dir, "allocations"),
 		"--node-config", filepath.Join(n.Dir, "nodeconfig.yaml"),
 		"--pods-dir", filepath.Join(n.Dir, "pods"),
-		"--log-level", "debug")
+		"--log-level", "debug"}, n.AgentArgs...)
+	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start flock-agent in %s: %w", n.NS.Name, err)

@@ -37,6 +37,11 @@ func (l *Lab) startDaemon(d daemon) (int, error) {
 	}
 	defer log.Close()
 	// Record the path /proc/PID/exe will show, to recognise the process later.
+	if !strings.Contains(d.Args[0], "/") {
+		if p, err := exec.LookPath(d.Args[0]); err == nil {
+			d.Args[0] = p
+		}
+	}
 	if real, err := filepath.EvalSymlinks(d.Args[0]); err == nil {
 		d.Args[0] = real
 	}

@@ -36,7 +36,7 @@ type Options struct {
 
 // Packages are the Debian packages the lab uses: etcd for the control plane,
 // ip and nft for the network, ping and nc for `flock-lab exec`.
-var Packages = []string{"etcd-server", "iproute2", "iputils-ping", "netcat-openbsd", "nftables"}
+var Packages = []string{"bird2", "etcd-server", "iproute2", "iputils-ping", "netcat-openbsd", "nftables"}
 
 func (o Options) withDefaults() Options {
 	if o.Nodes == 0 {

@@ -122,6 +122,13 @@ func NodeConfig(n topology.Node) *unstructured.Unstructured {
 			"cidr6":    n.Pool6.String(),
 			"cidr4":    n.Pool4.String(),
 			"defaults": map[string]any{"ipv6": true, "ipv4": true},
+			"bgp": map[string]any{
+				"asn": NodeASN(n.Index),
+				"peers": []any{
+					map[string]any{"address": n.RouterAddr6.Addr().String(), "asn": RouterASN},
+					map[string]any{"address": n.RouterAddr4.Addr().String(), "asn": RouterASN},
+				},
+			},
 		},
 	}}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,15 +107,19 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	}
 
 	l.logf("creating the network: router %s and %d nodes", l.Router, len(nodes))
-	topo, err := topology.Create(topology.Config{Prefix: opts.Prefix, Nodes: opts.Nodes})
+	if _, err := topology.Create(topology.Config{Prefix: opts.Prefix, Nodes: opts.Nodes}); err != nil {
+		return nil, err
+	}
+	// Routes to the pods come only from the nodes' BGP announcements.
+	routerConf, err := renderRouterConf(nodes)
 	if err != nil {
 		return nil, err
 	}
-	pools := map[string][]netip.Prefix{}
-	for _, n := range nodes {
-		pools[n.Name] = []netip.Prefix{n.Pool6, n.Pool4}
+	router, err := birdDaemon("router-bird", l.Router, filepath.Join(opts.RunDir, "router"), routerConf)
+	if err != nil {
+		return nil, err
 	}
-	if err := topo.SetStaticRoutes(pools); err != nil {
+	if _, err := l.startDaemon(router); err != nil {
 		return nil, err
 	}
 
@@ -130,6 +133,10 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	}
 	l.logf("waiting for %d nodes to be Ready and their agents to answer", len(nodes))
 	if err := l.waitReady(ctx, cs, 2*time.Minute); err != nil {
+		return nil, err
+	}
+	l.logf("waiting for the router to learn every node's pools over BGP")
+	if err := poll(ctx, 2*time.Minute, l.routerHasPools, "BGP routes at the router"); err != nil {
 		return nil, err
 	}
 	l.logf("lab up in %s", time.Since(start).Round(time.Second))
@@ -166,13 +173,20 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 	if err := writeConfList(n.CNIConfList, n.AgentSocket); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
+	birdConf, birdSock := birdPaths(n.Dir)
 	agent := daemon{Name: n.Name + "-agent", Netns: n.Netns, Args: []string{
 		filepath.Join(l.BinDir, "flock-agent"),
 		"--kubeconfig", n.AgentKubeconfig,
 		"--node-name", n.Name,
 		"--socket", n.AgentSocket,
 		"--state-dir", filepath.Join(n.Dir, "allocations"),
+		"--bird-config", birdConf,
+		"--bird-socket", birdSock,
 	}}
+	bird, err := birdDaemon(n.Name+"-bird", n.Netns, n.Dir, nil)
+	if err != nil {
+		return err
+	}
 	kubelet := daemon{Name: n.Name + "-kubelet", Netns: n.Netns, Args: []string{
 		l.flockLab(), "kubelet",
 		"--node", n.Name,
@@ -185,7 +199,7 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 		"--host-ip", n.Addr6.Addr().String(),
 		"--host-ip", n.Addr4.Addr().String(),
 	}}
-	for _, d := range []daemon{agent, kubelet} {
+	for _, d := range []daemon{bird, agent, kubelet} {
 		if _, err := l.startDaemon(d); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/pkg/model"
 )
@@ -293,5 +294,49 @@ func TestAgainstAPIServer(t *testing.T) {
 		if cond := nodeCondition(n2, corev1.NodeNetworkUnavailable); cond == nil || cond.Status != corev1.ConditionTrue {
 			t.Errorf("node-2 changed: %+v", cond)
 		}
+	})
+
+	// The BGP passwords: a GET in the agent's namespace, and nowhere else.
+	t.Run("secrets", func(t *testing.T) {
+		for _, ns := range []string{"kube-system", "demo"} {
+			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bgp"}, Data: map[string][]byte{"router": []byte("s3cret")}}
+			if _, err := c.admin.CoreV1().Secrets(ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v, err := NewSecrets(c.agent, "kube-system").Value(ctx, "bgp", "router"); err != nil || v != "s3cret" {
+			t.Errorf("kube-system/bgp router = %q, %v", v, err)
+		}
+		if _, err := NewSecrets(c.agent, "kube-system").Value(ctx, "bgp", "other"); err == nil || err.Error() != `secret kube-system/bgp has no key "other"` {
+			t.Errorf("missing key: %v", err)
+		}
+		if _, err := NewSecrets(c.agent, "kube-system").Value(ctx, "nope", "router"); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "read secret kube-system/nope") {
+			t.Errorf("missing secret: %v", err)
+		}
+		if _, err := NewSecrets(c.agent, "demo").Value(ctx, "bgp", "router"); !apierrors.IsForbidden(err) {
+			t.Errorf("a Secret outside the agent's namespace: %v, want forbidden", err)
+		}
+	})
+
+	// Both conditions land on the object, each with its generation.
+	t.Run("bgp condition", func(t *testing.T) {
+		if _, err := ncs.Create(ctx, nodeConfig("node-1", 0, map[string]any{"cidr6": "2001:db8:42:1::/64"}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "Accepted=True", func() bool {
+			cond, _, gen := c.acceptedOn(t, "node-1")
+			return cond != nil && cond.Status == metav1.ConditionTrue && cond.ObservedGeneration == gen
+		})
+		src.SetBGPCondition(false, v1alpha1.ReasonNoBGP, "spec.bgp is not set", 0)
+		eventually(t, "BGPConfigured=False", func() bool {
+			u, err := c.adminDyn.Resource(NodeConfigResource).Get(ctx, "node-1", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := meta.FindStatusCondition(conditions(u), v1alpha1.ConditionBGPConfigured)
+			a := meta.FindStatusCondition(conditions(u), ConditionAccepted)
+			return b != nil && b.Status == metav1.ConditionFalse && b.Reason == v1alpha1.ReasonNoBGP &&
+				b.ObservedGeneration == u.GetGeneration() && a != nil && a.Status == metav1.ConditionTrue
+		})
 	})
 }

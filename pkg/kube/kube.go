@@ -1,12 +1,13 @@
 // Package kube connects the agent to Kubernetes: a Source that serves the
 // node's NodeConfig and its pods from informer caches, a Recorder that turns
 // annotation warnings into Events on the pod, the NodeConfig's Accepted
-// condition, and the Node's NetworkUnavailable condition.
+// and BGPConfigured conditions, the Node's NetworkUnavailable condition,
+// and the BGP passwords from Secrets in the agent's namespace.
 //
 // The agent reads only its own NodeConfig and the pods of its own node, and
 // uses exactly these verbs: nodeconfigs get/list/watch, nodeconfigs/status
 // get/update/patch, pods get/list/watch, events create/patch, nodes get,
-// nodes/status patch.
+// nodes/status patch, and secrets get in its own namespace.
 package kube
 
 import (

@@ -30,6 +30,9 @@ type NodeConfigs struct {
 
 	// cur is nil while the node has no NodeConfig.
 	cur atomic.Pointer[nodeState]
+	// bgp is the BGPConfigured condition the BGP controller last reported;
+	// nil when the agent does not drive BIRD.
+	bgp atomic.Pointer[metav1.Condition]
 	// changes pokes the agent; statusPoke pokes the status worker. Both hold
 	// one pending poke: a burst of events is one wake-up.
 	changes    chan struct{}

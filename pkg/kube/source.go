@@ -48,6 +48,12 @@ func (s *Source) Node(ctx context.Context) (*model.Node, error) { return s.confi
 // Changes is poked whenever the node's NodeConfig changes or goes away.
 func (s *Source) Changes() <-chan struct{} { return s.configs.Changes() }
 
+// SetBGPCondition sets the NodeConfig's BGPConfigured condition (see
+// NodeConfigs.SetBGPCondition).
+func (s *Source) SetBGPCondition(ok bool, reason, message string, generation int64) {
+	s.configs.SetBGPCondition(ok, reason, message, generation)
+}
+
 // Pod returns a pod's metadata, or an error wrapping model.ErrPodNotFound.
 func (s *Source) Pod(ctx context.Context, namespace, name string) (*model.Pod, error) {
 	return s.pods.Pod(ctx, namespace, name)

@@ -11,9 +11,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/fritzlab/flock/api/v1alpha1"
 )
 
-// The NodeConfig condition the agent owns.
+// The NodeConfig condition the agent owns (and BGPConfigured, see
+// SetBGPCondition).
 const (
 	// ConditionAccepted is True when the agent uses the NodeConfig, False
 	// when the agent rejected it although the schema let it through.
@@ -27,6 +30,20 @@ const (
 	statusRetryMin = time.Second
 	statusRetryMax = 5 * time.Minute
 )
+
+// SetBGPCondition sets the NodeConfig's BGPConfigured condition (reasons in
+// api/v1alpha1); the status worker writes it. A generation of 0 stands for
+// the generation of the object it is written to: the BGP controller cannot
+// know which one a NodeConfig it could not read has.
+func (c *NodeConfigs) SetBGPCondition(ok bool, reason, message string, generation int64) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	c.bgp.Store(&metav1.Condition{Type: v1alpha1.ConditionBGPConfigured, Status: status,
+		Reason: reason, Message: message, ObservedGeneration: generation})
+	poke(c.statusPoke)
+}
 
 // runStatus keeps the NodeConfig's Accepted condition up to date: it wakes
 // on every change, computes the condition from the cached object and writes
@@ -57,7 +74,8 @@ func (c *NodeConfigs) runStatus(ctx context.Context) {
 	}
 }
 
-// syncStatus writes the Accepted condition of the cached NodeConfig.
+// syncStatus writes the Accepted condition of the cached NodeConfig, and
+// the BGPConfigured one when the BGP controller reported one.
 func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 	obj, ok, err := c.inf.GetStore().GetByKey(c.node)
 	if err != nil || !ok {
@@ -70,10 +88,18 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 	conds := conditions(u)
 	want := acceptance(u)
 	observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
-	if cur := meta.FindStatusCondition(conds, ConditionAccepted); cur != nil && sameCondition(*cur, want) && observed == want.ObservedGeneration {
+	acceptedChanged := setCondition(&conds, want)
+	bgpChanged := false
+	if b := c.bgp.Load(); b != nil {
+		bc := *b
+		if bc.ObservedGeneration == 0 {
+			bc.ObservedGeneration = u.GetGeneration()
+		}
+		bgpChanged = setCondition(&conds, bc)
+	}
+	if !acceptedChanged && !bgpChanged && observed == want.ObservedGeneration {
 		return nil
 	}
-	meta.SetStatusCondition(&conds, want)
 	// A merge patch replaces the whole list; the agent is the only writer
 	// of this object's conditions.
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{
@@ -87,12 +113,25 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 		metav1.PatchOptions{FieldManager: "flock-agent"}, "status"); err != nil {
 		return fmt.Errorf("patch nodeconfig %s status: %w", c.node, err)
 	}
-	if want.Status == metav1.ConditionFalse {
+	switch {
+	case !acceptedChanged && observed == want.ObservedGeneration:
+		// Only the BGP condition changed; the BGP controller logged it.
+	case want.Status == metav1.ConditionFalse:
 		c.log.Error("nodeconfig rejected", "node", c.node, "generation", want.ObservedGeneration, "err", want.Message)
-	} else {
+	default:
 		c.log.Info("nodeconfig accepted", "node", c.node, "generation", want.ObservedGeneration)
 	}
 	return nil
+}
+
+// setCondition puts want into conds unless an equal one is there already,
+// and tells whether it did.
+func setCondition(conds *[]metav1.Condition, want metav1.Condition) bool {
+	if cur := meta.FindStatusCondition(*conds, want.Type); cur != nil && sameCondition(*cur, want) {
+		return false
+	}
+	meta.SetStatusCondition(conds, want)
+	return true
 }
 
 // acceptance is the Accepted condition the agent gives a NodeConfig.

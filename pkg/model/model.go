@@ -1,6 +1,7 @@
 // Package model holds flock's own small view of nodes and pods: what the
-// decisions (IPAM, annotations, data path) need and nothing else. Kubernetes
-// objects and config files are turned into these types in one place.
+// decisions (IPAM, annotations, data path, BGP) need and nothing else.
+// Kubernetes objects and config files are turned into these types in one
+// place.
 package model
 
 import (
@@ -24,6 +25,9 @@ type FamilyDefaults struct {
 type Node struct {
 	// Name is the Node's (and NodeConfig's) name.
 	Name string
+	// Generation is the NodeConfig's metadata.generation, so that what the
+	// agent reports on its status names the spec it is about.
+	Generation int64
 	// Pool6 and Pool4 are the node's pod pools; the zero Prefix means the
 	// node has no pool of that family.
 	Pool6 netip.Prefix
@@ -35,6 +39,8 @@ type Node struct {
 	// AnycastAllowed, when not empty, are the only ranges pods may serve
 	// anycast addresses from (NodeConfig spec.anycast.allowedCIDRs).
 	AnycastAllowed []netip.Prefix
+	// BGP is the node's BGP speaker (NodeConfig spec.bgp); nil: no BGP.
+	BGP *BGP
 }
 
 // Pod is what flock knows of a pod.

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 )
@@ -14,7 +15,7 @@ func NodeFromConfig(nc *v1alpha1.NodeConfig) (*Node, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("nodeconfig is nil")
 	}
-	n := &Node{Name: nc.Name, Annotations: nc.Annotations}
+	n := &Node{Name: nc.Name, Generation: nc.Generation, Annotations: nc.Annotations}
 	if nc.Name == "" {
 		return nil, fmt.Errorf("nodeconfig metadata.name is empty")
 	}
@@ -29,15 +30,13 @@ func NodeFromConfig(nc *v1alpha1.NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("nodeconfig %s: neither spec.cidr6 nor spec.cidr4 is set", nc.Name)
 	}
 	if a := nc.Spec.Anycast; a != nil {
-		for i, c := range a.AllowedCIDRs {
-			p, err := netip.ParsePrefix(c)
-			if err != nil {
-				return nil, fmt.Errorf("nodeconfig %s: spec.anycast.allowedCIDRs[%d] %q: %w", nc.Name, i, c, err)
-			}
-			if p != p.Masked() {
-				return nil, fmt.Errorf("nodeconfig %s: spec.anycast.allowedCIDRs[%d] %q: host bits set (the network is %s)", nc.Name, i, c, p.Masked())
-			}
-			n.AnycastAllowed = append(n.AnycastAllowed, p)
+		if n.AnycastAllowed, err = parseAllowed(a.AllowedCIDRs); err != nil {
+			return nil, fmt.Errorf("nodeconfig %s: %w", nc.Name, err)
+		}
+	}
+	if b := nc.Spec.BGP; b != nil {
+		if n.BGP, err = parseBGP(b); err != nil {
+			return nil, fmt.Errorf("nodeconfig %s: %w", nc.Name, err)
 		}
 	}
 	if d := nc.Spec.Defaults; d != nil {
@@ -74,4 +73,32 @@ func parsePool(field, s string, v6 bool) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%s %q: not a unicast pod range", field, s)
 	}
 	return p, nil
+}
+
+// parseAllowed parses spec.anycast.allowedCIDRs. Like the schema (a set),
+// it rejects a string listed twice; two spellings of one prefix (upper and
+// lower case) pass the schema, so they are merged here rather than refused.
+func parseAllowed(cidrs []string) ([]netip.Prefix, error) {
+	if len(cidrs) > v1alpha1.MaxAllowedCIDRs {
+		return nil, fmt.Errorf("spec.anycast.allowedCIDRs: %d entries, at most %d allowed", len(cidrs), v1alpha1.MaxAllowedCIDRs)
+	}
+	var out []netip.Prefix
+	seen := map[string]int{}
+	for i, c := range cidrs {
+		if j, dup := seen[c]; dup {
+			return nil, fmt.Errorf("spec.anycast.allowedCIDRs[%d] %q: listed twice (also spec.anycast.allowedCIDRs[%d])", i, c, j)
+		}
+		seen[c] = i
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("spec.anycast.allowedCIDRs[%d] %q: %w", i, c, err)
+		}
+		if p != p.Masked() {
+			return nil, fmt.Errorf("spec.anycast.allowedCIDRs[%d] %q: host bits set (the network is %s)", i, c, p.Masked())
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }

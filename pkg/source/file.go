@@ -103,3 +103,43 @@ type LogRecorder struct{ Log *slog.Logger }
 func (r LogRecorder) PodWarning(pod *model.Pod, reason, message string) {
 	r.Log.Warn(message, "pod", pod.Key(), "reason", reason)
 }
+
+// Watch returns a channel poked when the NodeConfig file changes (appears,
+// goes away, or gets another modification time or size), checked every
+// interval until ctx ends. File mode has no informer: this is its change
+// poke. The channel holds one pending poke.
+func (f *File) Watch(ctx context.Context, every time.Duration) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	type state struct {
+		exists  bool
+		modTime time.Time
+		size    int64
+	}
+	read := func() state {
+		fi, err := os.Stat(f.NodeConfigPath)
+		if err != nil {
+			return state{}
+		}
+		return state{true, fi.ModTime(), fi.Size()}
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		last := read()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if cur := read(); cur.exists != last.exists || cur.size != last.size || !cur.modTime.Equal(last.modTime) {
+				last = cur
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return ch
+}

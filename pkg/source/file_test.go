@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fritzlab/flock/pkg/model"
@@ -77,4 +78,40 @@ func TestFilePod(t *testing.T) {
 	if _, err := f.Pod(ctx, "default", "bad"); err == nil || !strings.Contains(err.Error(), "default/bad") {
 		t.Errorf("malformed pod file: %v", err)
 	}
+}
+
+func TestFileWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "nc.yaml")
+		f := &File{NodeConfigPath: path}
+		changes := f.Watch(t.Context(), time.Second)
+		poked := func() bool {
+			time.Sleep(time.Second)
+			synctest.Wait()
+			select {
+			case <-changes:
+				return true
+			default:
+				return false
+			}
+		}
+		if poked() {
+			t.Error("poked without a change")
+		}
+		for i, change := range []func() error{
+			func() error { return os.WriteFile(path, []byte(good), 0o644) },
+			func() error { return os.WriteFile(path, []byte(good+"\n"), 0o644) },
+			func() error { return os.Remove(path) },
+		} {
+			if err := change(); err != nil {
+				t.Fatal(err)
+			}
+			if !poked() {
+				t.Errorf("change %d: no poke", i)
+			}
+			if poked() {
+				t.Errorf("change %d: poked twice", i)
+			}
+		}
+	})
 }

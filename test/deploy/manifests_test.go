@@ -31,6 +31,11 @@ var agentRules = []string{
 	"/nodes/status:patch",
 }
 
+// agentNamespaceRules is what the agent calls in its own namespace only
+// (kube-system): the BGP passwords' Secrets. rbac.yaml must grant exactly
+// these, through a Role.
+var agentNamespaceRules = []string{"/secrets:get"}
+
 // documents splits a manifest into its YAML documents.
 func documents(t *testing.T, name string) [][]byte {
 	t.Helper()
@@ -162,12 +167,19 @@ func TestDaemonSet(t *testing.T) {
 		t.Errorf("install-cni capabilities %+v, want all dropped", c)
 	}
 
-	if len(agent.Env) != 1 || agent.Env[0].Name != "NODE_NAME" || agent.Env[0].ValueFrom == nil ||
-		agent.Env[0].ValueFrom.FieldRef == nil || agent.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
-		t.Errorf("agent env %+v, want NODE_NAME from spec.nodeName", agent.Env)
+	env := map[string]string{}
+	for _, e := range agent.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
 	}
-	if !slices.Contains(agent.Args, "--socket="+rpc.DefaultSocket) {
-		t.Errorf("agent args %v do not set --socket=%s", agent.Args, rpc.DefaultSocket)
+	if diff := cmp.Diff(map[string]string{"NODE_NAME": "spec.nodeName", "POD_NAMESPACE": "metadata.namespace"}, env); diff != "" || len(agent.Env) != 2 {
+		t.Errorf("agent env from fields (-want +got):\n%s", diff)
+	}
+	for _, want := range []string{"--socket=" + rpc.DefaultSocket, "--bird-config=/run/flock/bird/bird.conf", "--bird-socket=/run/flock/bird/bird.ctl"} {
+		if !slices.Contains(agent.Args, want) {
+			t.Errorf("agent args %v do not set %s", agent.Args, want)
+		}
 	}
 	mounts := func(c corev1.Container) map[string]string {
 		m := map[string]string{}
@@ -219,42 +231,59 @@ func TestDockerfile(t *testing.T) {
 
 func TestRBACRules(t *testing.T) {
 	docs := documents(t, "rbac.yaml")
-	if len(docs) != 3 {
-		t.Fatalf("rbac.yaml has %d documents, want ServiceAccount, ClusterRole, ClusterRoleBinding", len(docs))
+	if len(docs) != 5 {
+		t.Fatalf("rbac.yaml has %d documents, want ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding", len(docs))
 	}
 	var (
-		sa      corev1.ServiceAccount
-		role    rbacv1.ClusterRole
-		binding rbacv1.ClusterRoleBinding
+		sa             corev1.ServiceAccount
+		role           rbacv1.ClusterRole
+		binding        rbacv1.ClusterRoleBinding
+		nsRole         rbacv1.Role
+		nsRoleBinding  rbacv1.RoleBinding
+		wantSubject    = rbacv1.Subject{Kind: "ServiceAccount", Name: "flock-agent", Namespace: "kube-system"}
+		sameSubjectsAs = func(s []rbacv1.Subject) bool { return len(s) == 1 && s[0] == wantSubject }
 	)
 	strict(t, docs[0], &sa)
 	strict(t, docs[1], &role)
 	strict(t, docs[2], &binding)
+	strict(t, docs[3], &nsRole)
+	strict(t, docs[4], &nsRoleBinding)
 	if sa.Kind != "ServiceAccount" || sa.Name != "flock-agent" || sa.Namespace != "kube-system" {
 		t.Errorf("ServiceAccount %s %s/%s", sa.Kind, sa.Namespace, sa.Name)
 	}
-	var got []string
-	for _, r := range role.Rules {
-		if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
-			t.Errorf("unexpected rule %+v", r)
-		}
-		for _, g := range r.APIGroups {
-			for _, res := range r.Resources {
-				for _, v := range r.Verbs {
-					got = append(got, g+"/"+res+":"+v)
+	grants := func(rules []rbacv1.PolicyRule) []string {
+		var got []string
+		for _, r := range rules {
+			if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
+				t.Errorf("unexpected rule %+v", r)
+			}
+			for _, g := range r.APIGroups {
+				for _, res := range r.Resources {
+					for _, v := range r.Verbs {
+						got = append(got, g+"/"+res+":"+v)
+					}
 				}
 			}
 		}
+		sort.Strings(got)
+		return got
 	}
 	want := slices.Clone(agentRules)
-	sort.Strings(got)
 	sort.Strings(want)
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, grants(role.Rules)); diff != "" {
 		t.Errorf("ClusterRole grants (-want +got):\n%s", diff)
 	}
-	wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Name: "flock-agent", Namespace: "kube-system"}
-	if binding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}) ||
-		len(binding.Subjects) != 1 || binding.Subjects[0] != wantSubject {
+	if binding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}) || !sameSubjectsAs(binding.Subjects) {
 		t.Errorf("ClusterRoleBinding %+v %+v", binding.RoleRef, binding.Subjects)
+	}
+	if nsRole.Kind != "Role" || nsRole.Namespace != "kube-system" {
+		t.Errorf("Role %s in namespace %q, want a Role in kube-system", nsRole.Kind, nsRole.Namespace)
+	}
+	if diff := cmp.Diff(agentNamespaceRules, grants(nsRole.Rules)); diff != "" {
+		t.Errorf("Role grants (-want +got):\n%s", diff)
+	}
+	if nsRoleBinding.Kind != "RoleBinding" || nsRoleBinding.Namespace != "kube-system" ||
+		nsRoleBinding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: nsRole.Name}) || !sameSubjectsAs(nsRoleBinding.Subjects) {
+		t.Errorf("RoleBinding %s/%s %+v %+v", nsRoleBinding.Namespace, nsRoleBinding.Name, nsRoleBinding.RoleRef, nsRoleBinding.Subjects)
 	}
 }

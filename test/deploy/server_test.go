@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ func TestApplyDryRun(t *testing.T) {
 		"serviceaccount/flock-agent",
 		"clusterrole.rbac.authorization.k8s.io/flock-agent",
 		"clusterrolebinding.rbac.authorization.k8s.io/flock-agent",
+		"role.rbac.authorization.k8s.io/flock-agent",
+		"rolebinding.rbac.authorization.k8s.io/flock-agent",
 		"configmap/flock-cni-",
 		"daemonset.apps/flock-agent",
 	} {
@@ -41,8 +44,8 @@ func TestApplyDryRun(t *testing.T) {
 			t.Errorf("kubectl apply did not report %s:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "(server dry run)"); n != 6 {
-		t.Errorf("%d objects dry-run applied, want 6:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 8 {
+		t.Errorf("%d objects dry-run applied, want 8:\n%s", n, out)
 	}
 }
 
@@ -63,13 +66,13 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowed := func(group, resource, subresource, verb string) bool {
+	allowedIn := func(namespace, group, resource, subresource, verb string) bool {
 		t.Helper()
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:   "system:serviceaccount:kube-system:flock-agent",
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: "default", Group: group, Resource: resource, Subresource: subresource, Verb: verb,
+				Namespace: namespace, Group: group, Resource: resource, Subresource: subresource, Verb: verb,
 			},
 		}}
 		got, err := client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
@@ -78,11 +81,15 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 		}
 		return got.Status.Allowed
 	}
-	// The authorizer learns of the new binding through its informers.
-	for !allowed("flock.fritzlab.net", "nodeconfigs", "", "watch") {
+	allowed := func(group, resource, subresource, verb string) bool {
+		t.Helper()
+		return allowedIn("default", group, resource, subresource, verb)
+	}
+	// The authorizer learns of the new bindings through its informers.
+	for !allowed("flock.fritzlab.net", "nodeconfigs", "", "watch") || !allowedIn("kube-system", "", "secrets", "", "get") {
 		select {
 		case <-ctx.Done():
-			t.Fatal("the ClusterRoleBinding never took effect")
+			t.Fatal("the ClusterRoleBinding or the RoleBinding never took effect")
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -118,6 +125,23 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 			key := res.group + "/" + name + ":" + v
 			if got := allowed(res.group, res.resource, res.sub, v); got != want[key] {
 				t.Errorf("%s allowed = %v, want %v", key, got, want[key])
+			}
+		}
+	}
+
+	// In its own namespace the agent may also GET a Secret (a BGP
+	// password), and nothing more of Secrets; the rest as everywhere.
+	for r := range want {
+		delete(want, r)
+	}
+	for _, r := range append(slices.Clone(agentRules), agentNamespaceRules...) {
+		want[r] = true
+	}
+	for _, res := range []struct{ group, resource string }{{"", "secrets"}, {"", "configmaps"}, {"", "pods"}, {"", "serviceaccounts"}} {
+		for _, v := range verbs {
+			key := res.group + "/" + res.resource + ":" + v
+			if got := allowedIn("kube-system", res.group, res.resource, "", v); got != want[key] {
+				t.Errorf("in kube-system: %s allowed = %v, want %v", key, got, want[key])
 			}
 		}
 	}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/routing"
+)
+
+// birdFlags say whether and how the agent drives BIRD.
+type birdFlags struct {
+	// Config is the bird.conf the agent renders (bird -c), Socket BIRD's
+	// control socket (bird -s); both empty: BGP is off, the agent leaves
+	// BIRD alone.
+	Config, Socket string
+	// Namespace is the agent's namespace, where the Secrets of the BGP
+	// passwords are (Kubernetes mode).
+	Namespace string
+}
+
+func (f birdFlags) enabled() bool { return f.Config != "" }
+
+func (f birdFlags) check() error {
+	if (f.Config == "") != (f.Socket == "") {
+		return errors.New("--bird-config and --bird-socket go together: give both to drive BIRD, or neither")
+	}
+	return nil
+}
+
+// secretsNamespace is the namespace of the BGP password Secrets: the flag,
+// else the pod's namespace (the DaemonSet sets $POD_NAMESPACE), else where
+// deploy/ installs the agent.
+func secretsNamespace(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "kube-system"
+}
+
+// startBGP starts the controller that renders BIRD's config from the node
+// and reloads BIRD; it runs until ctx ends.
+func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend) (*routing.Controller, error) {
+	// The DaemonSet's BIRD waits for the file to appear in this directory.
+	if err := os.MkdirAll(filepath.Dir(f.Config), 0o755); err != nil {
+		return nil, fmt.Errorf("bird config directory: %w", err)
+	}
+	ifs, err := routing.NewInterfaces()
+	if err != nil {
+		return nil, err
+	}
+	opts := routing.Options{
+		Nodes:     b.src,
+		Addresses: ifs,
+		Reloader:  bird.NewReloader(f.Config, bird.NewClient(f.Socket)),
+		Log:       log,
+	}
+	if b.kube != nil {
+		opts.Secrets = kube.NewSecrets(b.kube.client, f.Namespace)
+		opts.Reporter = bgpReporter{b.kube.src}
+	}
+	c := routing.New(opts)
+	go func() {
+		defer ifs.Close()
+		c.Run(ctx)
+	}()
+	log.Info("driving bird", "config", f.Config, "socket", f.Socket)
+	return c, nil
+}
+
+// bgpReporter writes the BGPConfigured condition on the NodeConfig.
+type bgpReporter struct{ src *kube.Source }
+
+func (r bgpReporter) ReportBGP(c routing.Condition) {
+	r.src.SetBGPCondition(c.OK, c.Reason, c.Message, c.Generation)
+}

@@ -1,0 +1,116 @@
+// Command bgpbench measures BGP convergence in flock-lab: the time from a
+// NodeConfig pool change (the API write) to the new prefix in the upstream
+// router's kernel table, 20 times, and how many BIRD reloads 100 NodeConfig
+// updates within a second cause. Its last line is
+//
+//	bgp_converge_p99_ms=<n> reloads_per_100_updates=<n>
+//
+// Run it as root: `make bench-bgp`. It starts and removes a lab of its own.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/fritzlab/flock/internal/lab"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bgpbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dir, err := os.MkdirTemp("", "flock-bgpbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	opts := lab.Options{Nodes: 2, Prefix: fmt.Sprintf("flk-bb%d", os.Getpid()),
+		RunDir: filepath.Join(dir, "run"), StateDir: filepath.Join(dir, "state"), Log: os.Stderr}
+	ctx := context.Background()
+	l, err := lab.Up(ctx, opts)
+	defer lab.Down(context.Background(), opts)
+	if err != nil {
+		return err
+	}
+	dc, err := dynamic.NewForConfig(l.ControlPlane().RESTConfig())
+	if err != nil {
+		return err
+	}
+	node := l.Nodes[0]
+	patch := func(spec map[string]any) error {
+		data, _ := json.Marshal(map[string]any{"spec": spec})
+		_, err := dc.Resource(lab.NodeConfigResource).Patch(ctx, node.Name, types.MergePatchType, data, metav1.PatchOptions{})
+		return err
+	}
+	routerHas := func(prefix string) bool {
+		out, _ := exec.Command("ip", "netns", "exec", l.Router, "ip", "-4", "route", "show", prefix).Output()
+		return strings.Contains(string(out), prefix)
+	}
+	// Wait until the lab's own pools are announced.
+	for deadline := time.Now().Add(60 * time.Second); !routerHas(node.Pool4.String()); {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("router never learned %s", node.Pool4)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	var lat []time.Duration
+	for i := range 20 {
+		pool := fmt.Sprintf("198.18.%d.0/24", 100+i)
+		start := time.Now()
+		if err := patch(map[string]any{"cidr4": pool}); err != nil {
+			return err
+		}
+		for !routerHas(pool) {
+			if time.Since(start) > 30*time.Second {
+				return fmt.Errorf("router did not learn %s within 30s", pool)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	p50, p99 := lat[len(lat)/2], lat[(len(lat)-1)*99/100]
+	fmt.Printf("pool change -> router kernel, 20 runs: p50 %s p99 %s\n", ms(p50), ms(p99))
+
+	before, err := reloads(l.AgentLog(node.Name))
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for i := range 100 {
+		if err := patch(map[string]any{"cidr4": fmt.Sprintf("198.18.%d.0/24", 130+i)}); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("100 NodeConfig updates written in %s\n", time.Since(start).Round(time.Millisecond))
+	time.Sleep(3 * time.Second)
+	after, err := reloads(l.AgentLog(node.Name))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bgp_converge_p99_ms=%d reloads_per_100_updates=%d\n", p99.Milliseconds(), after-before)
+	return nil
+}
+
+func reloads(log string) (int, error) {
+	b, err := os.ReadFile(log)
+	return strings.Count(string(b), "bird reloaded"), err
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }

@@ -1,0 +1,186 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/fritzlab/flock/internal/lab/topology"
+	"github.com/fritzlab/flock/pkg/bird"
+)
+
+// RouterASN is the upstream router's AS; node i is in AS NodeASN(i).
+const RouterASN = 65000
+
+// NodeASN is node i's private AS number.
+func NodeASN(i int) int { return 65100 + i }
+
+// The router is the network's edge, as on the real network flock came
+// from: one eBGP session per node and family, graceful restart so a node's
+// BIRD restarting does not withdraw its pods' routes, every learned route
+// into the kernel (ECMP when several nodes announce one anycast address),
+// nothing announced back: nodes reach everything through their default
+// route to the router.
+var routerConf = template.Must(template.New("router").Parse(`# Written by flock-lab: the lab's upstream router.
+log stderr all;
+router id 198.19.0.1;
+
+protocol device {
+}
+
+protocol kernel kernel6 {
+	ipv6 { import none; export all; };
+	merge paths on;
+}
+
+protocol kernel kernel4 {
+	ipv4 { import none; export all; };
+	merge paths on;
+}
+{{range .Peers}}
+protocol bgp {{.Name}}_v6 {
+	local {{.RouterAddr6.Addr}} as {{$.ASN}};
+	neighbor {{.Addr6.Addr}} as {{.ASN}};
+	direct;
+	graceful restart on;
+	connect retry time 2;
+	error wait time 1, 10;
+	ipv6 { import all; export none; };
+}
+
+protocol bgp {{.Name}}_v4 {
+	local {{.RouterAddr4.Addr}} as {{$.ASN}};
+	neighbor {{.Addr4.Addr}} as {{.ASN}};
+	direct;
+	graceful restart on;
+	connect retry time 2;
+	error wait time 1, 10;
+	ipv4 { import all; export none; };
+}
+{{end}}`))
+
+type routerPeer struct {
+	topology.Node
+	Name string
+	ASN  int
+}
+
+// renderRouterConf is the router's BIRD config for the lab's nodes.
+func renderRouterConf(nodes []Node) ([]byte, error) {
+	peers := make([]routerPeer, len(nodes))
+	for i, n := range nodes {
+		peers[i] = routerPeer{Node: n.Node, Name: fmt.Sprintf("node%d", n.Index), ASN: NodeASN(n.Index)}
+	}
+	var b bytes.Buffer
+	err := routerConf.Execute(&b, struct {
+		ASN   int
+		Peers []routerPeer
+	}{RouterASN, peers})
+	return b.Bytes(), err
+}
+
+// birdPaths are where a BIRD instance keeps its config and control socket.
+func birdPaths(dir string) (conf, sock string) {
+	return filepath.Join(dir, "bird", "bird.conf"), filepath.Join(dir, "bird", "bird.ctl")
+}
+
+// birdDaemon is a BIRD in a namespace, the sidecar's role on a node. It
+// starts with -R (graceful restart: after a crash its peers keep its routes
+// until it has re-announced them) on the config already at conf.
+func birdDaemon(name, netns, dir string, conf []byte) (daemon, error) {
+	confPath, sock := birdPaths(dir)
+	if err := os.MkdirAll(filepath.Dir(confPath), 0o755); err != nil {
+		return daemon{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if _, err := os.Stat(confPath); err != nil || conf != nil {
+		if conf == nil {
+			conf = bird.RenderBootstrap()
+		}
+		if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+			return daemon{}, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return daemon{Name: name, Netns: netns, Args: []string{"bird", "-f", "-R", "-c", confPath, "-s", sock}}, nil
+}
+
+// RouterBIRDSocket is the control socket of the router's BIRD.
+func (l *Lab) RouterBIRDSocket() string {
+	_, sock := birdPaths(filepath.Join(l.RunDir, "router"))
+	return sock
+}
+
+// NodeBIRDSocket is the control socket of a node's BIRD.
+func (l *Lab) NodeBIRDSocket(node string) (string, error) {
+	n, ok := l.Node(node)
+	if !ok {
+		return "", fmt.Errorf("no node %s in the lab", node)
+	}
+	_, sock := birdPaths(n.Dir)
+	return sock, nil
+}
+
+// KillBIRD kills a node's BIRD with SIGKILL, as a crash would.
+func (l *Lab) KillBIRD(node string) error {
+	pid, ok := l.daemonPid(node + "-bird")
+	if !ok {
+		return fmt.Errorf("bird of %s is not running", node)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill bird of %s: %w", node, err)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// StartBIRD starts a node's BIRD again on the config the agent last wrote,
+// with -R so its peers keep its routes until it has re-announced them.
+func (l *Lab) StartBIRD(node string) error {
+	n, ok := l.Node(node)
+	if !ok {
+		return fmt.Errorf("no node %s in the lab", node)
+	}
+	d, err := birdDaemon(n.Name+"-bird", n.Netns, n.Dir, nil)
+	if err != nil {
+		return err
+	}
+	_, err = l.startDaemon(d)
+	return err
+}
+
+// AgentPid is the pid of a node's agent, 0 when it is not running.
+func (l *Lab) AgentPid(node string) int {
+	pid, _ := l.daemonPid(node + "-agent")
+	return pid
+}
+
+// AgentLog is a node's agent log.
+func (l *Lab) AgentLog(node string) string { return filepath.Join(l.logDir(), node+"-agent.log") }
+
+// routerHasPools says whether the router's kernel has every node's pools,
+// learned over BGP.
+func (l *Lab) routerHasPools() error {
+	var have strings.Builder
+	for _, fam := range []string{"-6", "-4"} {
+		out, err := NetnsCommand(context.Background(), l.Router, "ip", fam, "route", "show", "proto", "bird").Output()
+		if err != nil {
+			return fmt.Errorf("router routes: %w", err)
+		}
+		have.Write(out)
+	}
+	for _, n := range l.Nodes {
+		for _, p := range []string{n.Pool6.String(), n.Pool4.String()} {
+			if !strings.Contains(have.String(), p+" ") {
+				return fmt.Errorf("router has no BGP route to %s (%s)", p, n.Name)
+			}
+		}
+	}
+	return nil
+}

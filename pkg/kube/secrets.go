@@ -1,0 +1,36 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Secrets reads keys of Secrets in one namespace, the agent's: the BGP
+// passwords its NodeConfig names. Each read is one GET, not an informer: an
+// informer would need list and watch on every Secret of the namespace, and
+// the agent reads a few keys every resync (15 s) at most.
+type Secrets struct {
+	client    kubernetes.Interface
+	namespace string
+}
+
+// NewSecrets returns a reader of the Secrets in namespace.
+func NewSecrets(client kubernetes.Interface, namespace string) *Secrets {
+	return &Secrets{client: client, namespace: namespace}
+}
+
+// Value returns the value of key in the Secret name. The error names the
+// Secret and the key, never the value.
+func (s *Secrets) Value(ctx context.Context, name, key string) (string, error) {
+	sec, err := s.client.CoreV1().Secrets(s.namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("read secret %s/%s: %w", s.namespace, name, err)
+	}
+	if v, ok := sec.Data[key]; ok {
+		return string(v), nil
+	}
+	return "", fmt.Errorf("secret %s/%s has no key %q", s.namespace, name, key)
+}

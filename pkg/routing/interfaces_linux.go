@@ -1,0 +1,115 @@
+package routing
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/fritzlab/flock/pkg/datapath"
+)
+
+// Interfaces reads the node's interface addresses with netlink (`ip addr`)
+// in the namespace it was created in: the global ones, on every link but lo
+// (the pools' gateways live there) and flock's own pod veths (link-local
+// only, and as many as there are pods). The result is sorted, so an
+// unchanged node renders an unchanged config.
+type Interfaces struct {
+	h *netlink.Handle
+}
+
+// NewInterfaces binds an Interfaces to the caller's network namespace.
+func NewInterfaces() (*Interfaces, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink socket: %w", err)
+	}
+	return &Interfaces{h: h}, nil
+}
+
+// NewInterfacesAt binds an Interfaces to the network namespace at path
+// (/run/netns/x), which the caller's threads need not be in.
+func NewInterfacesAt(path string) (*Interfaces, error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer ns.Close() // the socket keeps its namespace
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink socket in %s: %w", path, err)
+	}
+	return &Interfaces{h: h}, nil
+}
+
+// Close releases the netlink socket.
+func (i *Interfaces) Close() { i.h.Close() }
+
+// dumpAttempts bounds the retries of a dump the kernel interrupted
+// (NLM_F_DUMP_INTR) because links or addresses changed under it.
+const dumpAttempts = 5
+
+// Addresses returns the node's global addresses with their prefix lengths.
+func (i *Interfaces) Addresses() ([]netip.Prefix, error) {
+	links, err := dump(func() ([]netlink.Link, error) { return i.h.LinkList() })
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	skip := map[int]bool{}
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Flags&net.FlagLoopback != 0 || (l.Type() == "veth" && strings.HasPrefix(a.Name, datapath.HostIfacePrefix)) {
+			skip[a.Index] = true
+		}
+	}
+	addrs, err := dump(func() ([]netlink.Addr, error) { return i.h.AddrList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if skip[a.LinkIndex] || a.IPNet == nil || a.Scope != unix.RT_SCOPE_UNIVERSE {
+			continue
+		}
+		// A failed DAD leaves an address nobody can use; a temporary
+		// (privacy) IPv6 address comes and goes, and would churn the config.
+		if a.Flags&unix.IFA_F_DADFAILED != 0 || (a.IP.To4() == nil && a.Flags&unix.IFA_F_TEMPORARY != 0) {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		p := netip.PrefixFrom(ip.Unmap(), ones)
+		if p.IsValid() && p.Addr().IsGlobalUnicast() {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out), nil
+}
+
+func dump[T any](list func() ([]T, error)) ([]T, error) {
+	var (
+		v   []T
+		err error
+	)
+	for range dumpAttempts {
+		if v, err = list(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return v, err
+}
