@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 3s
 
-.PHONY: all lab build test unit vet fuzz bench bench-cni bench-bgp demo clean generate verify-generated
+.PHONY: all lab build test unit vet fuzz bench bench-cni bench-bgp bench-anycast demo clean generate verify-generated
 
 all: build
 
@@ -45,6 +45,10 @@ lab:
 # and BIRD reloads per 100 NodeConfig updates, in a lab of its own.
 bench-bgp:
 	$(GO) run ./hack/bgpbench
+
+# Ready -> NotReady -> Ready flips of an anycast pod, timed to the router.
+bench-anycast:
+	$(GO) run ./hack/anycastbench
 
 # The smallest real demonstration: a node namespace with the agent, two pods
 # added through the real plugin, pinging each other over IPv6 and IPv4.

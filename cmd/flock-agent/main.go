@@ -109,6 +109,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 			return err
 		}
 	}
+	startAnycast(ctx, a, dp, b, bgp)
 	ln, err := rpc.Listen(socket)
 	if err != nil {
 		return err
@@ -141,3 +142,33 @@ func syncOnChange(ctx context.Context, a *agent.Agent, bgp *routing.Controller, 
 		}
 	}
 }
+
+// anycastEvery is the anycast reconciler's safety-net tick; readiness
+// changes and CNI calls trigger it at once.
+const anycastEvery = 2 * time.Second
+
+// startAnycast runs the Ready-gated anycast reconciler when the data path
+// can route anycast. In Kubernetes mode readiness comes from the pod
+// informer (synced by now); file mode has no readiness, so every pod with
+// an allocation counts as Ready.
+func startAnycast(ctx context.Context, a *agent.Agent, dp agent.Datapath, b *backend, bgp *routing.Controller) {
+	kernel, ok := dp.(agent.AnycastKernel)
+	if !ok {
+		return
+	}
+	var ready agent.Readiness = allReady{}
+	var changes <-chan struct{}
+	if b.kube != nil {
+		ready, changes = b.kube.src, b.kube.src.ReadyChanges()
+	}
+	var announce agent.AnycastAnnouncer
+	if bgp != nil {
+		announce = bgp
+	}
+	r := a.NewAnycastReconciler(ready, kernel, announce)
+	go r.Run(ctx, anycastEvery, changes)
+}
+
+type allReady struct{}
+
+func (allReady) PodReady(string, string) bool { return true }

@@ -57,6 +57,8 @@ type Agent struct {
 	store  *store.Store
 	log    *slog.Logger
 	policy Policy
+	// anycastPoke asks the anycast reconciler to run (nil without one).
+	anycastPoke func()
 
 	// mu guards the node's configuration and the allocator built from it;
 	// the allocator has its own lock for allocations.

@@ -137,6 +137,7 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		a.rollback(alloc, rec)
 		return rpc.ErrorResponse(rpc.ErrDatapath, "set up pod network for "+pod.Key(), err)
 	}
+	a.pokeAnycast(len(rec.Anycast) > 0)
 	a.log.Info("pod added", "pod", pod.Key(), "container", req.ContainerID, "ipv6", rec.IPv6, "ipv4", rec.IPv4, "veth", rec.HostIface, "anycast", rec.Anycast)
 	return &rpc.Response{Result: buildResult(rec, res)}
 }
@@ -200,6 +201,7 @@ func (a *Agent) release(key store.Key, netns string) error {
 	if a.policy != nil {
 		a.policy.PodDeleted(context.Background(), rec.Namespace, rec.Name)
 	}
+	a.pokeAnycast(len(rec.Anycast) > 0)
 	a.mu.RLock()
 	alloc := a.alloc
 	a.mu.RUnlock()
@@ -267,4 +269,12 @@ func (a *Agent) gc(req *rpc.Request) *rpc.Response {
 		return rpc.ErrorResponse(rpc.ErrDatapath, "garbage collection incomplete", err)
 	}
 	return &rpc.Response{}
+}
+
+// pokeAnycast asks the anycast reconciler to run when the attachment
+// serves anycast addresses.
+func (a *Agent) pokeAnycast(serves bool) {
+	if serves && a.anycastPoke != nil {
+		a.anycastPoke()
+	}
 }

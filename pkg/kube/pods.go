@@ -120,3 +120,55 @@ func flockAnnotations(in map[string]string) map[string]string {
 	}
 	return out
 }
+
+// PodReady reports whether a pod of this node is Ready in the cache; a pod
+// the cache does not know, or one being deleted, is not.
+func (p *Pods) PodReady(namespace, name string) bool {
+	pod, err := p.lister.Pods(namespace).Get(name)
+	if err != nil || pod.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ReadyChanges is poked (one slot, never blocking) whenever a pod of this
+// node appears, disappears or changes readiness: the anycast reconciler
+// then runs at once instead of at its next tick.
+func (p *Pods) ReadyChanges() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	ready := func(obj any) (bool, bool) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok {
+			return false, false
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status == corev1.ConditionTrue && pod.DeletionTimestamp == nil, true
+			}
+		}
+		return false, true
+	}
+	_, _ = p.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { poke() },
+		UpdateFunc: func(old, cur any) {
+			a, _ := ready(old)
+			b, _ := ready(cur)
+			if a != b {
+				poke()
+			}
+		},
+		DeleteFunc: func(any) { poke() },
+	})
+	return ch
+}

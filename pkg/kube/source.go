@@ -58,3 +58,9 @@ func (s *Source) SetBGPCondition(ok bool, reason, message string, generation int
 func (s *Source) Pod(ctx context.Context, namespace, name string) (*model.Pod, error) {
 	return s.pods.Pod(ctx, namespace, name)
 }
+
+// PodReady reports whether a pod of this node is Ready.
+func (s *Source) PodReady(namespace, name string) bool { return s.pods.PodReady(namespace, name) }
+
+// ReadyChanges is poked when a pod of this node changes readiness.
+func (s *Source) ReadyChanges() <-chan struct{} { return s.pods.ReadyChanges() }

@@ -36,11 +36,20 @@ func Create(c Config) (t *Topology, err error) {
 	if err := addNetns(router); err != nil {
 		return nil, err
 	}
-	for _, key := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+	// Forwarding, and ECMP hashed on ports too, so flows from one client to
+	// an anycast address announced by several nodes spread over them.
+	for _, key := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding",
+		"net/ipv4/fib_multipath_hash_policy", "net/ipv6/fib_multipath_hash_policy"} {
 		if err := setSysctl(router, key, "1"); err != nil {
 			return nil, err
 		}
 	}
+	// A seed of the router's own: every namespace otherwise shares the
+	// kernel's, so a node splitting the flows the router sent it would
+	// hash them exactly as the router did and send them all one way (ECMP
+	// polarisation). Real routers hash differently from Linux anyway. Best
+	// effort: kernels before 6.11 have no seed to set.
+	_ = setSysctl(router, "net/ipv4/fib_multipath_hash_seed", "2654435769")
 	for _, n := range nodes {
 		if err := addNetns(n.Netns); err != nil {
 			return nil, err

@@ -1,0 +1,137 @@
+// Command anycastbench measures Ready-gated anycast in flock-lab: one
+// node's only pod serving an anycast address is flipped between Ready and
+// NotReady 20 times through its readiness probe, and each time the delay
+// from the Ready condition changing in the API to the address leaving or
+// reaching the upstream router's kernel table is measured. Its last line is
+//
+//	anycast_withdraw_p99_ms=<n> anycast_announce_p99_ms=<n>
+//
+// Run it as root: `make bench-anycast`. It starts and removes a lab of its own.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/fritzlab/flock/internal/lab"
+)
+
+const addr = "2001:db8:ffff::80"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "anycastbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dir, err := os.MkdirTemp("", "flock-anycastbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	opts := lab.Options{Nodes: 2, Prefix: fmt.Sprintf("flk-ab%d", os.Getpid()),
+		RunDir: filepath.Join(dir, "run"), StateDir: filepath.Join(dir, "state"), Log: os.Stderr}
+	ctx := context.Background()
+	l, err := lab.Up(ctx, opts)
+	defer lab.Down(context.Background(), opts)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(l.ControlPlane().RESTConfig())
+	if err != nil {
+		return err
+	}
+	down := filepath.Join(dir, "down")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "svc", Namespace: "default", Annotations: map[string]string{"flock.fritzlab.net/anycast": addr}},
+		Spec: corev1.PodSpec{NodeName: l.Nodes[0].Name, Containers: []corev1.Container{{
+			Name: "serve", Image: "flock-lab", Command: []string{"flock-lab", "serve", "--tcp", "8080"},
+			ReadinessProbe: &corev1.Probe{
+				ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "test ! -e " + down}}},
+				PeriodSeconds: 1,
+			},
+		}}},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	routed := func() bool {
+		out, _ := exec.Command("ip", "netns", "exec", l.Router, "ip", "-6", "route", "show", addr).Output()
+		return strings.Contains(string(out), addr)
+	}
+	if err := waitState(ctx, cs, true, routed, 90*time.Second, nil); err != nil {
+		return err
+	}
+	var withdraw, announce []time.Duration
+	for range 20 {
+		os.WriteFile(down, nil, 0o644)
+		if err := waitState(ctx, cs, false, routed, 30*time.Second, &withdraw); err != nil {
+			return err
+		}
+		os.Remove(down)
+		if err := waitState(ctx, cs, true, routed, 30*time.Second, &announce); err != nil {
+			return err
+		}
+	}
+	w50, w99 := pct(withdraw)
+	a50, a99 := pct(announce)
+	fmt.Printf("Ready change in the API -> router kernel, 20 flips: withdraw p50 %s p99 %s, announce p50 %s p99 %s\n", ms(w50), ms(w99), ms(a50), ms(a99))
+	fmt.Printf("anycast_withdraw_p99_ms=%d anycast_announce_p99_ms=%d\n", w99.Milliseconds(), a99.Milliseconds())
+	return nil
+}
+
+// waitState waits until the pod's Ready condition in the API is ready, then
+// until the router agrees, and records the delay between the two.
+func waitState(ctx context.Context, cs kubernetes.Interface, ready bool, routed func() bool, timeout time.Duration, out *[]time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "svc", metav1.GetOptions{})
+		if err == nil && isReady(p) == ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pod never became ready=%v", ready)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	seen := time.Now()
+	for routed() != ready {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("router never agreed with ready=%v", ready)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if out != nil {
+		*out = append(*out, time.Since(seen))
+	}
+	return nil
+}
+
+func isReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func pct(d []time.Duration) (p50, p99 time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2], s[(len(s)-1)*99/100]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }

@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/fritzlab/flock/pkg/anycast"
+)
+
+// Readiness tells whether a pod is Ready (from the pod informer).
+type Readiness interface {
+	PodReady(namespace, name string) bool
+}
+
+// AnycastKernel installs the node's anycast routes ("set everything").
+type AnycastKernel interface {
+	SyncAnycast(desired map[netip.Addr][]anycast.NextHop) error
+}
+
+// AnycastAnnouncer is told the active anycast set (BIRD announces it).
+type AnycastAnnouncer interface {
+	SetAnycast(addrs []netip.Addr)
+}
+
+// AnycastReconciler keeps each anycast address routed, and announced,
+// exactly while at least one Ready pod on this node serves it. It is level
+// triggered: every run computes the desired routes from the allocations on
+// disk and the pods' readiness, and applies them when they differ from
+// what was last applied.
+type AnycastReconciler struct {
+	a        *Agent
+	ready    Readiness
+	kernel   AnycastKernel
+	announce AnycastAnnouncer // nil when BGP is off
+	poke     chan struct{}
+
+	last     map[netip.Addr][]anycast.NextHop
+	applied  bool
+	warnings string
+}
+
+// NewAnycastReconciler builds the reconciler; the agent pokes it after
+// every ADD and DEL.
+func (a *Agent) NewAnycastReconciler(ready Readiness, kernel AnycastKernel, announce AnycastAnnouncer) *AnycastReconciler {
+	r := &AnycastReconciler{a: a, ready: ready, kernel: kernel, announce: announce, poke: make(chan struct{}, 1)}
+	a.anycastPoke = r.Poke
+	return r
+}
+
+// Poke asks for a reconcile soon; it never blocks.
+func (r *AnycastReconciler) Poke() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles on every poke, every change of readiness and every tick
+// (a safety net) until ctx ends. Start it only once the pod informer has
+// synced: before that every pod looks pending and the first run would
+// withdraw every anycast address of a restarted agent.
+func (r *AnycastReconciler) Run(ctx context.Context, every time.Duration, readyChanges <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	r.Reconcile(true)
+	for {
+		resync := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.poke:
+		case <-readyChanges:
+		case <-t.C:
+			resync = true
+		}
+		r.Reconcile(resync)
+	}
+}
+
+// Reconcile computes the desired anycast routes and applies what changed.
+// With resync it re-applies to the kernel even when nothing changed, which
+// repairs drift (SyncAnycast writes nothing when the kernel matches).
+func (r *AnycastReconciler) Reconcile(resync bool) {
+	var allocs []anycast.Allocation
+	ready := map[string]bool{}
+	for _, rec := range r.a.store.List() {
+		if len(rec.Anycast) == 0 {
+			continue
+		}
+		key := rec.Namespace + "/" + rec.Name
+		allocs = append(allocs, anycast.Allocation{Pod: key, HostIface: rec.HostIface, IPv6: rec.IPv6, IPv4: rec.IPv4, Anycast: rec.Anycast})
+		ready[key] = r.ready.PodReady(rec.Namespace, rec.Name)
+	}
+	desired, warnings := anycast.Resolve(allocs, ready)
+	if s := warningText(warnings); s != r.warnings {
+		r.warnings = s
+		for _, w := range warnings {
+			r.a.log.Warn("anycast address skipped", "pod", w.Pod, "address", w.Addr, "reason", w.Reason)
+		}
+	}
+	if r.applied && !resync && anycast.Equal(desired, r.last) {
+		return
+	}
+	active, previous := anycast.Active(desired), anycast.Active(r.last)
+	// Withdraw from BGP before the route goes, so the router stops sending
+	// before the node stops forwarding; announce only once the route exists.
+	shrinking := r.applied && len(active) < len(previous) && subset(active, previous)
+	if shrinking && r.announce != nil {
+		r.announce.SetAnycast(active)
+	}
+	if err := r.kernel.SyncAnycast(desired); err != nil {
+		r.a.log.Error("sync anycast routes", "err", err)
+		r.applied = false
+		return
+	}
+	if !shrinking && r.announce != nil {
+		r.announce.SetAnycast(active)
+	}
+	if !anycast.Equal(desired, r.last) {
+		r.a.log.Info("anycast routes applied", "active", active)
+	}
+	r.last, r.applied = desired, true
+}
+
+func subset(a, b []netip.Addr) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func warningText(ws []anycast.Warning) string {
+	s := ""
+	for _, w := range ws {
+		s += w.Pod + " " + w.Addr.String() + " " + w.Reason + "\n"
+	}
+	return s
+}
