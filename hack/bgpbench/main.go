@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/internal/lab"
+	"github.com/fritzlab/flock/pkg/bird"
 )
 
 func main() {
@@ -71,6 +72,10 @@ func run() error {
 
 	var lat []time.Duration
 	for i := range 20 {
+		// Changes closer than the reloader's 500 ms window are coalesced by
+		// design (a trailing reload at the window's end); space them so each
+		// measures one isolated change, as an operator's edit is.
+		time.Sleep(bird.CoalesceWindow + 100*time.Millisecond)
 		pool := fmt.Sprintf("198.18.%d.0/24", 100+i)
 		start := time.Now()
 		if err := patch(map[string]any{"cidr4": pool}); err != nil {
