@@ -34,7 +34,9 @@ func hops(d map[netip.Addr][]anycast.NextHop) string {
 
 type fakeAnnouncer struct{ ev *events }
 
-func (f fakeAnnouncer) SetAnycast(a []netip.Addr) { f.ev.log = append(f.ev.log, "announce "+fmt.Sprint(a)) }
+func (f fakeAnnouncer) SetAnycast(a []netip.Addr) {
+	f.ev.log = append(f.ev.log, "announce "+fmt.Sprint(a))
+}
 
 func TestAnycastReconciler(t *testing.T) {
 	e := newEnv(t)

@@ -36,20 +36,27 @@ func Create(c Config) (t *Topology, err error) {
 	if err := addNetns(router); err != nil {
 		return nil, err
 	}
-	// Forwarding, and ECMP hashed on ports too, so flows from one client to
-	// an anycast address announced by several nodes spread over them.
-	for _, key := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding",
-		"net/ipv4/fib_multipath_hash_policy", "net/ipv6/fib_multipath_hash_policy"} {
+	for _, key := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
 		if err := setSysctl(router, key, "1"); err != nil {
 			return nil, err
 		}
 	}
-	// A seed of the router's own: every namespace otherwise shares the
-	// kernel's, so a node splitting the flows the router sent it would
-	// hash them exactly as the router did and send them all one way (ECMP
-	// polarisation). Real routers hash differently from Linux anyway. Best
-	// effort: kernels before 6.11 have no seed to set.
-	_ = setSysctl(router, "net/ipv4/fib_multipath_hash_seed", "2654435769")
+	// ECMP over addresses and ports, hashed by the router itself (policy 3,
+	// custom fields, with a seed of its own). With policy 1 Linux reuses the
+	// flow hash a packet already carries, and in the lab a pod's TCP socket
+	// hash travels with its packets through the veths: router and node
+	// would then hash every flow alike and send all flows the router gave
+	// a node to one of its pods (ECMP polarisation). A real router hashes
+	// on its own, as this one now does. Best effort on older kernels.
+	for key, value := range map[string]string{
+		"net/ipv4/fib_multipath_hash_policy": "3", "net/ipv6/fib_multipath_hash_policy": "3",
+		"net/ipv4/fib_multipath_hash_fields": "55", "net/ipv6/fib_multipath_hash_fields": "55",
+		"net/ipv4/fib_multipath_hash_seed": "2654435769",
+	} {
+		if err := setSysctl(router, key, value); err != nil {
+			_ = setSysctl(router, key, "1")
+		}
+	}
 	for _, n := range nodes {
 		if err := addNetns(n.Netns); err != nil {
 			return nil, err
