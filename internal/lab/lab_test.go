@@ -54,7 +54,13 @@ func TestConfList(t *testing.T) {
 func TestNodeConfigObject(t *testing.T) {
 	nodes, _ := Options{Nodes: 1}.withDefaults().nodes()
 	spec := NodeConfig(nodes[0].Node).Object["spec"]
-	want := map[string]any{"cidr6": "2001:db8:42:1::/64", "cidr4": "198.18.1.0/24", "defaults": map[string]any{"ipv6": true, "ipv4": true}}
+	want := map[string]any{
+		"cidr6": "2001:db8:42:1::/64", "cidr4": "198.18.1.0/24", "defaults": map[string]any{"ipv6": true, "ipv4": true},
+		"bgp": map[string]any{"asn": 65101, "peers": []any{
+			map[string]any{"address": "2001:db8:1ab:1::1", "asn": 65000},
+			map[string]any{"address": "198.19.1.1", "asn": 65000},
+		}},
+	}
 	if diff := cmp.Diff(want, spec); diff != "" {
 		t.Errorf("NodeConfig spec (-want +got):\n%s", diff)
 	}

@@ -199,7 +199,7 @@ func TestDaemonSet(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"run-flock": "/run/flock"}, mounts(bird)); diff != "" {
 		t.Errorf("bird mounts (-want +got):\n%s", diff)
 	}
-	if cmd := strings.Join(bird.Command, " "); !strings.Contains(cmd, "exec bird -f -c /run/flock/bird/bird.conf -s /run/flock/bird/bird.ctl") {
+	if cmd := strings.Join(bird.Command, " "); !strings.Contains(cmd, "exec bird -f -R -c /run/flock/bird/bird.conf -s /run/flock/bird/bird.ctl") {
 		t.Errorf("bird command %q", cmd)
 	}
 	sc := bird.SecurityContext
