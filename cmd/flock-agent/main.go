@@ -39,6 +39,7 @@ func main() {
 		birdConfig = flag.String("bird-config", "", "BIRD config file the agent renders and BIRD reads (bird -c); empty: BGP off")
 		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
 		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else kube-system)")
+		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does)")
 	)
 	flag.Parse()
 	var level slog.Level
@@ -56,6 +57,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
 		os.Exit(2)
 	}
+	m.Netpol = m.Kube && *netpolOn
 	bf := birdFlags{Config: *birdConfig, Socket: *birdSocket, Namespace: secretsNamespace(*namespace)}
 	if err := bf.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
@@ -97,6 +99,12 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	}
 	defer b.stop()
 	a := agent.New(b.src, b.rec, dp, st, log)
+	if m.Netpol {
+		// Before the socket listens: no ADD may go without the policy hook.
+		if err := startNetpol(ctx, log, m.NodeName, b, st, a); err != nil {
+			return err
+		}
+	}
 	if _, _, err := a.Sync(ctx); err != nil {
 		// Not fatal: STATUS reports it and ADD fails until a config appears.
 		log.Warn("node not configured yet", "err", err)

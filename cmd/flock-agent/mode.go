@@ -15,6 +15,8 @@ type mode struct {
 	Kube       bool
 	Kubeconfig string
 	NodeName   string
+	// Netpol enforces NetworkPolicy (Kubernetes mode only, --netpol).
+	Netpol bool
 }
 
 // modeFlags are the flags and environment that choose the mode.

@@ -2,12 +2,15 @@
 // node's NodeConfig and its pods from informer caches, a Recorder that turns
 // annotation warnings into Events on the pod, the NodeConfig's Accepted
 // and BGPConfigured conditions, the Node's NetworkUnavailable condition,
-// and the BGP passwords from Secrets in the agent's namespace.
+// the BGP passwords from Secrets in the agent's namespace, and a Cluster
+// that serves every NetworkPolicy, namespace and pod for policy.
 //
-// The agent reads only its own NodeConfig and the pods of its own node, and
+// The agent reads its own NodeConfig and the pods of its own node, and for
+// NetworkPolicy the policies, namespaces and pods of the whole cluster; it
 // uses exactly these verbs: nodeconfigs get/list/watch, nodeconfigs/status
-// get/update/patch, pods get/list/watch, events create/patch, nodes get,
-// nodes/status patch, and secrets get in its own namespace.
+// get/update/patch, pods get/list/watch, networkpolicies list/watch,
+// namespaces list/watch, events create/patch, nodes get, nodes/status
+// patch, and secrets get in its own namespace.
 package kube
 
 import (

@@ -34,6 +34,15 @@ type Applier struct {
 	script []byte
 	shape  []byte // shape listing right after the load
 	full   []byte // full listing, recorded by the first Resync after the load
+
+	// What the table holds, for Add: the allow-list chains and the pods'
+	// interfaces of the last load, and of every Add since.
+	chains map[string]*chain
+	ifaces map[string]bool
+	// added is set when Add extended the table since the last load: the
+	// table is then more than script, so Apply must not skip and Resync
+	// must not restore script.
+	added bool
 }
 
 // NewApplier returns an Applier that runs nft through r.
@@ -43,25 +52,34 @@ func NewApplier(r Runner) *Applier { return &Applier{nft: r} }
 // when the script equals the last one loaded successfully; changed says
 // whether the kernel was written.
 func (a *Applier) Apply(ctx context.Context, m *Model) (changed bool, err error) {
-	script, err := Render(m)
+	r, err := render(m)
 	if err != nil {
 		return false, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.script != nil && bytes.Equal(script, a.script) {
+	if a.script != nil && !a.added && bytes.Equal(r.script, a.script) {
 		return false, nil
 	}
-	return true, a.load(ctx, script)
+	if err := a.load(ctx, r.script); err != nil {
+		return true, err
+	}
+	a.chains = r.chains
+	a.ifaces = make(map[string]bool, len(r.ifaces))
+	for _, i := range r.ifaces {
+		a.ifaces[i] = true
+	}
+	return true, nil
 }
 
 // Resync repairs drift: when the kernel's table is missing or differs from
 // what the last load left, the last script is loaded again. It does nothing
-// before the first successful Apply.
+// before the first successful Apply, and after an Add until the next Apply
+// (reloading the script would take the added pods out again).
 func (a *Applier) Resync(ctx context.Context) (repaired bool, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.script == nil {
+	if a.script == nil || a.added {
 		return false, nil
 	}
 	// A failed listing is a missing table (or a broken nft, which the load
@@ -92,7 +110,7 @@ func (a *Applier) Resync(ctx context.Context) (repaired bool, err error) {
 func (a *Applier) Delete(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.script, a.shape, a.full = nil, nil, nil
+	a.forget()
 	script := fmt.Sprintf("table %s %s\ndelete table %s %s\n", TableFamily, TableName, TableFamily, TableName)
 	if _, err := a.nft.Run(ctx, []byte(script), "-f", "-"); err != nil {
 		return fmt.Errorf("delete nftables table %s %s: %w", TableFamily, TableName, err)
@@ -100,8 +118,18 @@ func (a *Applier) Delete(ctx context.Context) error {
 	return nil
 }
 
-func (a *Applier) load(ctx context.Context, script []byte) error {
+// forget drops what the Applier knows of the table, so that the next Apply
+// loads whatever it is given.
+func (a *Applier) forget() {
 	a.script, a.shape, a.full = nil, nil, nil
+	a.chains, a.ifaces, a.added = nil, nil, false
+}
+
+// load replaces the table with script. Apply records the chains and
+// interfaces; Resync's reload keeps those of the script it reloads.
+func (a *Applier) load(ctx context.Context, script []byte) error {
+	chains, ifaces := a.chains, a.ifaces
+	a.forget()
 	if _, err := a.nft.Run(ctx, script, "-f", "-"); err != nil {
 		return fmt.Errorf("load nftables table %s %s: %w", TableFamily, TableName, err)
 	}
@@ -110,6 +138,7 @@ func (a *Applier) load(ctx context.Context, script []byte) error {
 		return err
 	}
 	a.script, a.shape = script, shape
+	a.chains, a.ifaces = chains, ifaces
 	return nil
 }
 

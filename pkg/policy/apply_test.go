@@ -15,18 +15,27 @@ import (
 // out), and lists that table, or fails as nft does when there is none.
 type fakeNFT struct {
 	calls        []string
-	shape, elems string // "" shape: no table
-	fail         error  // returned by the next load
+	stdin        []string // every script loaded
+	shape, elems string   // "" shape: no table
+	fail         error    // returned by the next load
 }
 
 func (f *fakeNFT) Run(_ context.Context, stdin []byte, args ...string) ([]byte, error) {
 	call := strings.Join(args, " ")
 	f.calls = append(f.calls, call)
 	if call == "-f -" {
+		f.stdin = append(f.stdin, string(stdin))
 		if f.fail != nil {
 			err := f.fail
 			f.fail = nil
 			return nil, err
+		}
+		if strings.HasPrefix(string(stdin), addHeader) {
+			if f.shape == "" {
+				return nil, errors.New("Error: No such file or directory")
+			}
+			f.shape += string(stdin)
+			return nil, nil
 		}
 		f.shape, f.elems = "", ""
 		if strings.Contains(string(stdin), "table inet flock {") {

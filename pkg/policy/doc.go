@@ -51,4 +51,13 @@
 // and its sets. A packet meets at most 5 base-chain rules, 2 map lookups and
 // 6 rules of one allow-list chain, each rule one set lookup, however many
 // policies and pods there are.
+//
+// # Applying
+//
+// Applier.Apply replaces the whole table in one nft transaction (a few
+// hundred milliseconds at a thousand policies). Applier.Add is the CNI ADD
+// fast path: it puts a new pod's map entries, and its allow-list chain when
+// no loaded pod shares it, into the loaded table in one small transaction,
+// so the pod is covered before its veth exists; the next Apply brings the
+// other pods' rules up to date with the new pod's addresses.
 package policy

@@ -55,7 +55,10 @@ type Namespace struct {
 type Pod struct {
 	Namespace string
 	Name      string
-	Labels    map[string]string
+	// UID tells the pod from an earlier one of the same name; Translate
+	// does not read it.
+	UID    string
+	Labels map[string]string
 	// IPs are the pod's addresses (status.podIPs).
 	IPs []netip.Addr
 	// Node is the name of the node the pod runs on.

@@ -26,6 +26,8 @@ var agentRules = []string{
 	"flock.fritzlab.net/nodeconfigs:get", "flock.fritzlab.net/nodeconfigs:list", "flock.fritzlab.net/nodeconfigs:watch",
 	"flock.fritzlab.net/nodeconfigs/status:get", "flock.fritzlab.net/nodeconfigs/status:update", "flock.fritzlab.net/nodeconfigs/status:patch",
 	"/pods:get", "/pods:list", "/pods:watch",
+	"networking.k8s.io/networkpolicies:list", "networking.k8s.io/networkpolicies:watch",
+	"/namespaces:list", "/namespaces:watch",
 	"/events:create", "/events:patch", "events.k8s.io/events:create", "events.k8s.io/events:patch",
 	"/nodes:get",
 	"/nodes/status:patch",

@@ -115,6 +115,9 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 		{"", "endpoints", ""},
 		{"discovery.k8s.io", "endpointslices", ""},
 		{"networking.k8s.io", "networkpolicies", ""},
+		{"networking.k8s.io", "networkpolicies", "status"},
+		{"", "namespaces", ""},
+		{"", "namespaces", "status"},
 		{"", "serviceaccounts", "token"},
 	} {
 		name := res.resource

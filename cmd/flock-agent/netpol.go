@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/fritzlab/flock/pkg/agent"
+	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/netpol"
+	"github.com/fritzlab/flock/pkg/policy"
+	"github.com/fritzlab/flock/pkg/store"
+)
+
+// startNetpol enforces NetworkPolicy (Kubernetes mode, --netpol): informers
+// on every policy, namespace and pod of the cluster, and the controller the
+// agent calls on every ADD and DEL, which keeps flock's nftables table in
+// step. It waits for the informers (at most syncWait) before the socket
+// serves: until they have synced, ADD fails closed and the table a previous
+// agent loaded stays as it is.
+func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend, st *store.Store, a *agent.Agent) error {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return fmt.Errorf("--netpol needs the nft binary (Debian package nftables): %w", err)
+	}
+	cluster := kube.NewCluster(b.kube.client)
+	go cluster.Run(ctx)
+	c := netpol.New(node, cluster, st, policy.NewApplier(policy.NFT{}), log)
+	a.SetPolicy(c)
+	go c.Run(ctx)
+	wctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
+	if !cache.WaitForCacheSync(wctx.Done(), cluster.HasSynced) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("networkpolicy caches not synced yet; ADD fails until they are", "node", node)
+		return nil
+	}
+	log.Info("networkpolicy enforced", "node", node, "table", policy.TableFamily+" "+policy.TableName)
+	return nil
+}

@@ -1,0 +1,249 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	networkinginformers "k8s.io/client-go/informers/networking/v1"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/fritzlab/flock/pkg/policy"
+)
+
+// Cluster serves what NetworkPolicy needs of the whole cluster: every
+// NetworkPolicy, namespace and pod, from informers whose transforms keep
+// only what the translator reads (policy specs; namespace labels; pod
+// labels, addresses, node, host-network flag, phase and named container
+// ports). Its handlers only filter out updates that change none of that
+// and poke one channel.
+type Cluster struct {
+	client     kubernetes.Interface
+	policies   cache.SharedIndexInformer
+	namespaces cache.SharedIndexInformer
+	pods       cache.SharedIndexInformer
+	podLister  corelisters.PodLister
+	changes    chan struct{}
+}
+
+// NewCluster builds the three informers; nothing runs until Run.
+func NewCluster(client kubernetes.Interface) *Cluster {
+	c := &Cluster{
+		client:     client,
+		policies:   networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
+		namespaces: coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
+		pods:       coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		changes:    make(chan struct{}, 1),
+	}
+	c.podLister = corelisters.NewPodLister(c.pods.GetIndexer())
+	// The errors are only for informers that already run.
+	_ = c.policies.SetTransform(StripNetworkPolicy)
+	_ = c.namespaces.SetTransform(StripNamespace)
+	_ = c.pods.SetTransform(StripPolicyPod)
+	for inf, same := range map[cache.SharedIndexInformer]func(a, b any) bool{
+		c.policies:   samePolicy,
+		c.namespaces: sameNamespace,
+		c.pods:       samePolicyPod,
+	} {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { poke(c.changes) },
+			DeleteFunc: func(any) { poke(c.changes) },
+			UpdateFunc: func(old, cur any) {
+				if !same(old, cur) {
+					poke(c.changes)
+				}
+			},
+		})
+	}
+	return c
+}
+
+// Run runs the informers until ctx ends.
+func (c *Cluster) Run(ctx context.Context) {
+	go c.policies.RunWithContext(ctx)
+	go c.namespaces.RunWithContext(ctx)
+	c.pods.RunWithContext(ctx)
+}
+
+// HasSynced reports whether all three informers have listed once.
+func (c *Cluster) HasSynced() bool {
+	return c.policies.HasSynced() && c.namespaces.HasSynced() && c.pods.HasSynced()
+}
+
+// Changes is poked whenever a NetworkPolicy, a namespace's labels or a pod's
+// policy-relevant fields change.
+func (c *Cluster) Changes() <-chan struct{} { return c.changes }
+
+// Input returns the cluster as the translator's input, without a node:
+// every NetworkPolicy, every namespace and every pod that NetworkPolicy
+// applies to (not host-network pods, not finished ones), without
+// interfaces. The caller adds its own node's pods' interfaces.
+func (c *Cluster) Input() *policy.Input {
+	in := &policy.Input{}
+	for _, o := range c.policies.GetStore().List() {
+		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+			in.Policies = append(in.Policies, *np)
+		}
+	}
+	for _, o := range c.namespaces.GetStore().List() {
+		if ns, ok := o.(*corev1.Namespace); ok {
+			in.Namespaces = append(in.Namespaces, policy.Namespace{Name: ns.Name, Labels: ns.Labels})
+		}
+	}
+	for _, o := range c.pods.GetStore().List() {
+		if p, ok := o.(*corev1.Pod); ok {
+			if pp, ok := policyPod(p); ok {
+				in.Pods = append(in.Pods, pp)
+			}
+		}
+	}
+	return in
+}
+
+// Pod returns one pod as policy sees it: from the cache, or with a GET when
+// the cache does not have it yet or still has an earlier pod of that name
+// (uid, when set, is the one wanted). A CNI ADD can come before the pod's
+// watch event, and its labels decide its rules.
+func (c *Cluster) Pod(ctx context.Context, namespace, name, uid string) (*policy.Pod, error) {
+	p, err := c.podLister.Pods(namespace).Get(name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("read pod %s/%s from cache: %w", namespace, name, err)
+	}
+	if err != nil || (uid != "" && string(p.UID) != uid) {
+		got, err := c.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
+		}
+		o, _ := StripPolicyPod(got)
+		p = o.(*corev1.Pod)
+	}
+	pp, _ := policyPod(p)
+	return &pp, nil
+}
+
+// policyPod is the one place a Kubernetes pod becomes the translator's pod.
+// ok is false for pods NetworkPolicy neither applies to nor selects:
+// host-network pods (their address is the node's) and pods that have
+// finished (their addresses may already be another pod's).
+func policyPod(p *corev1.Pod) (policy.Pod, bool) {
+	out := policy.Pod{
+		Namespace: p.Namespace,
+		Name:      p.Name,
+		UID:       string(p.UID),
+		Labels:    p.Labels,
+		Node:      p.Spec.NodeName,
+	}
+	for _, ip := range p.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil {
+			out.IPs = append(out.IPs, a)
+		}
+	}
+	for _, ctr := range p.Spec.Containers {
+		for _, port := range ctr.Ports {
+			proto, ok := policy.ParseProtocol(string(port.Protocol))
+			if port.Name == "" || !ok || port.ContainerPort < 1 || port.ContainerPort > 65535 {
+				continue
+			}
+			out.Ports = append(out.Ports, policy.ContainerPort{Name: port.Name, Protocol: proto, Port: uint16(port.ContainerPort)})
+		}
+	}
+	done := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	return out, !p.Spec.HostNetwork && !done
+}
+
+// StripPolicyPod is the cluster pod informer's transform: identity, labels,
+// node, host-network flag, phase, addresses and the named container ports;
+// everything else (specs, statuses, annotations, managed fields) is dropped,
+// so a large cluster's pods fit in a small cache.
+func StripPolicyPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil // a tombstone holds an already stripped pod
+	}
+	out := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            pod.Name,
+			Namespace:       pod.Namespace,
+			UID:             pod.UID,
+			ResourceVersion: pod.ResourceVersion,
+			Labels:          pod.Labels,
+		},
+		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName, HostNetwork: pod.Spec.HostNetwork},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase, PodIPs: pod.Status.PodIPs},
+	}
+	for _, c := range pod.Spec.Containers {
+		var ports []corev1.ContainerPort
+		for _, p := range c.Ports {
+			if p.Name != "" {
+				ports = append(ports, corev1.ContainerPort{Name: p.Name, Protocol: p.Protocol, ContainerPort: p.ContainerPort})
+			}
+		}
+		if len(ports) > 0 {
+			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Ports: ports})
+		}
+	}
+	return out, nil
+}
+
+// StripNamespace keeps a namespace's name and labels.
+func StripNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion, Labels: ns.Labels,
+	}}, nil
+}
+
+// StripNetworkPolicy keeps a policy's identity and spec (not its
+// annotations, which often hold a last-applied copy of the whole object).
+func StripNetworkPolicy(obj any) (any, error) {
+	np, ok := obj.(*networkingv1.NetworkPolicy)
+	if !ok {
+		return obj, nil
+	}
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: np.Name, Namespace: np.Namespace, UID: np.UID, ResourceVersion: np.ResourceVersion,
+		},
+		Spec: np.Spec,
+	}, nil
+}
+
+// The update filters: an update matters when what the transform kept,
+// less the resource version, changed.
+
+func samePolicy(a, b any) bool {
+	x, ok1 := a.(*networkingv1.NetworkPolicy)
+	y, ok2 := b.(*networkingv1.NetworkPolicy)
+	return ok1 && ok2 && x.UID == y.UID && equality.Semantic.DeepEqual(x.Spec, y.Spec)
+}
+
+func sameNamespace(a, b any) bool {
+	x, ok1 := a.(*corev1.Namespace)
+	y, ok2 := b.(*corev1.Namespace)
+	return ok1 && ok2 && x.UID == y.UID && maps.Equal(x.Labels, y.Labels)
+}
+
+func samePolicyPod(a, b any) bool {
+	x, ok1 := a.(*corev1.Pod)
+	y, ok2 := b.(*corev1.Pod)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return x.UID == y.UID && maps.Equal(x.Labels, y.Labels) &&
+		x.Spec.NodeName == y.Spec.NodeName && x.Spec.HostNetwork == y.Spec.HostNetwork &&
+		x.Status.Phase == y.Status.Phase && slices.Equal(x.Status.PodIPs, y.Status.PodIPs) &&
+		equality.Semantic.DeepEqual(x.Spec.Containers, y.Spec.Containers)
+}

@@ -1,0 +1,111 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Add puts the pods of m into the loaded table in one small transaction,
+// without reloading it: their entries in the dispatch maps, and the
+// allow-list chains (with their sets) the table does not have yet. It is
+// the CNI ADD fast path: loading a whole table costs a few hundred
+// milliseconds at a thousand policies, this a few, and a new pod needs its
+// own rules in place before it is reachable, not yet everyone else's rules
+// naming it (which the next Apply brings; until then they leave it out,
+// failing closed).
+//
+// m normally holds just the new pods, translated against the whole cluster.
+// Add returns false, and leaves the kernel alone, when it cannot: nothing
+// loaded yet, a pod's interface already in the table (a repeated ADD), or a
+// chain name the table uses for different content; the caller then applies
+// the full model instead. An error means nft failed and the table is as it
+// was (nft -f is atomic). After an Add the next Apply always loads.
+func (a *Applier) Add(ctx context.Context, m *Model) (bool, error) {
+	r, err := render(m)
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.script == nil {
+		return false, nil
+	}
+	for _, i := range r.ifaces {
+		if a.ifaces[i] {
+			return false, nil
+		}
+	}
+	var fresh []*chain
+	for _, name := range slices.Sorted(maps.Keys(r.chains)) {
+		c := r.chains[name]
+		if old, ok := a.chains[name]; ok {
+			if !old.same(c) {
+				return false, nil
+			}
+			continue
+		}
+		fresh = append(fresh, c)
+	}
+	if script := addScript(fresh, r.inElems, r.outElems); script != nil {
+		if _, err := a.nft.Run(ctx, script, "-f", "-"); err != nil {
+			return false, fmt.Errorf("add to nftables table %s %s: %w", TableFamily, TableName, err)
+		}
+	}
+	// Unrestricted pods need nothing in the kernel, but are recorded too:
+	// a second Add for the same interface is a repeated ADD, which a full
+	// Apply handles.
+	a.added = true
+	for _, c := range fresh {
+		a.chains[c.name] = c
+	}
+	for _, i := range r.ifaces {
+		a.ifaces[i] = true
+	}
+	return true, nil
+}
+
+const addHeader = "# flock NetworkPolicy: pods added by CNI ADD, until the next full load.\n"
+
+// addScript extends flock's table: a table block declares the new chains
+// and sets (a block adds to an existing table), then the map elements. It
+// is nil when there is nothing to add. Against a missing table the block
+// would create one, but the map elements then fail and nft loads nothing.
+func addScript(chains []*chain, inElems, outElems []string) []byte {
+	if len(chains)+len(inElems)+len(outElems) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	b.WriteString(addHeader)
+	if len(chains) > 0 {
+		fmt.Fprintf(&b, "table %s %s {\n", TableFamily, TableName)
+		for i, c := range chains {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			c.write(&b)
+		}
+		b.WriteString("}\n")
+	}
+	for _, m := range []struct {
+		name  string
+		elems []string
+	}{{ingressMap, inElems}, {egressMap, outElems}} {
+		if len(m.elems) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "add element %s %s %s {\n", TableFamily, TableName, m.name)
+		for i, e := range m.elems {
+			b.WriteString("\t")
+			b.WriteString(e)
+			if i < len(m.elems)-1 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('\n')
+		}
+		b.WriteString("}\n")
+	}
+	return b.Bytes()
+}

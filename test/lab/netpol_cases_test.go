@@ -1,0 +1,447 @@
+package lab
+
+import (
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Builders for the cases, in the upstream suite's vocabulary.
+
+type npSpec = func(*networkingv1.NetworkPolicySpec)
+
+// npPolicy selects pods by labels (none: every pod of the namespace).
+func npPolicy(name string, podLabels map[string]string, opts ...npSpec) *networkingv1.NetworkPolicy {
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	np.Spec.PodSelector = metav1.LabelSelector{MatchLabels: podLabels}
+	for _, o := range opts {
+		o(&np.Spec)
+	}
+	return np
+}
+
+func npTypes(t ...networkingv1.PolicyType) npSpec {
+	return func(s *networkingv1.NetworkPolicySpec) { s.PolicyTypes = t }
+}
+
+var (
+	npIngressOnly = npTypes(networkingv1.PolicyTypeIngress)
+	npEgressOnly  = npTypes(networkingv1.PolicyTypeEgress)
+	npBoth        = npTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)
+)
+
+func npIngress(from []networkingv1.NetworkPolicyPeer, ports ...networkingv1.NetworkPolicyPort) npSpec {
+	return func(s *networkingv1.NetworkPolicySpec) {
+		s.Ingress = append(s.Ingress, networkingv1.NetworkPolicyIngressRule{From: from, Ports: ports})
+	}
+}
+
+func npEgress(to []networkingv1.NetworkPolicyPeer, ports ...networkingv1.NetworkPolicyPort) npSpec {
+	return func(s *networkingv1.NetworkPolicySpec) {
+		s.Egress = append(s.Egress, networkingv1.NetworkPolicyEgressRule{To: to, Ports: ports})
+	}
+}
+
+func npPeers(p ...networkingv1.NetworkPolicyPeer) []networkingv1.NetworkPolicyPeer { return p }
+
+func npSel(kv ...string) *metav1.LabelSelector {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return &metav1.LabelSelector{MatchLabels: m}
+}
+
+func npExpr(key string, op metav1.LabelSelectorOperator, values ...string) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: key, Operator: op, Values: values}}}
+}
+
+func npPodPeer(s *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{PodSelector: s}
+}
+
+func npNSPeer(s *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{NamespaceSelector: s}
+}
+
+func npNSPodPeer(nsSel, podSel *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSel, PodSelector: podSel}
+}
+
+func npBlock(cidr string, except ...string) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr, Except: except}}
+}
+
+// npPort is a port by number or name; protocol "" is left for the API
+// server to default (TCP).
+func npPort(proto corev1.Protocol, port any, endPort ...int32) networkingv1.NetworkPolicyPort {
+	out := networkingv1.NetworkPolicyPort{}
+	if proto != "" {
+		out.Protocol = &proto
+	}
+	switch p := port.(type) {
+	case int:
+		v := intstr.FromInt32(int32(p))
+		out.Port = &v
+	case string:
+		v := intstr.FromString(p)
+		out.Port = &v
+	}
+	if len(endPort) > 0 {
+		out.EndPort = &endPort[0]
+	}
+	return out
+}
+
+func npHost(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
+
+const (
+	npProtoTCP  = corev1.ProtocolTCP
+	npProtoUDP  = corev1.ProtocolUDP
+	npProtoSCTP = corev1.ProtocolSCTP
+	// npNSName is the label the API server puts on every namespace.
+	npNSName = "kubernetes.io/metadata.name"
+)
+
+func npIs(key string, keys ...string) bool { return slices.Contains(keys, key) }
+
+// npCases are the upstream suite's TCP and UDP cases, each probed on all
+// four protocol/port combinations; the SCTP cases are the ones that check
+// that an SCTP rule allows no TCP (this kernel has no SCTP to probe).
+func npCases() []npCase {
+	everything := func(string, string, npKind) bool { return true }
+	return []npCase{
+		{"default-deny-ingress", []npStep{{
+			"deny all ingress in x",
+			func(n *npEnv) { n.apply("x", npPolicy("deny-ingress", nil, npIngressOnly)) },
+			func(_, to string, _ npKind) bool { return npNS(to) != "x" },
+		}}},
+		{"default-deny-all", []npStep{{
+			"deny all ingress and egress in x",
+			func(n *npEnv) { n.apply("x", npPolicy("deny-all", nil, npBoth)) },
+			func(from, to string, _ npKind) bool { return npNS(from) != "x" && npNS(to) != "x" },
+		}}},
+		{"allow from pods of the namespace by podSelector", []npStep{{
+			"x/a allows x/b",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("x-a-allows-x-b", map[string]string{"pod": "a"}, npIngress(npPeers(npPodPeer(npSel("pod", "b"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || from == "x/b" },
+		}}},
+		{"allow ingress for a target in a default-deny namespace", []npStep{{
+			"deny all in x, allow all to x/a",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("deny-all", nil, npIngressOnly))
+				n.apply("x", npPolicy("allow-all-to-a", map[string]string{"pod": "a"},
+					npIngress(npPeers(npNSPodPeer(&metav1.LabelSelector{}, &metav1.LabelSelector{})))))
+			},
+			func(_, to string, _ npKind) bool { return npNS(to) != "x" || to == "x/a" },
+		}}},
+		{"allow ingress from pods in all namespaces", []npStep{{
+			"x/a allows every namespace",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-from-all-ns", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(&metav1.LabelSelector{})))))
+			},
+			everything,
+		}}},
+		{"allow only from another namespace by namespaceSelector", []npStep{{
+			"x/a allows namespace y",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-ns-y", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
+		}}},
+		{"podSelector with matchExpressions", []npStep{{
+			"x/a allows pod In (b)",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("x-a-allows-x-b", map[string]string{"pod": "a"},
+					npIngress(npPeers(npPodPeer(npExpr("pod", metav1.LabelSelectorOpIn, "b"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || from == "x/b" },
+		}}},
+		{"namespaceSelector or podSelector", []npStep{{
+			"x/a allows namespaces NotIn (x), or pod b",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("ns-or-pod", map[string]string{"pod": "a"}, npIngress(npPeers(
+					npNSPeer(npExpr(npNSName, metav1.LabelSelectorOpNotIn, "x")), npPodPeer(npSel("pod", "b"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) != "x" || from == "x/b" },
+		}}},
+		{"namespaceSelector and podSelector", []npStep{{
+			"x/a allows pods In (b, c) of namespaces NotIn (x)",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("ns-and-pod", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPodPeer(
+					npExpr(npNSName, metav1.LabelSelectorOpNotIn, "x"), npExpr("pod", metav1.LabelSelectorOpIn, "b", "c"))))))
+			},
+			func(from, to string, _ npKind) bool {
+				return to != "x/a" || (npNS(from) != "x" && npName(from) != "a")
+			},
+		}}},
+		{"allow only from a pod in a different namespace by podSelector and namespaceSelector", []npStep{{
+			"x/a allows y/a",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("ns-y-pod-a", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPodPeer(npSel(npNSName, "y"), npSel("pod", "a"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || from == "y/a" },
+		}}},
+		{"ports", []npStep{{
+			"x/a allows namespace y on TCP 81",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-81", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, 81))))
+			},
+			func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npTCP81) },
+		}}},
+		{"multiple stacked policies with overlapping podSelectors", []npStep{
+			{
+				"x/a allows namespace y on TCP 81",
+				func(n *npEnv) {
+					n.apply("x", npPolicy("allow-81", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, 81))))
+				},
+				func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npTCP81) },
+			},
+			{
+				"and a second policy on TCP 80",
+				func(n *npEnv) {
+					n.apply("x", npPolicy("allow-80", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, 80))))
+				},
+				func(from, to string, k npKind) bool {
+					return to != "x/a" || (npNS(from) == "y" && k.proto == npTCP80.proto)
+				},
+			},
+		}},
+		{"allow-all policy", []npStep{{
+			"every pod of x allows everything",
+			func(n *npEnv) { n.apply("x", npPolicy("allow-all", nil, npIngress(nil))) },
+			everything,
+		}}},
+		{"ingress on one named port", []npStep{{
+			"pods of x allow only serve-81-tcp",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-81-named", nil, npIngress(nil, npPort("", "serve-81-tcp"))))
+			},
+			func(_, to string, k npKind) bool { return npNS(to) != "x" || k == npTCP81 },
+		}}},
+		{"ingress from a namespace on one named port", []npStep{{
+			"x/a allows namespace y on serve-80-tcp",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-y-80-named", map[string]string{"pod": "a"},
+					npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, "serve-80-tcp"))))
+			},
+			func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npTCP80) },
+		}}},
+		{"egress on one named port", []npStep{{
+			"pods of x may send only to serve-80-tcp and serve-81-udp",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-egress-named", nil,
+					npEgress(nil, npPort("", "serve-80-tcp"), npPort(npProtoUDP, "serve-81-udp")), npEgressOnly))
+			},
+			func(from, _ string, k npKind) bool { return npNS(from) != "x" || k == npTCP80 || k == npUDP81 },
+		}}},
+		{"updated policy", []npStep{
+			{"allow-all in x", func(n *npEnv) { n.apply("x", npPolicy("mutate", nil, npIngress(nil))) }, everything},
+			{
+				"updated to deny-all",
+				func(n *npEnv) { n.apply("x", npPolicy("mutate", nil, npIngressOnly)) },
+				func(_, to string, _ npKind) bool { return npNS(to) != "x" },
+			},
+		}},
+		{"ingress from an updated namespace", []npStep{
+			{
+				"x/a allows namespaces labelled ns2=updated (none yet)",
+				func(n *npEnv) {
+					n.apply("x", npPolicy("allow-ns2", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns2", "updated"))))))
+				},
+				func(_, to string, _ npKind) bool { return to != "x/a" },
+			},
+			{
+				"namespace y labelled ns2=updated",
+				func(n *npEnv) { n.labelNS("y", "ns2", "updated") },
+				func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
+			},
+		}},
+		{"ingress from an updated pod", []npStep{
+			{
+				"x/a allows pod=b,pod2=updated (none yet)",
+				func(n *npEnv) {
+					n.apply("x", npPolicy("allow-pod2", map[string]string{"pod": "a"}, npIngress(npPeers(npPodPeer(npSel("pod", "b", "pod2", "updated"))))))
+				},
+				func(_, to string, _ npKind) bool { return to != "x/a" },
+			},
+			{
+				"x/b labelled pod2=updated",
+				func(n *npEnv) { n.labelPod("x/b", "pod2", "updated") },
+				func(from, to string, _ npKind) bool { return to != "x/a" || from == "x/b" },
+			},
+		}},
+		{"deny ingress to an updated pod", []npStep{
+			{"deny ingress to target=isolated (none yet)", func(n *npEnv) {
+				n.apply("x", npPolicy("deny-isolated", map[string]string{"target": "isolated"}, npIngressOnly))
+			}, everything},
+			{
+				"x/a labelled target=isolated",
+				func(n *npEnv) { n.labelPod("x/a", "target", "isolated") },
+				func(_, to string, _ npKind) bool { return to != "x/a" },
+			},
+		}},
+		{"deny ingress from other namespaces", []npStep{{
+			"pods of x allow pods of x",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("same-ns", nil, npIngress(npPeers(npPodPeer(&metav1.LabelSelector{})))))
+			},
+			func(from, to string, _ npKind) bool { return npNS(to) != "x" || npNS(from) == "x" },
+		}}},
+		{"deny egress from a pod", []npStep{{
+			"x/a may send nothing",
+			func(n *npEnv) { n.apply("x", npPolicy("deny-egress-a", map[string]string{"pod": "a"}, npEgressOnly)) },
+			func(from, _ string, _ npKind) bool { return from != "x/a" },
+		}}},
+		{"deny egress from all pods of a namespace", []npStep{{
+			"pods of x may send nothing",
+			func(n *npEnv) { n.apply("x", npPolicy("deny-egress-x", nil, npEgressOnly)) },
+			func(from, _ string, _ npKind) bool { return npNS(from) != "x" },
+		}}},
+		{"ingress and egress together", []npStep{{
+			"x/a receives from x/b only, sends on TCP 80 only",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("in-and-out", map[string]string{"pod": "a"}, npBoth,
+					npIngress(npPeers(npPodPeer(npSel("pod", "b")))), npEgress(nil, npPort("", 80))))
+			},
+			func(from, to string, k npKind) bool {
+				return (to != "x/a" || from == "x/b") && (from != "x/a" || k == npTCP80)
+			},
+		}}},
+		{"egress denied on the client although the server allows", []npStep{{
+			"x/a sends to y/a only; y/a and y/b receive from x/a only",
+			func(n *npEnv) {
+				fromXA := npIngress(npPeers(npNSPodPeer(npSel(npNSName, "x"), npSel("pod", "a"))))
+				n.apply("x", npPolicy("to-y-a", map[string]string{"pod": "a"}, npEgressOnly, npEgress(npPeers(npNSPodPeer(npSel(npNSName, "y"), npSel("pod", "a"))))))
+				n.apply("y", npPolicy("a-from-x-a", map[string]string{"pod": "a"}, fromXA))
+				n.apply("y", npPolicy("b-from-x-a", map[string]string{"pod": "b"}, fromXA))
+			},
+			func(from, to string, _ npKind) bool {
+				return (from != "x/a" || to == "y/a") && (!npIs(to, "y/a", "y/b") || from == "x/a")
+			},
+		}}},
+		{"egress to a server in another namespace by podSelector and namespaceSelector", []npStep{{
+			"x/a sends to y/a only",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("to-y-a", map[string]string{"pod": "a"}, npEgressOnly, npEgress(npPeers(npNSPodPeer(npSel(npNSName, "y"), npSel("pod", "a"))))))
+			},
+			func(from, to string, _ npKind) bool { return from != "x/a" || to == "y/a" },
+		}}},
+		{"ingress on any port of one protocol", []npStep{{
+			"x/a allows TCP only",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("tcp-only", map[string]string{"pod": "a"}, npIngress(nil, npPort(npProtoTCP, nil))))
+			},
+			func(_, to string, k npKind) bool { return to != "x/a" || k.proto == npTCP80.proto },
+		}}},
+		{"multiple ingress policies, allow-all taking precedence", []npStep{
+			{
+				"pods of x allow port 80 only",
+				func(n *npEnv) { n.apply("x", npPolicy("allow-80", nil, npIngress(nil, npPort("", 80)))) },
+				func(_, to string, k npKind) bool { return npNS(to) != "x" || k == npTCP80 },
+			},
+			{"and allow everything", func(n *npEnv) { n.apply("x", npPolicy("allow-all", nil, npIngress(nil))) }, everything},
+		}},
+		{"multiple egress policies, allow-all taking precedence", []npStep{
+			{
+				"pods of x send to port 80 only",
+				func(n *npEnv) { n.apply("x", npPolicy("egress-80", nil, npEgressOnly, npEgress(nil, npPort("", 80)))) },
+				func(from, _ string, k npKind) bool { return npNS(from) != "x" || k == npTCP80 },
+			},
+			{"and send anything", func(n *npEnv) { n.apply("x", npPolicy("egress-all", nil, npEgressOnly, npEgress(nil))) }, everything},
+		}},
+		{"policies stop being enforced once deleted", []npStep{
+			{
+				"deny all in x",
+				func(n *npEnv) { n.apply("x", npPolicy("deny-all", nil, npBoth)) },
+				func(from, to string, _ npKind) bool { return npNS(from) != "x" && npNS(to) != "x" },
+			},
+			{"deleted", func(n *npEnv) { n.deletePolicy("x", "deny-all") }, everything},
+		}},
+		{"egress to a server in a CIDR block", []npStep{{
+			"x/a sends to y/b's addresses only",
+			func(n *npEnv) {
+				yb := n.pod("y/b")
+				n.apply("x", npPolicy("to-y-b-cidr", map[string]string{"pod": "a"}, npEgressOnly,
+					npEgress(npPeers(npBlock(npHost(yb.v6)), npBlock(npHost(yb.v4))))))
+			},
+			func(from, to string, _ npKind) bool { return from != "x/a" || to == "y/b" },
+		}}},
+		{"except clause of a CIDR block, and an IP in one policy's except allowed by another", []npStep{
+			{
+				"x/a sends to every pod pool less x/b's addresses",
+				func(n *npEnv) {
+					xb := n.pod("x/b")
+					n.apply("x", npPolicy("pools-less-x-b", map[string]string{"pod": "a"}, npEgressOnly,
+						npEgress(npPeers(npBlock("2001:db8:42::/48", npHost(xb.v6)), npBlock("198.18.0.0/16", npHost(xb.v4))))))
+				},
+				func(from, to string, _ npKind) bool { return from != "x/a" || to != "x/b" },
+			},
+			{
+				"and a second policy allowing x/b's addresses",
+				func(n *npEnv) {
+					xb := n.pod("x/b")
+					n.apply("x", npPolicy("to-x-b", map[string]string{"pod": "a"}, npEgressOnly,
+						npEgress(npPeers(npBlock(npHost(xb.v6)), npBlock(npHost(xb.v4))))))
+				},
+				everything,
+			},
+		}},
+		{"ingress and egress controlled independently", []npStep{
+			{"x/a may send anything", func(n *npEnv) {
+				n.apply("x", npPolicy("egress-all", map[string]string{"pod": "a"}, npEgressOnly, npEgress(nil)))
+			}, everything},
+			{
+				"and receives nothing",
+				func(n *npEnv) { n.apply("x", npPolicy("deny-ingress", map[string]string{"pod": "a"}, npIngressOnly)) },
+				func(_, to string, _ npKind) bool { return to != "x/a" },
+			},
+		}},
+		{"endPort ranges", []npStep{{
+			"x/a allows namespace y on TCP 81-85 and UDP 70-80",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("ranges", map[string]string{"pod": "a"},
+					npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, 81, 85), npPort(npProtoUDP, 70, 80))))
+			},
+			func(from, to string, k npKind) bool {
+				return to != "x/a" || (npNS(from) == "y" && (k == npTCP81 || k == npUDP80))
+			},
+		}}},
+		{"SCTP is not TCP", []npStep{{
+			"deny ingress in x; x/a allows SCTP 80 and 81 only",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("deny-ingress", nil, npIngressOnly))
+				n.apply("x", npPolicy("sctp-only", map[string]string{"pod": "a"}, npIngress(nil, npPort(npProtoSCTP, 80), npPort(npProtoSCTP, 81))))
+			},
+			func(_, to string, _ npKind) bool { return npNS(to) != "x" },
+		}}},
+		{"a pod selected by an SCTP-only policy is isolated", []npStep{{
+			"x/a allows SCTP 80 only",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("sctp-only", map[string]string{"pod": "a"}, npIngress(nil, npPort(npProtoSCTP, 80))))
+			},
+			func(_, to string, _ npKind) bool { return to != "x/a" },
+		}}},
+		{"UDP only allows no TCP", []npStep{{
+			"x/a allows UDP 81 only",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("udp-81", map[string]string{"pod": "a"}, npIngress(nil, npPort(npProtoUDP, 81))))
+			},
+			func(_, to string, k npKind) bool { return to != "x/a" || k == npUDP81 },
+		}}},
+		{"egress by namespaceSelector matchExpressions on the default namespace label", []npStep{{
+			"x/a sends to namespaces NotIn (y)",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("not-y", map[string]string{"pod": "a"}, npEgressOnly,
+					npEgress(npPeers(npNSPeer(npExpr(npNSName, metav1.LabelSelectorOpNotIn, "y"))))))
+			},
+			func(from, to string, _ npKind) bool { return from != "x/a" || npNS(to) != "y" },
+		}}},
+	}
+}
