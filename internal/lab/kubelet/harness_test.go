@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -90,10 +89,6 @@ type env struct {
 func setup(t *testing.T) *env {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, etcd, kube-apiserver); CI runs as root")
-	}
-	_, file, _, _ := runtime.Caller(0)
-	if _, err := os.Stat(filepath.Join(filepath.Dir(file), "..", "controlplane", "READY")); err != nil {
-		t.Skip("internal/lab/controlplane is not READY yet")
 	}
 	cnitest.RemoveLeftovers()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
