@@ -49,7 +49,7 @@ func (a *Applier) Add(ctx context.Context, m *Model) (bool, error) {
 		}
 		fresh = append(fresh, c)
 	}
-	if script := addScript(fresh, r.inElems, r.outElems); script != nil {
+	if script := addScript(fresh, r.inElems, r.outElems, r.hairElems); script != nil {
 		if _, err := a.nft.Run(ctx, script, "-f", "-"); err != nil {
 			return false, fmt.Errorf("add to nftables table %s %s: %w", TableFamily, TableName, err)
 		}
@@ -70,11 +70,11 @@ func (a *Applier) Add(ctx context.Context, m *Model) (bool, error) {
 const addHeader = "# flock NetworkPolicy: pods added by CNI ADD, until the next full load.\n"
 
 // addScript extends flock's table: a table block declares the new chains
-// and sets (a block adds to an existing table), then the map elements. It
+// and sets (a block adds to an existing table), then the map and set elements. It
 // is nil when there is nothing to add. Against a missing table the block
 // would create one, but the map elements then fail and nft loads nothing.
-func addScript(chains []*chain, inElems, outElems []string) []byte {
-	if len(chains)+len(inElems)+len(outElems) == 0 {
+func addScript(chains []*chain, inElems, outElems, hairElems []string) []byte {
+	if len(chains)+len(inElems)+len(outElems)+len(hairElems) == 0 {
 		return nil
 	}
 	var b bytes.Buffer
@@ -92,7 +92,7 @@ func addScript(chains []*chain, inElems, outElems []string) []byte {
 	for _, m := range []struct {
 		name  string
 		elems []string
-	}{{ingressMap, inElems}, {egressMap, outElems}} {
+	}{{ingressMap, inElems}, {egressMap, outElems}, {hairpinSet, hairElems}} {
 		if len(m.elems) == 0 {
 			continue
 		}

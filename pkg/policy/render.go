@@ -22,6 +22,7 @@ const (
 const (
 	ingressMap = "ingress_by_iface"
 	egressMap  = "egress_by_iface"
+	hairpinSet = "hairpin"
 )
 
 // Base chain rules that come before any policy: replies and related ICMP of
@@ -39,8 +40,14 @@ var preamble = []string{
 // it, and creates it again with every object, so nothing stale survives and
 // the kernel never sees a half-written table.
 //
-// The per-packet cost is bounded: a forwarded packet meets the preamble, then
-// two verdict-map lookups by interface (egress of the sending pod, ingress of
+// A pod reaching itself through a Service (hairpin: out of its veth, DNATed
+// on the node back to the same veth) always passes, as loopback does: the
+// upstream suite expects a pod to reach itself, and kube-proxy masquerades
+// hairpin traffic so the pod would see it come from its node, which may
+// always reach it. One set lookup by (in, out) interface pair decides it.
+//
+// The per-packet cost is bounded: a forwarded packet meets the preamble and
+// the hairpin lookup, then two verdict-map lookups by interface (egress of the sending pod, ingress of
 // the receiving pod), then at most six rules of that pod's allow-list chain,
 // each one set lookup, however many policies and pods there are.
 func Render(m *Model) ([]byte, error) {
@@ -58,8 +65,8 @@ type rendered struct {
 	// chains are the allow-list chains by name.
 	chains map[string]*chain
 	// inElems and outElems are the elements of the ingress and egress
-	// dispatch maps.
-	inElems, outElems []string
+	// dispatch maps, hairElems those of the hairpin set (restricted pods).
+	inElems, outElems, hairElems []string
 	// ifaces are the interfaces of every pod in the model, restricted or not.
 	ifaces []string
 }
@@ -78,11 +85,15 @@ func render(m *Model) (*rendered, error) {
 		}
 		out.ifaces = append(out.ifaces, p.Iface)
 		elem := fmt.Sprintf("%q comment %q : ", p.Iface, comment(p.Namespace+"/"+p.Name))
-		if v := r.verdict(true, p.Ingress); v != "" {
-			out.inElems = append(out.inElems, elem+v)
+		in, eg := r.verdict(true, p.Ingress), r.verdict(false, p.Egress)
+		if in != "" {
+			out.inElems = append(out.inElems, elem+in)
 		}
-		if v := r.verdict(false, p.Egress); v != "" {
-			out.outElems = append(out.outElems, elem+v)
+		if eg != "" {
+			out.outElems = append(out.outElems, elem+eg)
+		}
+		if in != "" || eg != "" {
+			out.hairElems = append(out.hairElems, fmt.Sprintf("%q . %q", p.Iface, p.Iface))
 		}
 	}
 
@@ -92,10 +103,15 @@ func render(m *Model) (*rendered, error) {
 	b.WriteString("\tcomment \"flock NetworkPolicy\"\n\n")
 	writeMap(&b, ingressMap, "what each local pod under an ingress policy may receive, by its host veth", out.inElems)
 	writeMap(&b, egressMap, "what each local pod under an egress policy may send, by its host veth", out.outElems)
+	fmt.Fprintf(&b, "\tset %s {\n\t\ttype ifname . ifname\n\t\tcomment %q\n", hairpinSet, "a restricted pod reaching itself through a Service, in and out of its own veth")
+	if len(out.hairElems) > 0 {
+		writeElements(&b, out.hairElems)
+	}
+	b.WriteString("\t}\n\n")
 
 	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
 	writeRules(&b, preamble...)
-	writeRules(&b, "iifname vmap @"+egressMap, "oifname vmap @"+ingressMap)
+	writeRules(&b, "iifname . oifname @"+hairpinSet+" accept", "iifname vmap @"+egressMap, "oifname vmap @"+ingressMap)
 	b.WriteString("\t}\n\n")
 	// Pod to node: egress like any other traffic. Node to pod leaves through
 	// the output hook, which flock does not filter (kubelet probes).

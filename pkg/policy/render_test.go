@@ -106,11 +106,12 @@ func TestRenderShape(t *testing.T) {
 	if !strings.HasPrefix(s, "# ") || !strings.Contains(s, "\ntable inet flock\ndelete table inet flock\ntable inet flock {\n") {
 		t.Errorf("the script does not replace the table in one transaction:\n%s", s)
 	}
-	// The base chains: established first, then ICMP, then dispatch by veth
-	// only (never by address: anycast and DNATed traffic must be covered).
+	// The base chains: established first, then ICMP, then a pod's hairpin
+	// through a Service, then dispatch by veth only (never by address:
+	// anycast and DNATed traffic must be covered).
 	forward := nftBlock(t, s, "chain forward")
 	wantForward := append(append([]string{"type filter hook forward priority filter; policy accept;"}, preamble...),
-		"iifname vmap @egress_by_iface", "oifname vmap @ingress_by_iface")
+		"iifname . oifname @hairpin accept", "iifname vmap @egress_by_iface", "oifname vmap @ingress_by_iface")
 	if d := cmp.Diff(wantForward, forward); d != "" {
 		t.Errorf("forward chain (-want +got):\n%s", d)
 	}
