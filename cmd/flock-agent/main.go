@@ -20,6 +20,7 @@ import (
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/datapath"
 	"github.com/fritzlab/flock/pkg/model"
+	"github.com/fritzlab/flock/pkg/policy"
 	"github.com/fritzlab/flock/pkg/routing"
 	"github.com/fritzlab/flock/pkg/rpc"
 	"github.com/fritzlab/flock/pkg/store"
@@ -39,7 +40,7 @@ func main() {
 		birdConfig = flag.String("bird-config", "", "BIRD config file the agent renders and BIRD reads (bird -c); empty: BGP off")
 		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
 		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else kube-system)")
-		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does)")
+		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
 	var level slog.Level
@@ -103,6 +104,11 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 		// Before the socket listens: no ADD may go without the policy hook.
 		if err := startNetpol(ctx, log, m.NodeName, b, st, a); err != nil {
 			return err
+		}
+	} else if m.Kube {
+		// Not fatal: pods are networked without it.
+		if err := removeNetpol(ctx, log, policy.NewApplier(policy.NFT{})); err != nil {
+			log.Error("networkpolicy off, but the table an earlier run loaded may stay", "err", err)
 		}
 	}
 	if _, _, err := a.Sync(ctx); err != nil {

@@ -15,7 +15,8 @@ type mode struct {
 	Kube       bool
 	Kubeconfig string
 	NodeName   string
-	// Netpol enforces NetworkPolicy (Kubernetes mode only, --netpol).
+	// Netpol enforces NetworkPolicy (Kubernetes mode only, --netpol);
+	// Kubernetes mode without it deletes flock's table at start.
 	Netpol bool
 }
 

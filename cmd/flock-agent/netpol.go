@@ -42,3 +42,26 @@ func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend,
 	log.Info("networkpolicy enforced", "node", node, "table", policy.TableFamily+" "+policy.TableName)
 	return nil
 }
+
+// removeNetpol deletes flock's nftables table when the agent runs in
+// Kubernetes mode with --netpol=false: a table an earlier run with
+// enforcement loaded would otherwise go on filtering the node's pods with
+// policies nothing updates any more. No table is fine. File mode leaves
+// nftables alone (tests load tables of their own next to such an agent).
+func removeNetpol(ctx context.Context, log *slog.Logger, ap *policy.Applier) error {
+	table := policy.TableFamily + " " + policy.TableName
+	if _, err := exec.LookPath("nft"); err != nil {
+		log.Warn("networkpolicy off; without the nft binary a table an earlier run loaded stays", "table", table)
+		return nil
+	}
+	existed, err := ap.Delete(ctx)
+	if err != nil {
+		return err
+	}
+	if existed {
+		log.Info("networkpolicy off: deleted the table an earlier run loaded", "table", table)
+	} else {
+		log.Info("networkpolicy off: no table to delete", "table", table)
+	}
+	return nil
+}

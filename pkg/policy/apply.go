@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -106,16 +107,29 @@ func (a *Applier) Resync(ctx context.Context) (repaired bool, err error) {
 	return true, nil
 }
 
-// Delete removes flock's table and forgets what was applied.
-func (a *Applier) Delete(ctx context.Context) error {
+// Delete removes flock's table, if there is one, and forgets what was
+// applied; existed says whether there was one. An agent that does not
+// enforce policy calls it at start, so that a table an earlier run loaded
+// stops filtering; other tables are never touched.
+func (a *Applier) Delete(ctx context.Context) (existed bool, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.forget()
+	out, err := a.nft.Run(ctx, nil, "list", "tables", TableFamily)
+	if err != nil {
+		return false, fmt.Errorf("list nftables tables: %w", err)
+	}
+	for line := range strings.Lines(string(out)) {
+		existed = existed || strings.TrimSpace(line) == "table "+TableFamily+" "+TableName
+	}
+	// Declared first, the table is there to delete even when it was not
+	// (nft 1.0.6 has no `destroy table`): one transaction, no error either
+	// way.
 	script := fmt.Sprintf("table %s %s\ndelete table %s %s\n", TableFamily, TableName, TableFamily, TableName)
 	if _, err := a.nft.Run(ctx, []byte(script), "-f", "-"); err != nil {
-		return fmt.Errorf("delete nftables table %s %s: %w", TableFamily, TableName, err)
+		return existed, fmt.Errorf("delete nftables table %s %s: %w", TableFamily, TableName, err)
 	}
-	return nil
+	return existed, nil
 }
 
 // forget drops what the Applier knows of the table, so that the next Apply

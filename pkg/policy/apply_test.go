@@ -43,6 +43,12 @@ func (f *fakeNFT) Run(_ context.Context, stdin []byte, args ...string) ([]byte, 
 		}
 		return nil, nil
 	}
+	if call == "list tables inet" {
+		if f.shape == "" {
+			return nil, nil
+		}
+		return []byte("table inet flock\n"), nil
+	}
 	if f.shape == "" {
 		return nil, errors.New("Error: No such file or directory")
 	}
@@ -138,7 +144,14 @@ func TestApplier(t *testing.T) {
 		t.Errorf("Apply of an unrenderable model = %v", err)
 	}
 
-	if err := a.Delete(ctx); err != nil || f.shape != "" {
-		t.Errorf("Delete = %v, table %q", err, f.shape)
+	if existed, err := a.Delete(ctx); !existed || err != nil || f.shape != "" {
+		t.Errorf("Delete = %v, %v, table %q; want the table gone", existed, err, f.shape)
+	}
+	if existed, err := a.Delete(ctx); existed || err != nil {
+		t.Errorf("Delete without a table = %v, %v; want nothing there and no error", existed, err)
+	}
+	f.fail = errors.New("nft: exit status 1")
+	if _, err := a.Delete(ctx); err == nil || !strings.Contains(err.Error(), "delete nftables table inet flock") {
+		t.Errorf("Delete with nft failing = %v", err)
 	}
 }

@@ -135,7 +135,7 @@ func TestKernelApply(t *testing.T) {
 	if strings.Contains(l.list(t), "chain ingress_") {
 		t.Errorf("the previous model's chains survived a new Apply:\n%s", l.list(t))
 	}
-	if err := ap.Delete(ctx); err != nil {
+	if _, err := ap.Delete(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := l.nft.Run(ctx, nil, "list", "tables"); err != nil || strings.Contains(string(out), "flock") {
@@ -143,6 +143,46 @@ func TestKernelApply(t *testing.T) {
 	}
 	if repaired, err := ap.Resync(ctx); err != nil || repaired {
 		t.Errorf("Resync after Delete = %v, %v; want nothing done", repaired, err)
+	}
+}
+
+// TestKernelDelete removes the table an earlier run loaded, as an agent
+// without --netpol does at start, in a namespace of its own: the table goes,
+// another table stays, and a second Delete finds nothing and is no error.
+func TestKernelDelete(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	nft := NFT{Netns: "/run/netns/" + newNetns(t)}
+	if _, err := NewApplier(nft).Apply(ctx, Translate(goldenInputs()["features"])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nft.Run(ctx, nil, "add", "table", "inet", "other"); err != nil {
+		t.Fatal(err)
+	}
+	tables := func() string {
+		t.Helper()
+		out, err := nft.Run(ctx, nil, "list", "tables")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := tables(); got != "table inet flock\ntable inet other\n" {
+		t.Fatalf("before Delete: tables %q", got)
+	}
+
+	ap := NewApplier(nft) // a new agent's: it never applied anything
+	if existed, err := ap.Delete(ctx); !existed || err != nil {
+		t.Errorf("Delete = %v, %v; want the table found and deleted", existed, err)
+	}
+	if got := tables(); got != "table inet other\n" {
+		t.Errorf("after Delete: tables %q, want only inet other", got)
+	}
+	if existed, err := ap.Delete(ctx); existed || err != nil {
+		t.Errorf("Delete again = %v, %v; want no table and no error", existed, err)
+	}
+	if got := tables(); got != "table inet other\n" {
+		t.Errorf("after the second Delete: tables %q, want only inet other", got)
 	}
 }
 

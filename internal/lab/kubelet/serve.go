@@ -12,10 +12,12 @@ import (
 )
 
 // Serve answers every TCP connection and every UDP datagram on the given
-// ports with identity and a newline, until ctx ends. It listens on [::],
-// dual-stack, so the pod is reachable on IPv6 and IPv4 alike. The lab's
-// pods run it as `flock-lab serve`, with identity their namespace/name
-// (kubelet-lite sets POD_NAMESPACE and POD_NAME for every container).
+// ports with identity and a newline, until ctx ends; a UDP answer comes
+// from the address the datagram was sent to (an anycast address too). It
+// listens on [::], dual-stack, so the pod is reachable on IPv6 and IPv4
+// alike. The lab's pods run it as `flock-lab serve`, with identity their
+// namespace/name (kubelet-lite sets POD_NAMESPACE and POD_NAME for every
+// container).
 func Serve(ctx context.Context, tcpPorts, udpPorts []int, identity string) error {
 	if len(tcpPorts)+len(udpPorts) == 0 {
 		return errors.New("serve: no port to listen on")
@@ -71,15 +73,8 @@ func serve(ctx context.Context, lns []net.Listener, pcs []net.PacketConn, identi
 	}
 	for _, pc := range pcs {
 		wg.Go(func() {
-			buf := make([]byte, 64<<10)
-			for {
-				_, from, err := pc.ReadFrom(buf)
-				if err != nil {
-					cancel(fmt.Errorf("serve: read on %s: %w", pc.LocalAddr(), err))
-					return
-				}
-				_, _ = pc.WriteTo(reply, from)
-			}
+			err := answerDatagrams(pc, reply)
+			cancel(fmt.Errorf("serve: udp on %s: %w", pc.LocalAddr(), err))
 		})
 	}
 	<-ctx.Done()

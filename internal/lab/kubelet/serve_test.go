@@ -4,8 +4,14 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"os"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/fritzlab/flock/internal/cnitest"
 )
 
 // TestServe runs the server on loopback listeners of both families (the
@@ -70,6 +76,82 @@ func TestServe(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", lns[0].Addr().String(), time.Second); err == nil {
 		t.Error("listener still open after serve returned")
+	}
+}
+
+// TestServeUDPSource checks that a UDP answer comes from the address the
+// datagram was sent to, on the dual-stack [::] socket the real Serve opens,
+// in a namespace of its own with two addresses of each family on lo (as a
+// pod has its anycast addresses there). The client is bound to one and
+// sends to the other: the route back to the client picks the client's own
+// address as the source, and the client, connected, takes only an answer
+// from the address it sent to.
+func TestServeUDPSource(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	n, err := cnitest.NewNetns("klserve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	for _, a := range []string{"2001:db8:1::1/128", "2001:db8:ffff::1/128", "198.51.100.1/32", "192.0.2.1/32"} {
+		if _, err := n.Run("ip", "addr", "add", a, "dev", "lo"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := ns.GetNS(n.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	// in runs f in the namespace: sockets made there stay there.
+	in := func(f func() error) {
+		t.Helper()
+		if err := h.Do(func(ns.NetNS) error { return f() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pc net.PacketConn
+	in(func() (err error) {
+		pc, err = net.ListenPacket("udp", "[::]:0")
+		return err
+	})
+	port := strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- serve(ctx, nil, []net.PacketConn{pc}, "ns1/pod-a") }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+
+	for _, c := range []struct{ from, to string }{
+		{"2001:db8:1::1", "2001:db8:ffff::1"},
+		{"2001:db8:ffff::1", "2001:db8:1::1"},
+		{"198.51.100.1", "192.0.2.1"}, // IPv4-mapped on the server's socket
+		{"192.0.2.1", "198.51.100.1"},
+	} {
+		t.Run(c.from+" to "+c.to, func(t *testing.T) {
+			var conn net.Conn
+			in(func() (err error) {
+				d := net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(c.from)}}
+				conn, err = d.Dial("udp", net.JoinHostPort(c.to, port))
+				return err
+			})
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(3 * time.Second))
+			if _, err := conn.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			n, err := conn.Read(buf)
+			if err != nil || string(buf[:n]) != "ns1/pod-a\n" {
+				t.Errorf("answer: %q, %v; want ns1/pod-a from %s", buf[:n], err, c.to)
+			}
+		})
 	}
 }
 
