@@ -109,22 +109,35 @@ const (
 
 func npIs(key string, keys ...string) bool { return slices.Contains(keys, key) }
 
+// npLargeCIDR is the /4 around an address, as the upstream suite builds
+// the CIDR of its except cases (a block holding the pod and much more).
+func npLargeCIDR(a netip.Addr) string { return netip.PrefixFrom(a, 4).Masked().String() }
+
 // npCases are the upstream suite's TCP and UDP cases, each probed on all
 // four protocol/port combinations; the SCTP cases are the ones that check
 // that an SCTP rule allows no TCP (this kernel has no SCTP to probe).
+//
+// The comment line above each case names the upstream ginkgo.It it stands
+// for ("(using UDP)": the It of the UDP context); several upstream cases
+// may share one of ours, and a case with no such line has no upstream
+// counterpart. test/lab/netpol_upstream.md lists the mapping.
 func npCases() []npCase {
 	everything := func(string, string, npKind) bool { return true }
 	return []npCase{
+		// upstream: "should support a 'default-deny-ingress' policy"
+		// upstream: "should support a 'default-deny-ingress' policy" (using UDP)
 		{"default-deny-ingress", []npStep{{
 			"deny all ingress in x",
 			func(n *npEnv) { n.apply("x", npPolicy("deny-ingress", nil, npIngressOnly)) },
 			func(_, to string, _ npKind) bool { return npNS(to) != "x" },
 		}}},
+		// upstream: "should support a 'default-deny-all' policy"
 		{"default-deny-all", []npStep{{
 			"deny all ingress and egress in x",
 			func(n *npEnv) { n.apply("x", npPolicy("deny-all", nil, npBoth)) },
 			func(from, to string, _ npKind) bool { return npNS(from) != "x" && npNS(to) != "x" },
 		}}},
+		// upstream: "should enforce policy to allow traffic from pods within server namespace based on PodSelector"
 		{"allow from pods of the namespace by podSelector", []npStep{{
 			"x/a allows x/b",
 			func(n *npEnv) {
@@ -132,6 +145,7 @@ func npCases() []npCase {
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || from == "x/b" },
 		}}},
+		// upstream: "should enforce policy to allow ingress traffic for a target"
 		{"allow ingress for a target in a default-deny namespace", []npStep{{
 			"deny all in x, allow all to x/a",
 			func(n *npEnv) {
@@ -141,6 +155,7 @@ func npCases() []npCase {
 			},
 			func(_, to string, _ npKind) bool { return npNS(to) != "x" || to == "x/a" },
 		}}},
+		// upstream: "should enforce policy to allow ingress traffic from pods in all namespaces"
 		{"allow ingress from pods in all namespaces", []npStep{{
 			"x/a allows every namespace",
 			func(n *npEnv) {
@@ -148,6 +163,7 @@ func npCases() []npCase {
 			},
 			everything,
 		}}},
+		// upstream: "should enforce policy to allow traffic only from a different namespace, based on NamespaceSelector"
 		{"allow only from another namespace by namespaceSelector", []npStep{{
 			"x/a allows namespace y",
 			func(n *npEnv) {
@@ -155,6 +171,15 @@ func npCases() []npCase {
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
 		}}},
+		// upstream: "should enforce policy to allow traffic based on NamespaceSelector with MatchLabels using default ns label"
+		{"namespaceSelector with matchLabels using the default namespace label", []npStep{{
+			"x/a allows kubernetes.io/metadata.name=y",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-ns-y-by-name", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel(npNSName, "y"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
+		}}},
+		// upstream: "should enforce policy based on PodSelector with MatchExpressions"
 		{"podSelector with matchExpressions", []npStep{{
 			"x/a allows pod In (b)",
 			func(n *npEnv) {
@@ -163,6 +188,16 @@ func npCases() []npCase {
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || from == "x/b" },
 		}}},
+		// upstream: "should enforce policy based on NamespaceSelector with MatchExpressions"
+		{"namespaceSelector with matchExpressions", []npStep{{
+			"x/a allows namespaces In (y)",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-ns-in-y", map[string]string{"pod": "a"},
+					npIngress(npPeers(npNSPeer(npExpr(npNSName, metav1.LabelSelectorOpIn, "y"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
+		}}},
+		// upstream: "should enforce policy based on PodSelector or NamespaceSelector"
 		{"namespaceSelector or podSelector", []npStep{{
 			"x/a allows namespaces NotIn (x), or pod b",
 			func(n *npEnv) {
@@ -171,6 +206,16 @@ func npCases() []npCase {
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) != "x" || from == "x/b" },
 		}}},
+		// upstream: "should enforce policy based on PodSelector and NamespaceSelector"
+		{"podSelector and namespaceSelector", []npStep{{
+			"x/a allows pod b of namespaces NotIn (x)",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("ns-and-pod-b", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPodPeer(
+					npExpr(npNSName, metav1.LabelSelectorOpNotIn, "x"), npSel("pod", "b"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || npIs(from, "y/b", "z/b") },
+		}}},
+		// upstream: "should enforce policy based on Multiple PodSelectors and NamespaceSelectors"
 		{"namespaceSelector and podSelector", []npStep{{
 			"x/a allows pods In (b, c) of namespaces NotIn (x)",
 			func(n *npEnv) {
@@ -181,6 +226,17 @@ func npCases() []npCase {
 				return to != "x/a" || (npNS(from) != "x" && npName(from) != "a")
 			},
 		}}},
+		// upstream: "should enforce policy based on any PodSelectors"
+		{"any of several podSelectors", []npStep{{
+			"x/a allows pod b, or pod c",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("pod-b-or-c", map[string]string{"pod": "a"},
+					npIngress(npPeers(npPodPeer(npSel("pod", "b")), npPodPeer(npSel("pod", "c"))))))
+			},
+			func(from, to string, _ npKind) bool { return to != "x/a" || npIs(from, "x/b", "x/c") },
+		}}},
+		// upstream: "should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector"
+		// upstream: "should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector" (using UDP)
 		{"allow only from a pod in a different namespace by podSelector and namespaceSelector", []npStep{{
 			"x/a allows y/a",
 			func(n *npEnv) {
@@ -188,6 +244,7 @@ func npCases() []npCase {
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || from == "y/a" },
 		}}},
+		// upstream: "should enforce policy based on Ports"
 		{"ports", []npStep{{
 			"x/a allows namespace y on TCP 81",
 			func(n *npEnv) {
@@ -195,6 +252,15 @@ func npCases() []npCase {
 			},
 			func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npTCP81) },
 		}}},
+		// upstream: "should enforce policy based on Ports" (using UDP)
+		{"UDP ports", []npStep{{
+			"x/a allows namespace y on UDP 81",
+			func(n *npEnv) {
+				n.apply("x", npPolicy("allow-udp-81", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel(npNSName, "y"))), npPort(npProtoUDP, 81))))
+			},
+			func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npUDP81) },
+		}}},
+		// upstream: "should enforce multiple, stacked policies with overlapping podSelectors"
 		{"multiple stacked policies with overlapping podSelectors", []npStep{
 			{
 				"x/a allows namespace y on TCP 81",
@@ -213,11 +279,13 @@ func npCases() []npCase {
 				},
 			},
 		}},
+		// upstream: "should support allow-all policy"
 		{"allow-all policy", []npStep{{
 			"every pod of x allows everything",
 			func(n *npEnv) { n.apply("x", npPolicy("allow-all", nil, npIngress(nil))) },
 			everything,
 		}}},
+		// upstream: "should allow ingress access on one named port"
 		{"ingress on one named port", []npStep{{
 			"pods of x allow only serve-81-tcp",
 			func(n *npEnv) {
@@ -225,6 +293,7 @@ func npCases() []npCase {
 			},
 			func(_, to string, k npKind) bool { return npNS(to) != "x" || k == npTCP81 },
 		}}},
+		// upstream: "should allow ingress access from namespace on one named port"
 		{"ingress from a namespace on one named port", []npStep{{
 			"x/a allows namespace y on serve-80-tcp",
 			func(n *npEnv) {
@@ -233,14 +302,25 @@ func npCases() []npCase {
 			},
 			func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npTCP80) },
 		}}},
-		{"egress on one named port", []npStep{{
-			"pods of x may send only to serve-80-tcp and serve-81-udp",
-			func(n *npEnv) {
-				n.apply("x", npPolicy("allow-egress-named", nil,
-					npEgress(nil, npPort("", "serve-80-tcp"), npPort(npProtoUDP, "serve-81-udp")), npEgressOnly))
+		// upstream: "should allow egress access on one named port"
+		{"egress on one named port", []npStep{
+			{
+				"pods of x may send only to serve-80-tcp",
+				func(n *npEnv) {
+					n.apply("x", npPolicy("allow-egress-named", nil, npEgress(nil, npPort("", "serve-80-tcp")), npEgressOnly))
+				},
+				func(from, _ string, k npKind) bool { return npNS(from) != "x" || k == npTCP80 },
 			},
-			func(from, _ string, k npKind) bool { return npNS(from) != "x" || k == npTCP80 || k == npUDP81 },
-		}}},
+			{
+				"updated: and to serve-81-udp",
+				func(n *npEnv) {
+					n.apply("x", npPolicy("allow-egress-named", nil,
+						npEgress(nil, npPort("", "serve-80-tcp"), npPort(npProtoUDP, "serve-81-udp")), npEgressOnly))
+				},
+				func(from, _ string, k npKind) bool { return npNS(from) != "x" || k == npTCP80 || k == npUDP81 },
+			},
+		}},
+		// upstream: "should enforce updated policy"
 		{"updated policy", []npStep{
 			{"allow-all in x", func(n *npEnv) { n.apply("x", npPolicy("mutate", nil, npIngress(nil))) }, everything},
 			{
@@ -249,6 +329,7 @@ func npCases() []npCase {
 				func(_, to string, _ npKind) bool { return npNS(to) != "x" },
 			},
 		}},
+		// upstream: "should allow ingress access from updated namespace"
 		{"ingress from an updated namespace", []npStep{
 			{
 				"x/a allows namespaces labelled ns2=updated (none yet)",
@@ -263,6 +344,7 @@ func npCases() []npCase {
 				func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
 			},
 		}},
+		// upstream: "should allow ingress access from updated pod"
 		{"ingress from an updated pod", []npStep{
 			{
 				"x/a allows pod=b,pod2=updated (none yet)",
@@ -277,6 +359,7 @@ func npCases() []npCase {
 				func(from, to string, _ npKind) bool { return to != "x/a" || from == "x/b" },
 			},
 		}},
+		// upstream: "should deny ingress access to updated pod"
 		{"deny ingress to an updated pod", []npStep{
 			{"deny ingress to target=isolated (none yet)", func(n *npEnv) {
 				n.apply("x", npPolicy("deny-isolated", map[string]string{"target": "isolated"}, npIngressOnly))
@@ -287,6 +370,7 @@ func npCases() []npCase {
 				func(_, to string, _ npKind) bool { return to != "x/a" },
 			},
 		}},
+		// upstream: "should deny ingress from pods on other namespaces"
 		{"deny ingress from other namespaces", []npStep{{
 			"pods of x allow pods of x",
 			func(n *npEnv) {
@@ -294,16 +378,19 @@ func npCases() []npCase {
 			},
 			func(from, to string, _ npKind) bool { return npNS(to) != "x" || npNS(from) == "x" },
 		}}},
+		// upstream: "should deny egress from pods based on PodSelector"
 		{"deny egress from a pod", []npStep{{
 			"x/a may send nothing",
 			func(n *npEnv) { n.apply("x", npPolicy("deny-egress-a", map[string]string{"pod": "a"}, npEgressOnly)) },
 			func(from, _ string, _ npKind) bool { return from != "x/a" },
 		}}},
+		// upstream: "should deny egress from all pods in a namespace"
 		{"deny egress from all pods of a namespace", []npStep{{
 			"pods of x may send nothing",
 			func(n *npEnv) { n.apply("x", npPolicy("deny-egress-x", nil, npEgressOnly)) },
 			func(from, _ string, _ npKind) bool { return npNS(from) != "x" },
 		}}},
+		// upstream: "should work with Ingress, Egress specified together"
 		{"ingress and egress together", []npStep{{
 			"x/a receives from x/b only, sends on TCP 80 only",
 			func(n *npEnv) {
@@ -314,6 +401,7 @@ func npCases() []npCase {
 				return (to != "x/a" || from == "x/b") && (from != "x/a" || k == npTCP80)
 			},
 		}}},
+		// upstream: "should support denying of egress traffic on the client side (even if the server explicitly allows this traffic)"
 		{"egress denied on the client although the server allows", []npStep{{
 			"x/a sends to y/a only; y/a and y/b receive from x/a only",
 			func(n *npEnv) {
@@ -326,6 +414,7 @@ func npCases() []npCase {
 				return (from != "x/a" || to == "y/a") && (!npIs(to, "y/a", "y/b") || from == "x/a")
 			},
 		}}},
+		// upstream: "should enforce egress policy allowing traffic to a server in a different namespace based on PodSelector and NamespaceSelector"
 		{"egress to a server in another namespace by podSelector and namespaceSelector", []npStep{{
 			"x/a sends to y/a only",
 			func(n *npEnv) {
@@ -333,6 +422,7 @@ func npCases() []npCase {
 			},
 			func(from, to string, _ npKind) bool { return from != "x/a" || to == "y/a" },
 		}}},
+		// upstream: "should enforce ingress policy allowing any port traffic to a server on a specific protocol"
 		{"ingress on any port of one protocol", []npStep{{
 			"x/a allows TCP only",
 			func(n *npEnv) {
@@ -340,6 +430,7 @@ func npCases() []npCase {
 			},
 			func(_, to string, k npKind) bool { return to != "x/a" || k.proto == npTCP80.proto },
 		}}},
+		// upstream: "should enforce multiple ingress policies with ingress allow-all policy taking precedence"
 		{"multiple ingress policies, allow-all taking precedence", []npStep{
 			{
 				"pods of x allow port 80 only",
@@ -348,6 +439,7 @@ func npCases() []npCase {
 			},
 			{"and allow everything", func(n *npEnv) { n.apply("x", npPolicy("allow-all", nil, npIngress(nil))) }, everything},
 		}},
+		// upstream: "should enforce multiple egress policies with egress allow-all policy taking precedence"
 		{"multiple egress policies, allow-all taking precedence", []npStep{
 			{
 				"pods of x send to port 80 only",
@@ -356,6 +448,7 @@ func npCases() []npCase {
 			},
 			{"and send anything", func(n *npEnv) { n.apply("x", npPolicy("egress-all", nil, npEgressOnly, npEgress(nil))) }, everything},
 		}},
+		// upstream: "should stop enforcing policies after they are deleted"
 		{"policies stop being enforced once deleted", []npStep{
 			{
 				"deny all in x",
@@ -364,6 +457,7 @@ func npCases() []npCase {
 			},
 			{"deleted", func(n *npEnv) { n.deletePolicy("x", "deny-all") }, everything},
 		}},
+		// upstream: "should allow egress access to server in CIDR block"
 		{"egress to a server in a CIDR block", []npStep{{
 			"x/a sends to y/b's addresses only",
 			func(n *npEnv) {
@@ -373,6 +467,7 @@ func npCases() []npCase {
 			},
 			func(from, to string, _ npKind) bool { return from != "x/a" || to == "y/b" },
 		}}},
+		// upstream: "should enforce except clause while egress access to server in CIDR block"
 		{"except clause of a CIDR block, and an IP in one policy's except allowed by another", []npStep{
 			{
 				"x/a sends to every pod pool less x/b's addresses",
@@ -393,6 +488,28 @@ func npCases() []npCase {
 				everything,
 			},
 		}},
+		// upstream: "should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed"
+		{"an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed", []npStep{
+			{
+				"x/a sends to the /4 around x/b less x/b's addresses",
+				func(n *npEnv) {
+					xb := n.pod("x/b")
+					n.apply("x", npPolicy("to-x-b-cidr", map[string]string{"pod": "a"}, npEgressOnly,
+						npEgress(npPeers(npBlock(npLargeCIDR(xb.v6), npHost(xb.v6)), npBlock(npLargeCIDR(xb.v4), npHost(xb.v4))))))
+				},
+				func(from, to string, _ npKind) bool { return from != "x/a" || to != "x/b" },
+			},
+			{
+				"the policy updated to x/b's addresses only",
+				func(n *npEnv) {
+					xb := n.pod("x/b")
+					n.apply("x", npPolicy("to-x-b-cidr", map[string]string{"pod": "a"}, npEgressOnly,
+						npEgress(npPeers(npBlock(npHost(xb.v6)), npBlock(npHost(xb.v4))))))
+				},
+				func(from, to string, _ npKind) bool { return from != "x/a" || to == "x/b" },
+			},
+		}},
+		// upstream: "should enforce policies to check ingress and egress policies can be controlled independently based on PodSelector"
 		{"ingress and egress controlled independently", []npStep{
 			{"x/a may send anything", func(n *npEnv) {
 				n.apply("x", npPolicy("egress-all", map[string]string{"pod": "a"}, npEgressOnly, npEgress(nil)))
@@ -403,6 +520,7 @@ func npCases() []npCase {
 				func(_, to string, _ npKind) bool { return to != "x/a" },
 			},
 		}},
+		// No upstream case: endPort is not in the upstream connectivity suite.
 		{"endPort ranges", []npStep{{
 			"x/a allows namespace y on TCP 81-85 and UDP 70-80",
 			func(n *npEnv) {
@@ -413,6 +531,7 @@ func npCases() []npCase {
 				return to != "x/a" || (npNS(from) == "y" && (k == npTCP81 || k == npUDP80))
 			},
 		}}},
+		// upstream: "should not mistakenly treat 'protocol: SCTP' as 'protocol: TCP', even if the plugin doesn't support SCTP"
 		{"SCTP is not TCP", []npStep{{
 			"deny ingress in x; x/a allows SCTP 80 and 81 only",
 			func(n *npEnv) {
@@ -421,6 +540,7 @@ func npCases() []npCase {
 			},
 			func(_, to string, _ npKind) bool { return npNS(to) != "x" },
 		}}},
+		// upstream: "should properly isolate pods that are selected by a policy allowing SCTP, even if the plugin doesn't support SCTP"
 		{"a pod selected by an SCTP-only policy is isolated", []npStep{{
 			"x/a allows SCTP 80 only",
 			func(n *npEnv) {
@@ -428,6 +548,7 @@ func npCases() []npCase {
 			},
 			func(_, to string, _ npKind) bool { return to != "x/a" },
 		}}},
+		// upstream: "should not allow access by TCP when a policy specifies only UDP"
 		{"UDP only allows no TCP", []npStep{{
 			"x/a allows UDP 81 only",
 			func(n *npEnv) {
@@ -435,6 +556,7 @@ func npCases() []npCase {
 			},
 			func(_, to string, k npKind) bool { return to != "x/a" || k == npUDP81 },
 		}}},
+		// upstream: "should enforce policy based on NamespaceSelector with MatchExpressions using default ns label"
 		{"egress by namespaceSelector matchExpressions on the default namespace label", []npStep{{
 			"x/a sends to namespaces NotIn (y)",
 			func(n *npEnv) {
