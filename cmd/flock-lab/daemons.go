@@ -5,10 +5,12 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/fritzlab/flock/internal/lab/apiproxy"
 	"github.com/fritzlab/flock/internal/lab/kubelet"
+	"github.com/fritzlab/flock/internal/lab/proxy"
 )
 
 // serveCmd is the server lab pods run: it answers with the pod's identity.
@@ -81,5 +83,31 @@ func apiproxyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&target, "target", "", "the API server's host:port")
 	cmd.Flags().StringArrayVar(&namespaces, "netns", nil, "node namespace to listen in (repeatable)")
 	cmd.MarkFlagRequired("target")
+	return cmd
+}
+
+// proxyCmd is the daemon `flock-lab up` starts in each node namespace to
+// give Services their ClusterIPs, as kube-proxy would.
+func proxyCmd() *cobra.Command {
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:    "proxy --kubeconfig FILE",
+		Short:  "Send Service ClusterIP traffic to the Service's Ready pods (started by flock-lab up)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return err
+			}
+			cs, err := kubernetes.NewForConfig(rc)
+			if err != nil {
+				return err
+			}
+			return proxy.Run(cmd.Context(), cs, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		},
+	}
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig to reach the API server")
+	cmd.MarkFlagRequired("kubeconfig")
 	return cmd
 }

@@ -151,7 +151,7 @@ func (l *Lab) waitReady(ctx context.Context, cs kubernetes.Interface, timeout ti
 			ready[n.Name] = nodeReady(&n)
 		}
 		for _, n := range l.Nodes {
-			for _, d := range []string{n.Name + "-agent", n.Name + "-kubelet"} {
+			for _, d := range []string{n.Name + "-agent", n.Name + "-kubelet", n.Name + "-proxy"} {
 				if _, ok := l.daemonPid(d); !ok {
 					return l.exited(d)
 				}

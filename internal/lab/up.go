@@ -199,7 +199,11 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 		"--host-ip", n.Addr6.Addr().String(),
 		"--host-ip", n.Addr4.Addr().String(),
 	}}
-	for _, d := range []daemon{bird, agent, kubelet} {
+	// Services: kube-proxy's part, with kubelet-lite's (admin) identity.
+	proxy := daemon{Name: n.Name + "-proxy", Netns: n.Netns, Args: []string{
+		l.flockLab(), "proxy", "--kubeconfig", n.KubeletKubeconfig,
+	}}
+	for _, d := range []daemon{bird, agent, kubelet, proxy} {
 		if _, err := l.startDaemon(d); err != nil {
 			return err
 		}

@@ -29,14 +29,17 @@ import (
 // on ports 80 and 81 with named container ports serve-80-tcp and so on.
 // Each case creates policies (and changes labels) step by step, and after
 // each step every pair of the 9×9, on TCP 80, TCP 81, UDP 80 and UDP 81,
-// over IPv6 and IPv4, is probed with real traffic and compared with the
-// verdicts of policy.Translate computed from what the API server holds.
+// over IPv6 and IPv4, to the pod's addresses and to its Service's
+// ClusterIPs, is probed with real traffic and compared with the verdicts
+// of policy.Translate computed from what the API server holds.
 // For many cases a hand-written table (the upstream one, extended to both
 // ports and protocols) must agree with Translate too. A pod reaching itself
 // goes over its own loopback, which no policy sees: always allowed.
 //
-// Probes go straight to pod addresses: the lab has no Services (the forward
-// hook, where policy is enforced, runs after Service DNAT in any case).
+// Like upstream, every pod has a Service of its own (s-<ns>-<pod>, dual
+// stack), which the lab's kube-proxy stand-in DNATs on the sending node:
+// policy must hold after Service DNAT, and a pod reaching itself through
+// its Service (hairpin) is allowed like loopback.
 
 // npKind is one protocol and port a probe uses.
 type npKind struct {
@@ -60,6 +63,10 @@ var (
 // denied probe costs this much.
 const npProbeTimeout = time.Second
 
+// npProbesAtOnce bounds the probes in flight (each holds an OS thread in
+// the sender's namespace).
+const npProbesAtOnce = 512
+
 // npHand is a hand-written truth table: may from reach to ("x/a") on k?
 // It is not asked about a pod reaching itself.
 type npHand func(from, to string, k npKind) bool
@@ -78,6 +85,28 @@ type npCase struct {
 type npPod struct {
 	key, netns string
 	v6, v4     netip.Addr
+	svc6, svc4 netip.Addr // the ClusterIPs of the pod's Service
+}
+
+// npPath is how a probe reaches its destination: family, and the pod's
+// own address or its Service's ClusterIP.
+type npPath struct {
+	name    string
+	v6, svc bool
+}
+
+var npPaths = [npNPaths]npPath{{"IPv4", false, false}, {"IPv6", true, false}, {"IPv4 Service", false, true}, {"IPv6 Service", true, true}}
+
+const npNPaths = 4
+
+func (p *npPod) dst(path npPath) netip.Addr {
+	switch {
+	case path.svc && path.v6:
+		return p.svc6
+	case path.svc:
+		return p.svc4
+	}
+	return p.addr(path.v6)
 }
 
 func (p *npPod) addr(v6 bool) netip.Addr {
@@ -135,10 +164,8 @@ func TestNetworkPolicy(t *testing.T) {
 // anycast: a pod serving anycast addresses is reached on them through the
 // router like any other destination, and its ingress policy holds for that
 // traffic as for its unicast addresses (the rules match its veth, which
-// the anycast route leads out of). TCP only: flock-lab serve answers a
-// datagram from the address the route to the sender picks (its unicast
-// address, not the anycast one the datagram came to), which a connected
-// UDP client never accepts, policy or not.
+// the anycast route leads out of), on TCP and UDP (flock-lab serve answers
+// a datagram from the address it came to).
 func (n *npEnv) anycast() {
 	any6, any4 := netip.MustParseAddr("2001:db8:ffff::80"), netip.MustParseAddr("192.0.2.80")
 	p := npServePod("x", "any", n.lab.Nodes[0].Name)
@@ -155,7 +182,7 @@ func (n *npEnv) anycast() {
 			var bad []string
 			var wg sync.WaitGroup
 			for _, from := range n.pods {
-				for _, k := range []npKind{npTCP80, npTCP81} {
+				for _, k := range npKinds {
 					for _, a := range []netip.Addr{any6, any4} {
 						wg.Go(func() {
 							ok, err := npProbe(from.netns, k, a, "x/any")
@@ -170,7 +197,7 @@ func (n *npEnv) anycast() {
 			}
 			wg.Wait()
 			if len(bad) == 0 {
-				n.t.Logf("anycast: 36 probes match, round %d", round)
+				n.t.Logf("anycast: %d probes match, round %d", len(n.pods)*len(npKinds)*2, round)
 				return
 			}
 			if time.Now().After(deadline) {
@@ -185,7 +212,7 @@ func (n *npEnv) anycast() {
 	// Translate agrees: the anycast pod's ingress admits exactly y's pods.
 	in := n.translate()["x/any"].Ingress
 	for _, from := range n.pods {
-		for _, k := range []npKind{npTCP80, npTCP81} {
+		for _, k := range npKinds {
 			if in.Permits(from.v6, k.proto, k.port) != want(from.key) || in.Permits(from.v4, k.proto, k.port) != want(from.key) {
 				n.t.Errorf("Translate: x/any's ingress from %s %s disagrees with the hand table", from.key, k)
 			}
@@ -222,9 +249,45 @@ func (n *npEnv) setup() {
 			if !v6.IsValid() || !v4.IsValid() {
 				n.t.Fatalf("pod %s/%s is not dual-stack: %v", ns, name, p.Status.PodIPs)
 			}
-			n.pods = append(n.pods, &npPod{key: ns + "/" + name, netns: netns, v6: v6, v4: v4})
+			svc := n.service(ns, name)
+			var svc6, svc4 netip.Addr
+			for _, ip := range svc.Spec.ClusterIPs {
+				if a := netip.MustParseAddr(ip); a.Is6() {
+					svc6 = a
+				} else {
+					svc4 = a
+				}
+			}
+			if !svc6.IsValid() || !svc4.IsValid() {
+				n.t.Fatalf("service %s/%s is not dual-stack: %v", ns, svc.Name, svc.Spec.ClusterIPs)
+			}
+			n.pods = append(n.pods, &npPod{key: ns + "/" + name, netns: netns, v6: v6, v4: v4, svc6: svc6, svc4: svc4})
 		}
 	}
+}
+
+// service creates the pod's Service as the upstream suite does: selecting
+// pod=<name> in its namespace, every port the pod serves, both families.
+func (n *npEnv) service(ns, pod string) *corev1.Service {
+	dual := corev1.IPFamilyPolicyRequireDualStack
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s-" + ns + "-" + pod},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"pod": pod}, IPFamilyPolicy: &dual},
+	}
+	for _, k := range npKinds {
+		proto := corev1.ProtocolTCP
+		if k.proto == policy.UDP {
+			proto = corev1.ProtocolUDP
+		}
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
+			Name: fmt.Sprintf("serve-%d-%s", k.port, k.proto), Protocol: proto, Port: int32(k.port), TargetPort: intstr.FromInt32(int32(k.port)),
+		})
+	}
+	svc, err := n.cs.CoreV1().Services(ns).Create(context.Background(), svc, metav1.CreateOptions{})
+	if err != nil {
+		n.t.Fatalf("create service for %s/%s: %v", ns, pod, err)
+	}
+	return svc
 }
 
 // npServePod serves TCP and UDP on 80 and 81, with named ports as the
@@ -326,8 +389,8 @@ func (n *npEnv) deletePolicy(ns, name string) {
 	}
 }
 
-// npVerdicts are the expected results: [from][to][kind][v6?].
-type npVerdicts map[string]map[string]map[npKind][2]bool
+// npVerdicts are the expected results: [from][to][kind][path].
+type npVerdicts map[string]map[string]map[npKind][npNPaths]bool
 
 // translate runs policy.Translate on what the API server holds now, every
 // pod local, and returns each pod's allow-lists by namespace/name.
@@ -380,14 +443,15 @@ func (n *npEnv) model() npVerdicts {
 	byKey := n.translate()
 	v := npVerdicts{}
 	for _, from := range n.pods {
-		v[from.key] = map[string]map[npKind][2]bool{}
+		v[from.key] = map[string]map[npKind][npNPaths]bool{}
 		for _, to := range n.pods {
-			v[from.key][to.key] = map[npKind][2]bool{}
+			v[from.key][to.key] = map[npKind][npNPaths]bool{}
 			for _, k := range npKinds {
-				var r [2]bool
-				for f, is6 := range []bool{false, true} {
-					r[f] = from == to || (byKey[from.key].Egress.Permits(to.addr(is6), k.proto, k.port) &&
-						byKey[to.key].Ingress.Permits(from.addr(is6), k.proto, k.port))
+				var r [npNPaths]bool
+				// Through a Service too: policy sees the addresses after DNAT.
+				for i, path := range npPaths {
+					r[i] = from == to || (byKey[from.key].Egress.Permits(to.addr(path.v6), k.proto, k.port) &&
+						byKey[to.key].Ingress.Permits(from.addr(path.v6), k.proto, k.port))
 				}
 				v[from.key][to.key][k] = r
 			}
@@ -407,8 +471,10 @@ func (n *npEnv) check(what string, hand npHand) {
 		for from, row := range want {
 			for to, ks := range row {
 				for k, r := range ks {
-					if from != to && (r[0] != hand(from, to, k) || r[1] != hand(from, to, k)) {
-						bad = append(bad, fmt.Sprintf("%s -> %s %s: Translate says %v (IPv4) %v (IPv6), the hand table %v", from, to, k, r[0], r[1], hand(from, to, k)))
+					for i, path := range npPaths {
+						if from != to && r[i] != hand(from, to, k) {
+							bad = append(bad, fmt.Sprintf("%s -> %s %s %s: Translate says %v, the hand table %v", from, to, k, path.name, r[i], hand(from, to, k)))
+						}
 					}
 				}
 			}
@@ -473,7 +539,8 @@ func npDiff(want, got npVerdicts) []string {
 func (n *npEnv) table(want, got npVerdicts) string {
 	var b strings.Builder
 	for _, k := range npKinds {
-		for f, fam := range []string{"IPv4", "IPv6"} {
+		for f, path := range npPaths {
+			fam := path.name
 			wrong := false
 			for _, from := range n.pods {
 				for _, to := range n.pods {
@@ -510,24 +577,27 @@ func (n *npEnv) table(want, got npVerdicts) string {
 func (n *npEnv) probeAll() (npVerdicts, []string) {
 	got := npVerdicts{}
 	for _, from := range n.pods {
-		got[from.key] = map[string]map[npKind][2]bool{}
+		got[from.key] = map[string]map[npKind][npNPaths]bool{}
 		for _, to := range n.pods {
-			got[from.key][to.key] = map[npKind][2]bool{}
+			got[from.key][to.key] = map[npKind][npNPaths]bool{}
 		}
 	}
 	var mu sync.Mutex
 	var errs []string
 	var wg sync.WaitGroup
+	limit := make(chan struct{}, npProbesAtOnce)
 	for _, from := range n.pods {
 		for _, to := range n.pods {
 			for _, k := range npKinds {
-				for f, is6 := range []bool{false, true} {
+				for f, path := range npPaths {
 					wg.Go(func() {
-						ok, err := npProbe(from.netns, k, to.addr(is6), to.key)
+						limit <- struct{}{}
+						ok, err := npProbe(from.netns, k, to.dst(path), to.key)
+						<-limit
 						mu.Lock()
 						defer mu.Unlock()
 						if err != nil {
-							errs = append(errs, fmt.Sprintf("%s -> %s %s: %v", from.key, to.addr(is6), k, err))
+							errs = append(errs, fmt.Sprintf("%s -> %s %s: %v", from.key, to.dst(path), k, err))
 						}
 						r := got[from.key][to.key][k]
 						r[f] = ok
