@@ -18,11 +18,12 @@ import (
 )
 
 // demoExamples are the manifests `flock-lab demo` applies, from examples/.
-var demoExamples = []string{"dual-stack.yaml", "ipv6-only.yaml"}
+var demoExamples = []string{"dual-stack.yaml", "ipv6-only.yaml", "service.yaml"}
 
 // Demo applies the example pods, waits until they are Ready, prints their
 // nodes and addresses, and checks that every pod reaches every pod on the
-// other nodes over each family it has (TCP to flock-lab serve on 8080).
+// other nodes over each family it has (TCP to flock-lab serve on 8080), and
+// the web Service on each of its ClusterIPs.
 func (l *Lab) Demo(ctx context.Context, w io.Writer) error {
 	root, err := controlplane.SourceRoot()
 	if err != nil {
@@ -91,10 +92,42 @@ func (l *Lab) Demo(ctx context.Context, w io.Writer) error {
 			}
 		}
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d cross-node checks failed", failed)
+	svc, err := cs.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(w, "\nAll cross-node checks passed. Try: flock-lab kubectl get pods -o wide; flock-lab down")
+	fmt.Fprintln(w, "\nService default/web (TCP 80 on its ClusterIPs, DNATed to a web pod's 8080):")
+	for _, src := range pods {
+		netns, err := l.PodNetns(ctx, src.Namespace, src.Name)
+		if err != nil {
+			return err
+		}
+		srcV6, srcV4 := podFamilies(&src)
+		for _, ip := range svc.Spec.ClusterIPs {
+			vip, err := netip.ParseAddr(ip)
+			if err != nil || (vip.Is6() && !srcV6.IsValid()) || (vip.Is4() && !srcV4.IsValid()) {
+				continue
+			}
+			// The proxies load the endpoints a moment after pods turn Ready.
+			var got string
+			for try := 0; try < 5; try++ {
+				out, err := NetnsCommand(ctx, netns, "nc", "-w", "3", vip.String(), "80").CombinedOutput()
+				if got = strings.TrimSpace(string(out)); err == nil && strings.HasPrefix(got, "default/web-") {
+					break
+				}
+				time.Sleep(time.Second)
+			}
+			mark := "ok"
+			if !strings.HasPrefix(got, "default/web-") {
+				mark, failed = "FAILED", failed+1
+			}
+			fmt.Fprintf(w, "  %-8s %-7s -> %-26s %s (%q)\n", src.Name, src.Spec.NodeName, vip, mark, got)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d checks failed", failed)
+	}
+	fmt.Fprintln(w, "\nAll checks passed. Try: flock-lab kubectl get pods,svc -o wide; flock-lab down")
 	return nil
 }
 

@@ -130,3 +130,19 @@ func countOn(pods map[string]*corev1.Pod, node string) int {
 	}
 	return n
 }
+
+// TestDemo runs what `make lab` shows after bringing the lab up: the
+// example pods and Service, every cross-node pair and the Service's
+// ClusterIPs from every pod.
+func TestDemo(t *testing.T) {
+	e := up(t, 2)
+	var out strings.Builder
+	err := e.lab.Demo(context.Background(), &out)
+	t.Logf("flock-lab demo:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Service default/web") || strings.Contains(out.String(), "FAILED") {
+		t.Errorf("the demo did not check the Service, or a check failed")
+	}
+}
