@@ -16,6 +16,9 @@
 //   - an ipBlock matches any address inside it, pod addresses included;
 //   - traffic from the node itself to its pods is never filtered (kubelet
 //     probes): it leaves through the output hook, where flock has no chain;
+//   - a pod reaching itself is never filtered, through its own loopback or
+//     through its Service (hairpin: out of its veth and, DNATed, back in;
+//     kube-proxy masquerades such traffic, so the pod would see its node);
 //   - traffic from a pod to the node itself (the input hook) is egress like
 //     any other: a node address is matched by an ipBlock or a rule without
 //     peers, never by a pod or namespace selector;
@@ -35,6 +38,7 @@
 //	chain forward (hook forward, priority filter, policy accept)
 //	    ct state established,related accept
 //	    icmpv6 type { PMTU, errors, ND, RS/RA } accept; icmp type { errors } accept
+//	    iifname . oifname @hairpin accept (a restricted pod's veth . the same veth)
 //	    iifname vmap @egress_by_iface    -> jump egress_<hash>  (returns when allowed)
 //	    oifname vmap @ingress_by_iface   -> jump ingress_<hash> (accepts when allowed)
 //	chain input (hook input): the same, with the egress map only
@@ -48,7 +52,7 @@
 // An allow-list that allows nothing is a drop in the map, one that allows
 // everything no entry at all. Allow-list chains are named after a hash of
 // their content, so pods with equal allow-lists (replicas) share one chain
-// and its sets. A packet meets at most 5 base-chain rules, 2 map lookups and
+// and its sets. A packet meets at most 6 base-chain rules, 2 map lookups and
 // 6 rules of one allow-list chain, each rule one set lookup, however many
 // policies and pods there are.
 //
