@@ -1,6 +1,12 @@
-// Package policytest makes synthetic clusters for NetworkPolicy benchmarks:
-// pods spread over namespaces and nodes, and policies of the shapes real
-// clusters have. The same seed gives the same cluster.
+// Package policytest makes synthetic NetworkPolicy inputs for tests and
+// benchmarks of pkg/policy, importable by other modules too (test/oracle):
+//   - Cluster: large clusters for benchmarks, pods spread over namespaces
+//     and nodes and policies of the shapes real clusters have;
+//   - GenScenario: small random scenarios after the upstream e2e suite, and
+//     their probes, for comparing Translate with independent evaluators
+//     (APIDefaults gives the policies as a cluster would).
+//
+// The same seed (or fuzz input) gives the same cluster or scenario.
 package policytest
 
 import (
