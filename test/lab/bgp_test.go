@@ -152,17 +152,27 @@ func TestBGP(t *testing.T) {
 		t.Errorf("agent restarted (pid %d -> %d)", agentPid, pid)
 	}
 
-	// 100 updates within a second, each changing the rendered config.
+	// 100 updates as fast as the API server takes them, each changing the
+	// rendered config (the issue asks for 100 within a second; one after
+	// another they take about 2 s on a 2-core machine, more when it is busy,
+	// and writing them from several clients at once is slower still: the
+	// API server retries conflicting patches). The reloader reloads at once,
+	// then at most once per 500 ms window, so the bound is 6 for a second's
+	// burst, or what the writes' own duration allows if they took longer.
 	before := reloads(t, e.lab.AgentLog("node-1"))
 	start := time.Now()
 	for i := range 100 {
 		v6 := map[string]any{"address": v6peer["address"], "asn": lab.RouterASN, "holdTime": 30 + i}
 		e.patchNodeConfig("node-1", map[string]any{"spec": map[string]any{"bgp": map[string]any{"peers": []any{v6, v4peer}}}})
 	}
-	t.Logf("100 NodeConfig updates in %s", time.Since(start).Round(time.Millisecond))
+	took := time.Since(start)
+	t.Logf("100 NodeConfig updates in %s", took.Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	if n := reloads(t, e.lab.AgentLog("node-1")) - before; n > 6 || n < 1 {
-		t.Errorf("100 NodeConfig updates caused %d BIRD reloads, want 1..6", n)
+	bound := max(6, 2+int((took+499*time.Millisecond)/(500*time.Millisecond)))
+	if n := reloads(t, e.lab.AgentLog("node-1")) - before; n > bound || n < 1 {
+		t.Errorf("100 NodeConfig updates in %s caused %d BIRD reloads, want 1..%d", took.Round(time.Millisecond), n, bound)
+	} else {
+		t.Logf("100 NodeConfig updates caused %d BIRD reloads", n)
 	}
 }
 
