@@ -26,14 +26,12 @@ import (
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/cnitest"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
+	"github.com/fritzlab/flock/internal/lab/controlplane/controlplanetest"
+	"github.com/fritzlab/flock/internal/testns"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/bird/birdtest"
 	"github.com/fritzlab/flock/pkg/kube"
 )
-
-// agentUser is the identity of the agent's ServiceAccount token, bound by
-// deploy/rbac.yaml: the agent under test has exactly the rights it ships
-// with.
-const agentUser = "system:serviceaccount:kube-system:flock-agent"
 
 // TestKubernetesMode runs the real flock-agent binary in Kubernetes mode in
 // a node's network namespace, against a real kube-apiserver reached
@@ -43,26 +41,14 @@ func TestKubernetesMode(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (as CI runs it): network namespaces, etcd and kube-apiserver")
 	}
-	cnitest.RemoveLeftovers()
+	testns.RemoveLeftovers()
 	ctx, cancel := context.WithCancel(context.Background())
 	if d, ok := t.Deadline(); ok {
 		ctx, cancel = context.WithDeadline(context.Background(), d.Add(-10*time.Second))
 	}
 	defer cancel()
 
-	token := controlplane.NewToken()
-	cp, err := controlplane.Start(ctx, controlplane.Options{
-		Dir: t.TempDir(), Log: t.Output(),
-		Tokens: []controlplane.Token{{Token: token, User: agentUser, UID: "flock-agent",
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cp.Stop() })
-	if err := controlplane.ApplyFiles(ctx, cp.RESTConfig(), filepath.Join("..", "..", "deploy", "rbac.yaml")); err != nil {
-		t.Fatal(err)
-	}
+	cp, token := controlplanetest.StartWithAgent(t)
 	admin := kubernetes.NewForConfigOrDie(cp.RESTConfig())
 	ncs := dynamic.NewForConfigOrDie(cp.RESTConfig()).Resource(kube.NodeConfigResource)
 	setup(t, ctx, admin)
@@ -86,7 +72,7 @@ func TestKubernetesMode(t *testing.T) {
 	args := []string{"--kubeconfig", kubeconfig, "--node-name", "node-1", "--resync", "1h"}
 	bn := startBirdNode(t, node)
 	if bn != nil {
-		args = append(args, bn.args()...)
+		args = append(args, bn.AgentArgs()...)
 	}
 	startAgent(t, node, args...)
 
@@ -190,7 +176,7 @@ func TestKubernetesMode(t *testing.T) {
 		if _, err := admin.CoreV1().Secrets("kube-system").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		spec["bgp"] = map[string]any{"asn": int64(65101), "peers": []any{map[string]any{"address": routerAddr, "asn": int64(65000),
+		spec["bgp"] = map[string]any{"asn": int64(65101), "peers": []any{map[string]any{"address": birdtest.Router6, "asn": int64(65000),
 			"passwordSecretRef": map[string]any{"name": "bgp", "key": "router"}}}}
 	}
 	u.Object["spec"] = spec
@@ -207,8 +193,8 @@ func TestKubernetesMode(t *testing.T) {
 			status, reason, _, current := bgpConfigured(u)
 			return status == "True" && reason == v1alpha1.ReasonConfigured && current
 		})
-		bn.waitSessions(t, bird.PeerName(netip.MustParseAddr(routerAddr)))
-		if conf, err := os.ReadFile(bn.conf); err != nil || !strings.Contains(string(conf), `password "s3cret";`) {
+		waitSessions(t, bn, bird.PeerName(netip.MustParseAddr(birdtest.Router6)))
+		if conf, err := os.ReadFile(bn.Config); err != nil || !strings.Contains(string(conf), `password "s3cret";`) {
 			t.Errorf("bird.conf has no password line (%v):\n%s", err, conf)
 		}
 	}
@@ -224,7 +210,7 @@ func TestKubernetesMode(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "no NodeConfig for node node-1")
 	})
 	if bn != nil {
-		bn.waitSessions(t) // the bootstrap config: no sessions
+		waitSessions(t, bn) // the bootstrap config: no sessions
 	}
 }
 

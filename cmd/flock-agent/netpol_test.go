@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
-	"github.com/fritzlab/flock/internal/cnitest"
+	"github.com/fritzlab/flock/internal/testns"
 	"github.com/fritzlab/flock/pkg/policy"
 )
 
@@ -17,18 +16,10 @@ import (
 // namespace where an earlier run left flock's table with a dropping chain:
 // the table goes and the log says so; the next start finds none.
 func TestRemoveNetpol(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
+	nft := policy.NFT{Netns: testns.Path(testns.New(t, "npoff"))}
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Fatal("needs nft: apt-get install -y nftables")
 	}
-	node, err := cnitest.NewNetns("npoff")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	nft := policy.NFT{Netns: node.Path}
 	ctx := context.Background()
 	earlier := "table inet flock {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n"
 	if _, err := nft.Run(ctx, []byte(earlier), "-f", "-"); err != nil {

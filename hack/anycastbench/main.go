@@ -13,42 +13,22 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/fritzlab/flock/hack/internal/benchlab"
 	"github.com/fritzlab/flock/internal/lab"
 )
 
 const addr = "2001:db8:ffff::80"
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "anycastbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchlab.Main("anycastbench", "ab", run) }
 
-func run() error {
-	dir, err := os.MkdirTemp("", "flock-anycastbench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	opts := lab.Options{Nodes: 2, Prefix: fmt.Sprintf("flk-ab%d", os.Getpid()),
-		RunDir: filepath.Join(dir, "run"), StateDir: filepath.Join(dir, "state"), Log: os.Stderr}
-	ctx := context.Background()
-	l, err := lab.Up(ctx, opts)
-	defer lab.Down(context.Background(), opts)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, l *lab.Lab, dir string) error {
 	cs, err := kubernetes.NewForConfig(l.ControlPlane().RESTConfig())
 	if err != nil {
 		return err
@@ -67,10 +47,7 @@ func run() error {
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	routed := func() bool {
-		out, _ := exec.Command("ip", "netns", "exec", l.Router, "ip", "-6", "route", "show", addr).Output()
-		return strings.Contains(string(out), addr)
-	}
+	routed := func() bool { return benchlab.RouterHas(l, addr) }
 	if err := waitState(ctx, cs, true, routed, 90*time.Second, nil); err != nil {
 		return err
 	}
@@ -85,9 +62,10 @@ func run() error {
 			return err
 		}
 	}
-	w50, w99 := pct(withdraw)
-	a50, a99 := pct(announce)
-	fmt.Printf("Ready change in the API -> router kernel, 20 flips: withdraw p50 %s p99 %s, announce p50 %s p99 %s\n", ms(w50), ms(w99), ms(a50), ms(a99))
+	w50, w99 := benchlab.Percentiles(withdraw)
+	a50, a99 := benchlab.Percentiles(announce)
+	fmt.Printf("Ready change in the API -> router kernel, 20 flips: withdraw p50 %s p99 %s, announce p50 %s p99 %s\n",
+		benchlab.Ms(w50), benchlab.Ms(w99), benchlab.Ms(a50), benchlab.Ms(a99))
 	fmt.Printf("anycast_withdraw_p99_ms=%d anycast_announce_p99_ms=%d\n", w99.Milliseconds(), a99.Milliseconds())
 	return nil
 }
@@ -127,11 +105,3 @@ func isReady(p *corev1.Pod) bool {
 	}
 	return false
 }
-
-func pct(d []time.Duration) (p50, p99 time.Duration) {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2], s[(len(s)-1)*99/100]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }

@@ -13,9 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,31 +20,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/fritzlab/flock/hack/internal/benchlab"
 	"github.com/fritzlab/flock/internal/lab"
 	"github.com/fritzlab/flock/pkg/bird"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "bgpbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchlab.Main("bgpbench", "bb", run) }
 
-func run() error {
-	dir, err := os.MkdirTemp("", "flock-bgpbench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	opts := lab.Options{Nodes: 2, Prefix: fmt.Sprintf("flk-bb%d", os.Getpid()),
-		RunDir: filepath.Join(dir, "run"), StateDir: filepath.Join(dir, "state"), Log: os.Stderr}
-	ctx := context.Background()
-	l, err := lab.Up(ctx, opts)
-	defer lab.Down(context.Background(), opts)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, l *lab.Lab, _ string) error {
 	dc, err := dynamic.NewForConfig(l.ControlPlane().RESTConfig())
 	if err != nil {
 		return err
@@ -58,12 +38,8 @@ func run() error {
 		_, err := dc.Resource(lab.NodeConfigResource).Patch(ctx, node.Name, types.MergePatchType, data, metav1.PatchOptions{})
 		return err
 	}
-	routerHas := func(prefix string) bool {
-		out, _ := exec.Command("ip", "netns", "exec", l.Router, "ip", "-4", "route", "show", prefix).Output()
-		return strings.Contains(string(out), prefix)
-	}
 	// Wait until the lab's own pools are announced.
-	for deadline := time.Now().Add(60 * time.Second); !routerHas(node.Pool4.String()); {
+	for deadline := time.Now().Add(60 * time.Second); !benchlab.RouterHas(l, node.Pool4.String()); {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("router never learned %s", node.Pool4)
 		}
@@ -81,7 +57,7 @@ func run() error {
 		if err := patch(map[string]any{"cidr4": pool}); err != nil {
 			return err
 		}
-		for !routerHas(pool) {
+		for !benchlab.RouterHas(l, pool) {
 			if time.Since(start) > 30*time.Second {
 				return fmt.Errorf("router did not learn %s within 30s", pool)
 			}
@@ -89,9 +65,8 @@ func run() error {
 		}
 		lat = append(lat, time.Since(start))
 	}
-	slices.Sort(lat)
-	p50, p99 := lat[len(lat)/2], lat[(len(lat)-1)*99/100]
-	fmt.Printf("pool change -> router kernel, 20 runs: p50 %s p99 %s\n", ms(p50), ms(p99))
+	p50, p99 := benchlab.Percentiles(lat)
+	fmt.Printf("pool change -> router kernel, 20 runs: p50 %s p99 %s\n", benchlab.Ms(p50), benchlab.Ms(p99))
 
 	before, err := reloads(l.AgentLog(node.Name))
 	if err != nil {
@@ -117,5 +92,3 @@ func reloads(log string) (int, error) {
 	b, err := os.ReadFile(log)
 	return strings.Count(string(b), "bird reloaded"), err
 }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }

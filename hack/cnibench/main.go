@@ -23,6 +23,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 
 	"github.com/fritzlab/flock/internal/cnitest"
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 const nodeConfig = `apiVersion: flock.fritzlab.net/v1alpha1
@@ -57,7 +58,7 @@ func run(count, par int) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the benchmark creates network namespaces")
 	}
-	cnitest.RemoveLeftovers()
+	testns.RemoveLeftovers()
 	dir, err := os.MkdirTemp("", "flock-bench-")
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/fritzlab/flock/internal/cnitest"
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 const nodeConfig = `apiVersion: flock.fritzlab.net/v1alpha1
@@ -39,7 +40,7 @@ func run() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the demo creates network namespaces")
 	}
-	cnitest.RemoveLeftovers()
+	testns.RemoveLeftovers()
 	dir, err := os.MkdirTemp("", "flock-demo-")
 	if err != nil {
 		return err

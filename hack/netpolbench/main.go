@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/fritzlab/flock/internal/cnitest"
+	"github.com/fritzlab/flock/internal/testns"
 	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/netpol"
 	"github.com/fritzlab/flock/pkg/policy"
@@ -58,7 +59,7 @@ func run(runs, adds, rounds int, dur time.Duration) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the benchmark creates network namespaces")
 	}
-	cnitest.RemoveLeftovers()
+	testns.RemoveLeftovers()
 	ctx := context.Background()
 	in := policytest.Cluster(size)
 	fmt.Printf("cluster: %d pods (%d on the measured node), %d policies\n", size.Pods, size.Local, size.Policies)

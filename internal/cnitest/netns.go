@@ -7,14 +7,11 @@ package cnitest
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
-	"sync/atomic"
-)
 
-var seq atomic.Int64
+	"github.com/fritzlab/flock/internal/testns"
+)
 
 // Netns is a named network namespace (ip netns add).
 type Netns struct {
@@ -22,18 +19,14 @@ type Netns struct {
 	Path string
 }
 
-// NewNetns creates a namespace whose name carries the role, the process id
-// and a counter, so parallel and leftover runs never collide. Its loopback
-// is up.
+// NewNetns creates a namespace named by testns.Name, so parallel and
+// leftover runs never collide. Its loopback is up.
 func NewNetns(role string) (*Netns, error) {
-	name := fmt.Sprintf("flk-%s-%d-%d", role, os.Getpid(), seq.Add(1))
-	if len(name) > 60 {
-		name = name[:60]
+	name, err := testns.Add(role)
+	if err != nil {
+		return nil, err
 	}
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("ip netns add %s: %v: %s", name, err, out)
-	}
-	n := &Netns{Name: name, Path: "/run/netns/" + name}
+	n := &Netns{Name: name, Path: testns.Path(name)}
 	if _, err := n.Run("ip", "link", "set", "lo", "up"); err != nil {
 		n.Close()
 		return nil, err
@@ -51,30 +44,4 @@ func (n *Netns) Run(args ...string) (string, error) {
 }
 
 // Close deletes the namespace; a namespace already gone is fine.
-func (n *Netns) Close() error {
-	out, err := exec.Command("ip", "netns", "delete", n.Name).CombinedOutput()
-	if err != nil && !strings.Contains(string(out), "No such file") {
-		return fmt.Errorf("ip netns delete %s: %v: %s", n.Name, err, out)
-	}
-	return nil
-}
-
-// RemoveLeftovers deletes flk-* namespaces of processes that no longer
-// exist, which a killed test run leaves behind.
-func RemoveLeftovers() {
-	entries, _ := os.ReadDir("/run/netns")
-	for _, e := range entries {
-		parts := strings.Split(e.Name(), "-")
-		if len(parts) < 4 || parts[0] != "flk" {
-			continue
-		}
-		pid := parts[len(parts)-2]
-		if _, err := strconv.Atoi(pid); err != nil {
-			continue // not one of ours (a lab's flk-lab-node-1, say)
-		}
-		if _, err := os.Stat("/proc/" + pid); err == nil {
-			continue
-		}
-		_ = exec.Command("ip", "netns", "delete", e.Name()).Run()
-	}
-}
+func (n *Netns) Close() error { return testns.Delete(n.Name) }

@@ -1,27 +1,18 @@
 package lab
 
 import (
-	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/fritzlab/flock/internal/lab/nsnet"
-	"github.com/fritzlab/flock/internal/lab/topology"
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 // Down finds what runs in the lab's namespaces, whoever started it.
 func TestPidsInNetnsAndStop(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
-	name := fmt.Sprintf("flk-labt-%d-pids", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { topology.DeleteNetns(name) })
+	name := testns.New(t, "labt-pids")
 	inside := exec.Command("sleep", "300")
 	if err := nsnet.Start(name, inside); err != nil {
 		t.Fatal(err)

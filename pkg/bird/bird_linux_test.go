@@ -1,9 +1,8 @@
-package bird
+package bird_test
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -12,83 +11,32 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fritzlab/flock/internal/testns"
+	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/bird/birdtest"
 )
 
-// The real-BIRD test runs bird in a fresh network namespace, named
-// flk-bird-PID-N so that concurrent runs never meet, and drives it through
-// the Reloader and the Client as the agent does.
-
-var nsSeq atomic.Int64
+// The real-BIRD test runs bird in a fresh network namespace and drives it
+// through the Reloader and the Client as the agent does. It is a package of
+// its own so that it can start BIRD with birdtest, which imports bird.
 
 func requireRootAndBird(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root to create network namespaces (CI runs it as root)")
 	}
-	birdBinary(t)
+	if _, err := exec.LookPath("bird"); err != nil {
+		t.Skip("bird not installed: apt-get install -y bird2 (CI installs it)")
+	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatal("kernel test needs ip: apt-get install -y iproute2")
 	}
 }
 
-func mustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func newNetns(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("flk-bird-%d-%d", os.Getpid(), nsSeq.Add(1))
-	mustRun(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return name
-}
-
-// startBird runs bird in the foreground in namespace ns with the config at
-// conf, and stops it when the test ends. It returns once the control socket
-// answers.
-func startBird(t *testing.T, ns, conf, sock string) *Client {
-	t.Helper()
-	var stderr bytes.Buffer
-	cmd := exec.Command("ip", "netns", "exec", ns, "bird", "-f", "-c", conf, "-s", sock,
-		"-P", filepath.Join(filepath.Dir(sock), "bird.pid"))
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("bird's log:\n%s", stderr.String())
-		}
-	})
-	c := NewClient(sock)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := c.Command(t.Context(), "show status"); err == nil {
-			return c
-		} else if time.Now().After(deadline) {
-			t.Fatalf("bird did not answer on %s: %v", sock, err)
-		}
-		select {
-		case <-exited:
-			t.Fatalf("bird exited: %s", stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func show(t *testing.T, c *Client, cmd string) string {
+func show(t *testing.T, c *bird.Client, cmd string) string {
 	t.Helper()
 	lines, err := c.Command(t.Context(), cmd)
 	if err != nil {
@@ -102,7 +50,7 @@ func show(t *testing.T, c *Client, cmd string) string {
 }
 
 // waitInSync waits until the Reloader has BIRD run its latest config.
-func waitInSync(t *testing.T, r *Reloader) {
+func waitInSync(t *testing.T, r *bird.Reloader) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for st := r.Status(); !st.InSync; st = r.Status() {
@@ -115,38 +63,43 @@ func waitInSync(t *testing.T, r *Reloader) {
 
 func TestReloaderRealBird(t *testing.T) {
 	requireRootAndBird(t)
-	ns := newNetns(t)
-	mustRun(t, "ip", "-n", ns, "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
-	mustRun(t, "ip", "-n", ns, "link", "set", "up0p", "up")
-	mustRun(t, "ip", "-n", ns, "addr", "add", "2001:db8:1ab:1::2/64", "dev", "up0", "nodad")
-	mustRun(t, "ip", "-n", ns, "addr", "add", "198.19.1.2/24", "dev", "up0")
-	mustRun(t, "ip", "-n", ns, "link", "set", "up0", "up")
+	ns := testns.New(t, "bird")
+	testns.Run(t, "ip", "-n", ns, "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+	testns.Run(t, "ip", "-n", ns, "link", "set", "up0p", "up")
+	testns.Run(t, "ip", "-n", ns, "addr", "add", "2001:db8:1ab:1::2/64", "dev", "up0", "nodad")
+	testns.Run(t, "ip", "-n", ns, "addr", "add", "198.19.1.2/24", "dev", "up0")
+	testns.Run(t, "ip", "-n", ns, "link", "set", "up0", "up")
 	// The agent's pool blackhole, which BIRD learns.
-	mustRun(t, "ip", "-n", ns, "route", "add", "blackhole", "10.42.1.0/24", "proto", "83")
+	testns.Run(t, "ip", "-n", ns, "route", "add", "blackhole", "10.42.1.0/24", "proto", "83")
 
 	dir := t.TempDir()
 	path, sock := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(path, RenderBootstrap(), 0o644); err != nil {
+	if err := os.WriteFile(path, bird.RenderBootstrap(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := startBird(t, ns, path, sock)
+	c := birdtest.Start(t, ns, path, sock)
 	if p := show(t, c, "show protocols"); strings.Contains(p, "BGP") || !strings.Contains(p, "kernel6") {
 		t.Errorf("bootstrap protocols:\n%s", p)
 	}
 
-	r := NewReloader(path, c)
+	r := bird.NewReloader(path, c)
 	r.Log = slog.New(slog.NewTextHandler(io.Discard, nil)) // Status is checked instead
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	cfg := typicalNode()
-	cfg.Addresses = []netip.Prefix{pfx("2001:db8:1ab:1::2/64"), pfx("198.19.1.2/24")}
-	cfg.Peers = cfg.Peers[:1] // 2001:db8:1ab:1::1: nobody there, the session stays down
+	cfg := &bird.Config{
+		ASN:       65101,
+		Addresses: []netip.Prefix{pfx("2001:db8:1ab:1::2/64"), pfx("198.19.1.2/24")},
+		// Nobody at 2001:db8:1ab:1::1: the session stays down.
+		Peers: []bird.Peer{{Address: netip.MustParseAddr("2001:db8:1ab:1::1"), ASN: 65000}},
+		Pool6: pfx("2001:db8:42:1::/64"),
+		Pool4: pfx("10.42.1.0/24"),
+	}
 	apply := func() {
 		t.Helper()
-		conf, err := Render(cfg)
+		conf, err := bird.Render(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,20 +122,20 @@ func TestReloaderRealBird(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if i := slices.IndexFunc(ps, func(p Protocol) bool { return p.Name == "bgp6_2001_db8_1ab_1__1" }); i < 0 ||
+	if i := slices.IndexFunc(ps, func(p bird.Protocol) bool { return p.Name == "bgp6_2001_db8_1ab_1__1" }); i < 0 ||
 		ps[i].Proto != "BGP" || ps[i].Established() {
 		t.Errorf("Protocols() = %+v, want the IPv6 session, not established", ps)
 	}
 	// The static blackholes never reach the kernel.
 	for _, fam := range []string{"-6", "-4"} {
-		if out := mustRun(t, "ip", fam, "-n", ns, "route", "show", "proto", "bird"); strings.TrimSpace(out) != "" {
+		if out := testns.Run(t, "ip", fam, "-n", ns, "route", "show", "proto", "bird"); strings.TrimSpace(out) != "" {
 			t.Errorf("bird put routes into the kernel (%s):\n%s", fam, out)
 		}
 	}
 
 	// Move the IPv6 pool and the session to IPv4.
 	cfg.Pool6 = pfx("2001:db8:42:2::/64")
-	cfg.Peers = []Peer{{Address: addr("198.19.1.1"), ASN: 65000}}
+	cfg.Peers = []bird.Peer{{Address: netip.MustParseAddr("198.19.1.1"), ASN: 65000}}
 	apply()
 	protos, routes = show(t, c, "show protocols"), show(t, c, "show route")
 	if !strings.Contains(protos, "bgp4_198_19_1_1") || strings.Contains(protos, "bgp6_") {
@@ -212,3 +165,5 @@ func TestReloaderRealBird(t *testing.T) {
 		t.Errorf("after a refused config, BIRD lost its session:\n%s", protos)
 	}
 }
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fritzlab/flock/pkg/anycast"
+	"github.com/fritzlab/flock/pkg/rtnl"
 )
 
 // SyncAnycast makes the node's anycast routes exactly desired (see
@@ -34,7 +35,7 @@ func (k *Kernel) SyncAnycast(desired map[netip.Addr][]anycast.NextHop) error {
 	defer done()
 	want, errs := anycastRoutes(desired)
 
-	links, err := dump(k.h.LinkList)
+	links, err := rtnl.Dump(k.h.LinkList)
 	if err != nil {
 		return fmt.Errorf("sync anycast routes: list links: %w", err)
 	}
@@ -47,7 +48,7 @@ func (k *Kernel) SyncAnycast(desired map[netip.Addr][]anycast.NextHop) error {
 	want = onExistingDevs(want, index, &errs)
 
 	filter := &netlink.Route{Protocol: AnycastRouteProtocol, Table: unix.RT_TABLE_MAIN}
-	installed, err := dump(func() ([]netlink.Route, error) {
+	installed, err := rtnl.Dump(func() ([]netlink.Route, error) {
 		return k.h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
@@ -176,7 +177,7 @@ func (k *Kernel) SetPodAnycast(netnsPath string, addrs []netip.Addr) error {
 			return fmt.Errorf("set anycast addresses: set lo up in %s: %w", netnsPath, err)
 		}
 	}
-	have, err := dump(func() ([]netlink.Addr, error) { return pod.h.AddrList(lo, netlink.FAMILY_ALL) })
+	have, err := rtnl.Dump(func() ([]netlink.Addr, error) { return pod.h.AddrList(lo, netlink.FAMILY_ALL) })
 	if err != nil {
 		return fmt.Errorf("set anycast addresses: list addresses of lo in %s: %w", netnsPath, err)
 	}

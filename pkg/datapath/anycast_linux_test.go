@@ -4,16 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fritzlab/flock/internal/testns"
 	"github.com/fritzlab/flock/pkg/anycast"
 )
 
@@ -21,21 +19,11 @@ import (
 // flk-any-PID-N, set up with the real Setup; assertions go through iproute2,
 // ping and the pods' ICMP counters.
 
-var anySeq atomic.Int64
-
-func newAnyNetns(t testing.TB) string {
-	t.Helper()
-	name := fmt.Sprintf("flk-any-%d-%d", os.Getpid(), anySeq.Add(1))
-	mustRun(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return name
-}
-
 // newAnyNode is a node as the agent leaves it at start.
 func newAnyNode(t testing.TB) *testNode {
 	t.Helper()
-	ns := newAnyNetns(t)
-	k, err := NewAt(nsPath(ns))
+	ns := testns.New(t, "any")
+	k, err := NewAt(testns.Path(ns))
 	if err != nil {
 		t.Fatalf("NewAt: %v", err)
 	}
@@ -55,7 +43,7 @@ func anyPod(t testing.TB, n *testNode, id string, host byte, serves ...netip.Add
 	t.Helper()
 	b6, b4 := testPool6.Addr().As16(), testPool4.Addr().As4()
 	b6[15], b4[3] = host, host
-	a := Attachment{ContainerID: id, IfName: "eth0", Netns: nsPath(newAnyNetns(t)),
+	a := Attachment{ContainerID: id, IfName: "eth0", Netns: testns.Path(testns.New(t, "any")),
 		IPv6: netip.AddrFrom16(b6), IPv4: netip.AddrFrom4(b4), Gateway4: testGw4}
 	n.setup(t, a)
 	if err := n.k.SetPodAnycast(a.Netns, serves); err != nil {
@@ -75,7 +63,7 @@ func shownAnycast(t testing.TB, n *testNode) []string {
 			Dst, Gateway, Dev string
 			Nexthops          []struct{ Gateway, Dev string }
 		}
-		out := mustRun(t, "ip", "-j", fam, "-n", n.ns, "route", "show", "proto", strconv.Itoa(AnycastRouteProtocol))
+		out := testns.Run(t, "ip", "-j", fam, "-n", n.ns, "route", "show", "proto", strconv.Itoa(AnycastRouteProtocol))
 		if err := json.Unmarshal([]byte(out), &routes); err != nil {
 			t.Fatalf("parse %q: %v", out, err)
 		}
@@ -96,13 +84,13 @@ func shownAnycast(t testing.TB, n *testNode) []string {
 // icmpEchos counts the echo requests a namespace has received, per family.
 func icmpEchos(t testing.TB, ns string) (v6, v4 int) {
 	t.Helper()
-	for _, l := range strings.Split(mustRun(t, "ip", "netns", "exec", ns, "cat", "/proc/net/snmp6"), "\n") {
+	for _, l := range strings.Split(testns.Run(t, "ip", "netns", "exec", ns, "cat", "/proc/net/snmp6"), "\n") {
 		if f := strings.Fields(l); len(f) == 2 && f[0] == "Icmp6InEchos" {
 			v6, _ = strconv.Atoi(f[1])
 		}
 	}
 	var header []string
-	for _, l := range strings.Split(mustRun(t, "ip", "netns", "exec", ns, "cat", "/proc/net/snmp"), "\n") {
+	for _, l := range strings.Split(testns.Run(t, "ip", "netns", "exec", ns, "cat", "/proc/net/snmp"), "\n") {
 		f := strings.Fields(l)
 		if len(f) == 0 || f[0] != "Icmp:" {
 			continue
@@ -131,8 +119,8 @@ func TestSyncAnycast(t *testing.T) {
 	ha, hb := a.hostIface(), b.hostIface()
 	// Not flock's anycast routes, though one has flock's other protocol
 	// and the shape of an anycast route: both must survive.
-	mustRun(t, "ip", "-n", n.ns, "-6", "route", "add", "2001:db8:ffff::99/128", "via", a.IPv6.String(), "dev", ha, "proto", "83")
-	mustRun(t, "ip", "-n", n.ns, "route", "add", "192.0.2.99/32", "via", a.IPv4.String(), "dev", ha, "proto", "static")
+	testns.Run(t, "ip", "-n", n.ns, "-6", "route", "add", "2001:db8:ffff::99/128", "via", a.IPv6.String(), "dev", ha, "proto", "83")
+	testns.Run(t, "ip", "-n", n.ns, "route", "add", "192.0.2.99/32", "via", a.IPv4.String(), "dev", ha, "proto", "static")
 	podRoutes := n.podRoutes(t)
 	if !strings.Contains(podRoutes, "2001:db8:ffff::99 via") || !strings.Contains(podRoutes, a.IPv4.String()+" dev "+ha) {
 		t.Fatalf("pod host routes and the foreign proto 83 route not listed:\n%s", podRoutes)
@@ -176,10 +164,10 @@ func TestSyncAnycast(t *testing.T) {
 	const sources = 24
 	for i := 1; i <= sources; i++ {
 		src6, src4 := fmt.Sprintf("2001:db8:99::%x", i), fmt.Sprintf("10.99.0.%d", i)
-		mustRun(t, "ip", "-n", n.ns, "addr", "add", src6+"/128", "dev", "lo", "nodad")
-		mustRun(t, "ip", "-n", n.ns, "addr", "add", src4+"/32", "dev", "lo")
-		mustRun(t, "ip", "netns", "exec", n.ns, "ping", "-c1", "-W2", "-I", src6, kAny6.String())
-		mustRun(t, "ip", "netns", "exec", n.ns, "ping", "-c1", "-W2", "-I", src4, kAny4.String())
+		testns.Run(t, "ip", "-n", n.ns, "addr", "add", src6+"/128", "dev", "lo", "nodad")
+		testns.Run(t, "ip", "-n", n.ns, "addr", "add", src4+"/32", "dev", "lo")
+		testns.Run(t, "ip", "netns", "exec", n.ns, "ping", "-c1", "-W2", "-I", src6, kAny6.String())
+		testns.Run(t, "ip", "netns", "exec", n.ns, "ping", "-c1", "-W2", "-I", src4, kAny4.String())
 	}
 	after6a, after4a := icmpEchos(t, podNS(a))
 	after6b, after4b := icmpEchos(t, podNS(b))
@@ -219,7 +207,7 @@ func TestSyncAnycast(t *testing.T) {
 	if got := n.podRoutes(t); got != podRoutes {
 		t.Errorf("proto 83 routes changed by SyncAnycast:\n%s\nwere:\n%s", got, podRoutes)
 	}
-	if r := mustRun(t, "ip", "-n", n.ns, "route", "show", "192.0.2.99/32"); !strings.Contains(r, "proto static") {
+	if r := testns.Run(t, "ip", "-n", n.ns, "route", "show", "192.0.2.99/32"); !strings.Contains(r, "proto static") {
 		t.Errorf("foreign route 192.0.2.99/32 gone: %q", r)
 	}
 }
@@ -275,7 +263,7 @@ func TestSyncAnycastForeignRoute(t *testing.T) {
 	requireRoot(t)
 	n := newAnyNode(t)
 	a, allocA := anyPod(t, n, "foreign-a", 0x2a, kAny6, kAny4)
-	mustRun(t, "ip", "-n", n.ns, "route", "add", kAny4.String()+"/32", "via", a.IPv4.String(), "dev", a.hostIface(), "proto", "static")
+	testns.Run(t, "ip", "-n", n.ns, "route", "add", kAny4.String()+"/32", "via", a.IPv4.String(), "dev", a.hostIface(), "proto", "static")
 	desired, _ := anycast.Resolve([]anycast.Allocation{allocA}, map[string]bool{allocA.Pod: true})
 	err := n.k.SyncAnycast(desired)
 	if err == nil || !strings.Contains(err.Error(), "add anycast route 192.0.2.180/32") {
@@ -284,7 +272,7 @@ func TestSyncAnycastForeignRoute(t *testing.T) {
 	if diff := cmp.Diff([]string{"2001:db8:ffff::80 via 2001:db8:42:1::2a dev " + a.hostIface()}, shownAnycast(t, n)); diff != "" {
 		t.Errorf("anycast routes (-want +got):\n%s", diff)
 	}
-	if r := mustRun(t, "ip", "-n", n.ns, "route", "show", kAny4.String()+"/32"); !strings.Contains(r, "proto static") {
+	if r := testns.Run(t, "ip", "-n", n.ns, "route", "show", kAny4.String()+"/32"); !strings.Contains(r, "proto static") {
 		t.Errorf("foreign route replaced: %q", r)
 	}
 }
@@ -294,7 +282,7 @@ func TestSetPodAnycast(t *testing.T) {
 	n := newAnyNode(t)
 	a, _ := anyPod(t, n, "lo-a", 0x3a)
 	pod := podNS(a)
-	show := func() string { return mustRun(t, "ip", "-n", pod, "-o", "addr", "show", "dev", "lo") }
+	show := func() string { return testns.Run(t, "ip", "-n", pod, "-o", "addr", "show", "dev", "lo") }
 	set := func(addrs ...netip.Addr) {
 		t.Helper()
 		if err := n.k.SetPodAnycast(a.Netns, addrs); err != nil {
@@ -315,7 +303,7 @@ func TestSetPodAnycast(t *testing.T) {
 	if events := kernelEvents(t, &testNode{ns: pod}, func() { set(kAny4, other6, kAny6) }); events != 0 {
 		t.Errorf("a SetPodAnycast with nothing to do changed the pod %d times", events)
 	}
-	mustRun(t, "ip", "-n", pod, "addr", "add", "198.51.100.1/32", "dev", "lo")
+	testns.Run(t, "ip", "-n", pod, "addr", "add", "198.51.100.1/32", "dev", "lo")
 	set(kAny6)
 	got = show()
 	for _, gone := range []string{"192.0.2.180", "2001:db8:ffff::81", "198.51.100.1"} {

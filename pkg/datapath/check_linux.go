@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/fritzlab/flock/pkg/rtnl"
 )
 
 // Check verifies that what Setup installed for a is still there (CNI
@@ -60,7 +62,7 @@ func (k *Kernel) checkHost(c *checker, p Plan, host netlink.Link) {
 	if host.Attrs().Flags&net.FlagUp == 0 {
 		c.fail("host veth %s is down", name)
 	}
-	if addrs, err := dump(func() ([]netlink.Addr, error) { return k.h.AddrList(host, netlink.FAMILY_ALL) }); err != nil {
+	if addrs, err := rtnl.Dump(func() ([]netlink.Addr, error) { return k.h.AddrList(host, netlink.FAMILY_ALL) }); err != nil {
 		c.fail("list addresses of %s: %v", name, err)
 	} else {
 		checkAddrs(c, p.HostAddrs, addrs, "host veth "+name)
@@ -73,7 +75,7 @@ func (k *Kernel) checkHost(c *checker, p Plan, host netlink.Link) {
 			c.fail("sysctl %s is %s, not 1", key, v)
 		}
 	}
-	routes, err := dump(func() ([]netlink.Route, error) {
+	routes, err := rtnl.Dump(func() ([]netlink.Route, error) {
 		return k.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{LinkIndex: host.Attrs().Index}, netlink.RT_FILTER_OIF)
 	})
 	if err != nil {
@@ -97,12 +99,12 @@ func checkPod(c *checker, p Plan, pod *podNetns, host netlink.Link) {
 	if link.Attrs().Flags&net.FlagUp == 0 {
 		c.fail("pod iface %s is down", where)
 	}
-	if addrs, err := dump(func() ([]netlink.Addr, error) { return pod.h.AddrList(link, netlink.FAMILY_ALL) }); err != nil {
+	if addrs, err := rtnl.Dump(func() ([]netlink.Addr, error) { return pod.h.AddrList(link, netlink.FAMILY_ALL) }); err != nil {
 		c.fail("list addresses of %s: %v", where, err)
 	} else {
 		checkAddrs(c, p.PodAddrs, addrs, "pod iface "+where)
 	}
-	neighs, err := dump(func() ([]netlink.Neigh, error) { return pod.h.NeighList(link.Attrs().Index, netlink.FAMILY_ALL) })
+	neighs, err := rtnl.Dump(func() ([]netlink.Neigh, error) { return pod.h.NeighList(link.Attrs().Index, netlink.FAMILY_ALL) })
 	if err != nil {
 		c.fail("list neighbours of %s: %v", where, err)
 	}
@@ -111,7 +113,7 @@ func checkPod(c *checker, p Plan, pod *podNetns, host netlink.Link) {
 			c.fail("permanent neighbour %s lladdr %s missing on %s", gw, host.Attrs().HardwareAddr, where)
 		}
 	}
-	routes, err := dump(func() ([]netlink.Route, error) {
+	routes, err := rtnl.Dump(func() ([]netlink.Route, error) {
 		return pod.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{LinkIndex: link.Attrs().Index}, netlink.RT_FILTER_OIF)
 	})
 	if err != nil {

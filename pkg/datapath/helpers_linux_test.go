@@ -6,12 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 // The kernel tests play the node and its pods in fresh network namespaces,
-// named flk-dp-PID-N so that concurrent runs never meet, and drive the node's
+// made by testns so that concurrent runs never meet, and drive the node's
 // namespace through NewAt. Assertions go through iproute2 and ping, not
 // through the code under test.
 
@@ -19,7 +20,6 @@ var (
 	testPool6 = netip.MustParsePrefix("2001:db8:42:1::/64")
 	testPool4 = netip.MustParsePrefix("10.42.1.0/24")
 	testGw4   = PoolGateway4(testPool4)
-	nsSeq     atomic.Int64
 )
 
 // requireRoot skips kernel tests for ordinary users and fails when root
@@ -36,33 +36,12 @@ func requireRoot(t testing.TB) {
 	}
 }
 
-// newNetns creates a network namespace and returns its name; it is deleted
-// when the test ends.
-func newNetns(t testing.TB) string {
-	t.Helper()
-	name := fmt.Sprintf("flk-dp-%d-%d", os.Getpid(), nsSeq.Add(1))
-	mustRun(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return name
-}
-
-func nsPath(name string) string { return "/run/netns/" + name }
-
 func run(args ...string) (string, error) {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
-}
-
-func mustRun(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := run(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // testNode is a node namespace with a Kernel bound to it.
@@ -88,8 +67,8 @@ func newNode(t testing.TB) *testNode {
 // newBareNode makes a node namespace and a Kernel, nothing else.
 func newBareNode(t testing.TB) *testNode {
 	t.Helper()
-	ns := newNetns(t)
-	k, err := NewAt(nsPath(ns))
+	ns := testns.New(t, "dp")
+	k, err := NewAt(testns.Path(ns))
 	if err != nil {
 		t.Fatalf("NewAt: %v", err)
 	}
@@ -101,7 +80,7 @@ func newBareNode(t testing.TB) *testNode {
 // last byte of the pod's addresses, 0 for a family the pod lacks.
 func attachment(t testing.TB, id string, host6, host4 byte) Attachment {
 	t.Helper()
-	a := Attachment{ContainerID: id, IfName: "eth0", Netns: nsPath(newNetns(t))}
+	a := Attachment{ContainerID: id, IfName: "eth0", Netns: testns.Path(testns.New(t, "dp"))}
 	if host6 != 0 {
 		b := testPool6.Addr().As16()
 		b[15] = host6
@@ -145,7 +124,7 @@ func (n *testNode) podRoutes(t testing.TB) string {
 	t.Helper()
 	var left []string
 	for _, fam := range []string{"-4", "-6"} {
-		for _, l := range strings.Split(mustRun(t, "ip", fam, "-n", n.ns, "route", "show", "proto", "83"), "\n") {
+		for _, l := range strings.Split(testns.Run(t, "ip", fam, "-n", n.ns, "route", "show", "proto", "83"), "\n") {
 			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "blackhole") {
 				left = append(left, l)
 			}

@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/fritzlab/flock/pkg/rtnl"
 )
 
 // Kernel applies the data path through netlink. It is bound to one network
@@ -43,14 +45,9 @@ func New() (*Kernel, error) {
 // /run/netns/x), which the caller's threads need not be in; tests use it to
 // play the node in a fresh namespace.
 func NewAt(path string) (*Kernel, error) {
-	ns, err := netns.GetFromPath(path)
+	ns, h, err := rtnl.OpenAt(path)
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", path, err)
-	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		ns.Close()
-		return nil, fmt.Errorf("open netlink socket in %s: %w", path, err)
+		return nil, err
 	}
 	return &Kernel{h: h, ns: ns, log: slog.Default()}, nil
 }
@@ -133,25 +130,6 @@ func (k *Kernel) inNetns(f func() error) error {
 		errc <- f()
 	}()
 	return <-errc
-}
-
-// dumpAttempts bounds the retries of a dump that the kernel interrupted
-// because the table changed under it (NLM_F_DUMP_INTR); netlink then returns
-// ErrDumpInterrupted with partial results.
-const dumpAttempts = 5
-
-// dump runs a netlink dump until it is not interrupted.
-func dump[T any](list func() ([]T, error)) ([]T, error) {
-	var (
-		v   []T
-		err error
-	)
-	for range dumpAttempts {
-		if v, err = list(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
-	return v, err
 }
 
 // notFound tells whether err says the link, address, route or neighbour in

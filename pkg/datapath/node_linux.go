@@ -8,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/fritzlab/flock/pkg/rtnl"
 )
 
 // Init prepares the node: forwarding on for both families (a new namespace
@@ -43,7 +45,7 @@ func (k *Kernel) Init() error {
 // HostIfaces lists the host veths flock created that exist now, sorted, so
 // the agent can delete those of pods it no longer knows.
 func (k *Kernel) HostIfaces() ([]string, error) {
-	links, err := dump(k.h.LinkList)
+	links, err := rtnl.Dump(k.h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
@@ -72,7 +74,7 @@ func (k *Kernel) SyncPools(p Pools) error {
 
 func (k *Kernel) syncBlackholes(want []netip.Prefix) error {
 	filter := &netlink.Route{Protocol: RouteProtocol, Type: unix.RTN_BLACKHOLE, Table: unix.RT_TABLE_MAIN}
-	have, err := dump(func() ([]netlink.Route, error) {
+	have, err := rtnl.Dump(func() ([]netlink.Route, error) {
 		return k.h.RouteListFiltered(netlink.FAMILY_ALL, filter,
 			netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TYPE|netlink.RT_FILTER_TABLE)
 	})
@@ -110,7 +112,7 @@ func (k *Kernel) syncLoAddrs(want []netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("find lo: %w", err)
 	}
-	have, err := dump(func() ([]netlink.Addr, error) { return k.h.AddrList(lo, netlink.FAMILY_V4) })
+	have, err := rtnl.Dump(func() ([]netlink.Addr, error) { return k.h.AddrList(lo, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("list addresses of lo: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 func TestInit(t *testing.T) {
@@ -18,11 +20,11 @@ func TestInit(t *testing.T) {
 	}
 	for _, key := range []string{"net.ipv6.conf.all.forwarding", "net.ipv4.ip_forward",
 		"net.ipv4.fib_multipath_hash_policy", "net.ipv6.fib_multipath_hash_policy"} {
-		if v := strings.TrimSpace(mustRun(t, "ip", "netns", "exec", n.ns, "sysctl", "-n", key)); v != "1" {
+		if v := strings.TrimSpace(testns.Run(t, "ip", "netns", "exec", n.ns, "sysctl", "-n", key)); v != "1" {
 			t.Errorf("%s = %s in the node's netns, want 1", key, v)
 		}
 	}
-	if l := mustRun(t, "ip", "-n", n.ns, "link", "show", "lo"); !strings.Contains(l, "UP") {
+	if l := testns.Run(t, "ip", "-n", n.ns, "link", "show", "lo"); !strings.Contains(l, "UP") {
 		t.Errorf("lo not up: %s", l)
 	}
 }
@@ -34,13 +36,13 @@ func TestSyncPools(t *testing.T) {
 		t.Fatalf("Init: %v", err)
 	}
 	show := func() string {
-		return mustRun(t, "ip", "-n", n.ns, "-4", "route", "show", "type", "blackhole") +
-			mustRun(t, "ip", "-n", n.ns, "-6", "route", "show", "type", "blackhole") +
-			mustRun(t, "ip", "-n", n.ns, "-4", "-o", "addr", "show", "dev", "lo")
+		return testns.Run(t, "ip", "-n", n.ns, "-4", "route", "show", "type", "blackhole") +
+			testns.Run(t, "ip", "-n", n.ns, "-6", "route", "show", "type", "blackhole") +
+			testns.Run(t, "ip", "-n", n.ns, "-4", "-o", "addr", "show", "dev", "lo")
 	}
 	// Not flock's: another protocol, another label. They must survive.
-	mustRun(t, "ip", "-n", n.ns, "route", "add", "blackhole", "10.99.0.0/16", "proto", "static")
-	mustRun(t, "ip", "-n", n.ns, "addr", "add", "10.88.0.1/32", "dev", "lo", "label", "lo:other")
+	testns.Run(t, "ip", "-n", n.ns, "route", "add", "blackhole", "10.99.0.0/16", "proto", "static")
+	testns.Run(t, "ip", "-n", n.ns, "addr", "add", "10.88.0.1/32", "dev", "lo", "label", "lo:other")
 
 	sync := func(p Pools) {
 		t.Helper()
@@ -97,7 +99,7 @@ func TestSyncPools(t *testing.T) {
 // everything f caused.
 func kernelEvents(t *testing.T, n *testNode, f func()) int {
 	t.Helper()
-	ns, err := netns.GetFromPath(nsPath(n.ns))
+	ns, err := netns.GetFromPath(testns.Path(n.ns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,10 +118,10 @@ func kernelEvents(t *testing.T, n *testNode, f func()) int {
 	// Each subscription is its own socket, ordered in itself: one sentinel
 	// each.
 	const sentinel = "192.0.2.254/32"
-	mustRun(t, "ip", "-n", n.ns, "route", "add", "blackhole", sentinel)
-	defer mustRun(t, "ip", "-n", n.ns, "route", "del", "blackhole", sentinel)
-	mustRun(t, "ip", "-n", n.ns, "addr", "add", sentinel, "dev", "lo", "label", "lo:sentinel")
-	defer mustRun(t, "ip", "-n", n.ns, "addr", "del", sentinel, "dev", "lo")
+	testns.Run(t, "ip", "-n", n.ns, "route", "add", "blackhole", sentinel)
+	defer testns.Run(t, "ip", "-n", n.ns, "route", "del", "blackhole", sentinel)
+	testns.Run(t, "ip", "-n", n.ns, "addr", "add", sentinel, "dev", "lo", "label", "lo:sentinel")
+	defer testns.Run(t, "ip", "-n", n.ns, "addr", "del", sentinel, "dev", "lo")
 	count := 0
 	timeout := time.After(5 * time.Second)
 	for routes != nil || addrs != nil {
@@ -150,8 +152,8 @@ func TestHostIfacesOnlyFlockVeths(t *testing.T) {
 	n := newNode(t)
 	a := attachment(t, "listed", 0x90, 90)
 	n.setup(t, a)
-	mustRun(t, "ip", "-n", n.ns, "link", "add", HostIfaceName("a-dummy"), "type", "bridge")
-	mustRun(t, "ip", "-n", n.ns, "link", "add", "flockveth0", "type", "veth", "peer", "name", "flockveth1")
+	testns.Run(t, "ip", "-n", n.ns, "link", "add", HostIfaceName("a-dummy"), "type", "bridge")
+	testns.Run(t, "ip", "-n", n.ns, "link", "add", "flockveth0", "type", "veth", "peer", "name", "flockveth1")
 	got, err := n.k.HostIfaces()
 	if err != nil || len(got) != 1 || got[0] != a.hostIface() {
 		t.Errorf("HostIfaces() = %v, %v; want [%s]", got, err, a.hostIface())

@@ -7,6 +7,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/fritzlab/flock/pkg/rtnl"
 )
 
 // podNetns is a pod's namespace and a netlink handle bound to it.
@@ -17,14 +19,9 @@ type podNetns struct {
 }
 
 func openPodNetns(path string) (*podNetns, error) {
-	ns, err := netns.GetFromPath(path)
+	ns, h, err := rtnl.OpenAt(path)
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", path, err)
-	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		ns.Close()
-		return nil, fmt.Errorf("open netlink socket in %s: %w", path, err)
+		return nil, err
 	}
 	return &podNetns{path: path, ns: ns, h: h}, nil
 }

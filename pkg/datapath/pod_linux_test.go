@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 func TestSetupPodsReachEachOther(t *testing.T) {
@@ -34,7 +36,7 @@ func TestSetupPodsReachEachOther(t *testing.T) {
 	if want := PlanPod(a).HostMAC.String(); resA.HostMAC != want {
 		t.Errorf("Result.HostMAC = %s, want %s", resA.HostMAC, want)
 	}
-	link := mustRun(t, "ip", "-n", podNS(a), "-o", "link", "show", "dev", "eth0")
+	link := testns.Run(t, "ip", "-n", podNS(a), "-o", "link", "show", "dev", "eth0")
 	if !strings.HasPrefix(link, fmt.Sprintf("%d: eth0@", resA.PodIfIndex)) || !strings.Contains(link, "link/ether "+resA.PodMAC) {
 		t.Errorf("Result %+v does not match the pod's eth0: %s", resA, link)
 	}
@@ -57,7 +59,7 @@ func TestSetupPodsReachEachOther(t *testing.T) {
 func TestSetupStrictARPNode(t *testing.T) {
 	requireRoot(t)
 	n := newNode(t)
-	mustRun(t, "ip", "netns", "exec", n.ns, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2")
+	testns.Run(t, "ip", "netns", "exec", n.ns, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2")
 	a := attachment(t, "strict-a", 0x0c, 12)
 	b := attachment(t, "strict-b", 0x0d, 13)
 	n.setup(t, a)
@@ -85,16 +87,16 @@ func TestSetupSingleFamily(t *testing.T) {
 	mustPing(t, podNS(dual), only6.IPv6.String())
 	mustPing(t, podNS(dual), only4.IPv4.String())
 
-	if r := mustRun(t, "ip", "-4", "-n", podNS(only6), "route"); r != "" {
+	if r := testns.Run(t, "ip", "-4", "-n", podNS(only6), "route"); r != "" {
 		t.Errorf("ipv6-only pod has IPv4 routes: %s", r)
 	}
-	if r := mustRun(t, "ip", "-6", "-n", podNS(only4), "route", "show", "default"); r != "" {
+	if r := testns.Run(t, "ip", "-6", "-n", podNS(only4), "route", "show", "default"); r != "" {
 		t.Errorf("ipv4-only pod has an IPv6 default route: %s", r)
 	}
-	if a := mustRun(t, "ip", "-6", "-n", n.ns, "addr", "show", "dev", only4.hostIface()); strings.Contains(a, "fe80::1/64") {
+	if a := testns.Run(t, "ip", "-6", "-n", n.ns, "addr", "show", "dev", only4.hostIface()); strings.Contains(a, "fe80::1/64") {
 		t.Errorf("ipv4-only pod's host veth has fe80::1: %s", a)
 	}
-	if l := mustRun(t, "ip", "-n", podNS(only4), "link", "show", "dev", "eth0"); !strings.Contains(l, "mtu 1400") {
+	if l := testns.Run(t, "ip", "-n", podNS(only4), "link", "show", "dev", "eth0"); !strings.Contains(l, "mtu 1400") {
 		t.Errorf("pod end of an MTU 1400 attachment: %s", l)
 	}
 }
@@ -157,7 +159,7 @@ func TestCheckNamesWhatIsMissing(t *testing.T) {
 			if err := n.k.Check(a); err != nil {
 				t.Fatalf("Check before breaking: %v", err)
 			}
-			mustRun(t, tt.break_(a)...)
+			testns.Run(t, tt.break_(a)...)
 			err := n.k.Check(a)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Check() = %v, want an error containing %q", err, tt.want)
@@ -196,7 +198,7 @@ func TestTeardown(t *testing.T) {
 		t.Errorf("Teardown by host iface name: %v, veth left: %v", err, hasLink(n.ns, b.hostIface()))
 	}
 	// A link of a flock name that is not a veth (a bridge here) is not flock's.
-	mustRun(t, "ip", "-n", n.ns, "link", "add", HostIfaceName("dummy"), "type", "bridge")
+	testns.Run(t, "ip", "-n", n.ns, "link", "add", HostIfaceName("dummy"), "type", "bridge")
 	if err := n.k.Teardown(Attachment{ContainerID: "dummy"}); err == nil || !hasLink(n.ns, HostIfaceName("dummy")) {
 		t.Errorf("Teardown deleted a bridge (err %v)", err)
 	}
@@ -207,7 +209,7 @@ func TestTeardownNetnsGone(t *testing.T) {
 	n := newNode(t)
 	a := attachment(t, "gone", 0x50, 50)
 	n.setup(t, a)
-	mustRun(t, "ip", "netns", "del", podNS(a))
+	testns.Run(t, "ip", "netns", "del", podNS(a))
 	if err := n.k.Teardown(a); err != nil {
 		t.Fatalf("Teardown with the netns gone: %v", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 // assertNothingLeft fails when a failed Setup left anything of a behind.
@@ -13,7 +15,7 @@ func (n *testNode) assertNothingLeft(t *testing.T, a Attachment) {
 		t.Errorf("host veth %s left behind", a.hostIface())
 	}
 	if _, err := os.Stat(a.Netns); err == nil && strings.HasPrefix(a.Netns, "/run/netns/") {
-		if veths := mustRun(t, "ip", "-n", podNS(a), "-o", "link", "show", "type", "veth"); veths != "" {
+		if veths := testns.Run(t, "ip", "-n", podNS(a), "-o", "link", "show", "type", "veth"); veths != "" {
 			t.Errorf("pod end left behind: %s", veths)
 		}
 	}
@@ -41,13 +43,13 @@ func TestSetupRollsBack(t *testing.T) {
 		name: "pod address refused",
 		prepare: func(t *testing.T, a *Attachment) {
 			// The pod end is born with IPv6 off, so its /128 is refused.
-			mustRun(t, "ip", "netns", "exec", podNS(*a), "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+			testns.Run(t, "ip", "netns", "exec", podNS(*a), "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
 		},
-		wantErr: "add address 2001:db8:42:1::70/128 to eth0 in " + nsPath(""),
+		wantErr: "add address 2001:db8:42:1::70/128 to eth0 in " + testns.Path(""),
 	}, {
 		name: "pod end name taken",
 		prepare: func(t *testing.T, a *Attachment) {
-			mustRun(t, "ip", "-n", podNS(*a), "link", "add", "eth0", "type", "bridge")
+			testns.Run(t, "ip", "-n", podNS(*a), "link", "add", "eth0", "type", "bridge")
 			t.Cleanup(func() {
 				if !hasLink(podNS(*a), "eth0") {
 					t.Errorf("the pod's own eth0 was deleted")

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +20,9 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
+	"github.com/fritzlab/flock/internal/lab/controlplane/controlplanetest"
 	"github.com/fritzlab/flock/pkg/model"
 )
-
-// agentUser is the identity of the agent's ServiceAccount token: the
-// test's agent clients get only what deploy/rbac.yaml grants it, so a call
-// outside that RBAC fails here.
-const agentUser = "system:serviceaccount:kube-system:flock-agent"
 
 // cluster is a real etcd and kube-apiserver with the CRD and the agent's
 // RBAC installed, and clients as the admin and as the agent.
@@ -40,29 +34,7 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (as CI runs it): starts etcd and kube-apiserver")
-	}
-	// A cold build of kube-apiserver takes minutes: allow what the test has.
-	ctx, cancel := context.WithCancel(context.Background())
-	if d, ok := t.Deadline(); ok {
-		ctx, cancel = context.WithDeadline(context.Background(), d.Add(-10*time.Second))
-	}
-	defer cancel()
-	token := controlplane.NewToken()
-	cp, err := controlplane.Start(ctx, controlplane.Options{
-		Dir: t.TempDir(),
-		Log: t.Output(),
-		Tokens: []controlplane.Token{{Token: token, User: agentUser, UID: "flock-agent",
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cp.Stop() })
-	if err := controlplane.ApplyFiles(ctx, cp.RESTConfig(), filepath.Join("..", "..", "deploy", "rbac.yaml")); err != nil {
-		t.Fatal(err)
-	}
+	cp, token := controlplanetest.StartWithAgent(t)
 	c := &cluster{cp: cp}
 	agentCfg := cp.RESTConfig()
 	agentCfg.BearerToken = token

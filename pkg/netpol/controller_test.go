@@ -159,17 +159,7 @@ func TestPodAdded(t *testing.T) {
 			if err := c.PodAdded(ctx, newPod, "flock0000000c", []netip.Addr{ip}); err != nil {
 				t.Fatal(err)
 			}
-			calls, models := r.take()
-			if d := cmp.Diff([]string{"add", "apply"}, calls); d != "" {
-				t.Fatalf("calls (-want +got):\n%s", d)
-			}
-			var ifaces []string
-			for _, p := range models[1].Pods {
-				ifaces = append(ifaces, p.Iface)
-			}
-			if d := cmp.Diff([]string{"flock0000000a", "flock0000000c"}, ifaces); d != "" {
-				t.Errorf("full model pods (-want +got):\n%s", d)
-			}
+			wantAddThenFullApply(t, r)
 		})
 	}
 
@@ -267,6 +257,14 @@ func TestSyncAfterConcurrentAdd(t *testing.T) {
 	if err := c.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	wantAddThenFullApply(t, r)
+}
+
+// wantAddThenFullApply checks that the rules were asked for a pod's add and
+// then for a full apply, whose model has both local pods, x/a and the added
+// x/c.
+func wantAddThenFullApply(t *testing.T, r *fakeRules) {
+	t.Helper()
 	calls, models := r.take()
 	if d := cmp.Diff([]string{"add", "apply"}, calls); d != "" {
 		t.Fatalf("calls (-want +got):\n%s", d)
@@ -276,6 +274,6 @@ func TestSyncAfterConcurrentAdd(t *testing.T) {
 		ifaces = append(ifaces, p.Iface)
 	}
 	if d := cmp.Diff([]string{"flock0000000a", "flock0000000c"}, ifaces); d != "" {
-		t.Errorf("the sync applied a model without the pod added meanwhile (-want +got):\n%s", d)
+		t.Errorf("pods of the full apply (-want +got):\n%s", d)
 	}
 }

@@ -2,7 +2,6 @@ package netpol
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fritzlab/flock/internal/testns"
 	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/policy"
 )
@@ -36,12 +36,7 @@ func requireRoot(t *testing.T) {
 func TestKernelController(t *testing.T) {
 	requireRoot(t)
 	ctx := context.Background()
-	netns := fmt.Sprintf("flk-netpol-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", netns).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", netns).Run() })
-	nft := policy.NFT{Netns: "/run/netns/" + netns}
+	nft := policy.NFT{Netns: testns.Path(testns.New(t, "netpol"))}
 	list := func(what ...string) string {
 		t.Helper()
 		out, err := nft.Run(ctx, nil, append([]string{"list"}, what...)...)

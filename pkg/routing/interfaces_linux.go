@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,10 +8,10 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/fritzlab/flock/pkg/datapath"
+	"github.com/fritzlab/flock/pkg/rtnl"
 )
 
 // Interfaces reads the node's interface addresses with netlink (`ip addr`)
@@ -36,28 +35,20 @@ func NewInterfaces() (*Interfaces, error) {
 // NewInterfacesAt binds an Interfaces to the network namespace at path
 // (/run/netns/x), which the caller's threads need not be in.
 func NewInterfacesAt(path string) (*Interfaces, error) {
-	ns, err := netns.GetFromPath(path)
+	ns, h, err := rtnl.OpenAt(path)
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", path, err)
+		return nil, err
 	}
-	defer ns.Close() // the socket keeps its namespace
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("open netlink socket in %s: %w", path, err)
-	}
+	ns.Close() // the socket keeps its namespace
 	return &Interfaces{h: h}, nil
 }
 
 // Close releases the netlink socket.
 func (i *Interfaces) Close() { i.h.Close() }
 
-// dumpAttempts bounds the retries of a dump the kernel interrupted
-// (NLM_F_DUMP_INTR) because links or addresses changed under it.
-const dumpAttempts = 5
-
 // Addresses returns the node's global addresses with their prefix lengths.
 func (i *Interfaces) Addresses() ([]netip.Prefix, error) {
-	links, err := dump(func() ([]netlink.Link, error) { return i.h.LinkList() })
+	links, err := rtnl.Dump(func() ([]netlink.Link, error) { return i.h.LinkList() })
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
@@ -68,7 +59,7 @@ func (i *Interfaces) Addresses() ([]netip.Prefix, error) {
 			skip[a.Index] = true
 		}
 	}
-	addrs, err := dump(func() ([]netlink.Addr, error) { return i.h.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := rtnl.Dump(func() ([]netlink.Addr, error) { return i.h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
@@ -99,17 +90,4 @@ func (i *Interfaces) Addresses() ([]netip.Prefix, error) {
 		return a.Bits() - b.Bits()
 	})
 	return slices.Compact(out), nil
-}
-
-func dump[T any](list func() ([]T, error)) ([]T, error) {
-	var (
-		v   []T
-		err error
-	)
-	for range dumpAttempts {
-		if v, err = list(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
-	return v, err
 }

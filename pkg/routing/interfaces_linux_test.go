@@ -1,34 +1,21 @@
 package routing
 
 import (
-	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 // Interfaces reads a fresh namespace set up as a node: uplink addresses
 // count; lo (with a pool gateway), a pod veth and link-local addresses do
 // not. (Temporary addresses cannot be added from userspace.)
 func TestInterfaces(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create network namespaces (CI runs it as root)")
-	}
-	name := fmt.Sprintf("flk-routing-%d", os.Getpid())
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	in := func(args ...string) { t.Helper(); run(append([]string{"ip", "-n", name}, args...)...) }
+	name := testns.New(t, "routing")
+	in := func(args ...string) { t.Helper(); testns.Run(t, append([]string{"ip", "-n", name}, args...)...) }
 	in("link", "set", "lo", "up")
 	in("addr", "add", "10.42.1.1/32", "dev", "lo", "label", "lo:flock")
 	// No dummy driver in every kernel: plain veths play the uplinks.
@@ -42,7 +29,7 @@ func TestInterfaces(t *testing.T) {
 	in("link", "add", "flock0a1b2c3d", "type", "veth", "peer", "name", "other")
 	in("addr", "add", "198.51.100.1/32", "dev", "flock0a1b2c3d")
 
-	ifs, err := NewInterfacesAt("/run/netns/" + name)
+	ifs, err := NewInterfacesAt(testns.Path(name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,19 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/fritzlab/flock/pkg/bird"
 )
 
 // Namespaces are named flk-bgp-PID-N, so that concurrent runs never meet;
 // every process a test starts is its child and is stopped, and every
 // namespace and folder removed, when the test ends.
-
-var nsSeq atomic.Int64
 
 // requireRoot skips for ordinary users, and when a tool is missing (CI
 // installs bird2, frr and iproute2).
@@ -47,23 +42,6 @@ func run(args ...string) (string, error) {
 		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
-}
-
-func mustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := run(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func newNetns(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("flk-bgp-%d-%d", os.Getpid(), nsSeq.Add(1))
-	mustRun(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return name
 }
 
 // tempDir is a folder that the frr user can read (t.TempDir's parent is
@@ -143,19 +121,6 @@ func (d *daemon) waitUntil(t *testing.T, what string, ready func() bool) {
 			t.Fatalf("%s: no %s after 10 s:\n%s", d.name, what, d.output())
 		}
 	}
-}
-
-// startBird runs bird in namespace ns and returns a client for its control
-// socket once it answers.
-func startBird(t *testing.T, ns, conf, sock string) *bird.Client {
-	t.Helper()
-	d := startDaemon(t, "bird", ns, "bird", "-f", "-c", conf, "-s", sock, "-P", sock+".pid")
-	c := bird.NewClient(sock)
-	d.waitUntil(t, "control socket", func() bool {
-		_, err := c.Command(t.Context(), "show status")
-		return err == nil
-	})
-	return c
 }
 
 // startFRR runs zebra and bgpd with the given bgpd config as FRR instance

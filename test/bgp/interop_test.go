@@ -18,7 +18,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fritzlab/flock/internal/testns"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/bird/birdtest"
 )
 
 // The node announces its pools; the router announces a default route,
@@ -79,26 +81,26 @@ type testNet struct {
 
 func newTestNet(t *testing.T) *testNet {
 	t.Helper()
-	n := &testNet{node: newNetns(t), router: newNetns(t)}
-	mustRun(t, "ip", "-n", n.node, "link", "add", "up0", "type", "veth", "peer", "name", "down0", "netns", n.router)
+	n := &testNet{node: testns.New(t, "bgp"), router: testns.New(t, "bgp")}
+	testns.Run(t, "ip", "-n", n.node, "link", "add", "up0", "type", "veth", "peer", "name", "down0", "netns", n.router)
 	for _, c := range []struct {
 		ns, dev string
 		addrs   []netip.Prefix
 	}{{n.node, "up0", []netip.Prefix{nodeLink6, nodeLink4}}, {n.router, "down0", []netip.Prefix{routerLink6, routerLink4}}} {
 		for _, a := range c.addrs {
-			mustRun(t, "ip", "-n", c.ns, "addr", "add", a.String(), "dev", c.dev, "nodad")
+			testns.Run(t, "ip", "-n", c.ns, "addr", "add", a.String(), "dev", c.dev, "nodad")
 		}
-		mustRun(t, "ip", "-n", c.ns, "link", "set", c.dev, "up")
-		mustRun(t, "ip", "-n", c.ns, "link", "set", "lo", "up")
+		testns.Run(t, "ip", "-n", c.ns, "link", "set", c.dev, "up")
+		testns.Run(t, "ip", "-n", c.ns, "link", "set", "lo", "up")
 	}
 	// As the agent leaves the node: blackholes for its pools, in its kernel.
-	mustRun(t, "ip", "-n", n.node, "route", "add", "blackhole", pool6.String(), "proto", "83")
-	mustRun(t, "ip", "-n", n.node, "route", "add", "blackhole", pool4.String(), "proto", "83")
+	testns.Run(t, "ip", "-n", n.node, "route", "add", "blackhole", pool6.String(), "proto", "83")
+	testns.Run(t, "ip", "-n", n.node, "route", "add", "blackhole", pool4.String(), "proto", "83")
 
 	dir := tempDir(t)
 	conf := filepath.Join(dir, "bird.conf")
 	writeFile(t, conf, nodeConfig(t))
-	n.nodeBird = startBird(t, n.node, conf, filepath.Join(dir, "bird.ctl"))
+	n.nodeBird = birdtest.Start(t, n.node, conf, filepath.Join(dir, "bird.ctl"))
 	return n
 }
 
@@ -139,7 +141,7 @@ func TestInteropBIRD(t *testing.T) {
 	dir := tempDir(t)
 	conf := filepath.Join(dir, "router.conf")
 	writeFile(t, conf, []byte(routerBirdConfig()))
-	r := startBird(t, n.router, conf, filepath.Join(dir, "router.ctl"))
+	r := birdtest.Start(t, n.router, conf, filepath.Join(dir, "router.ctl"))
 
 	converged := func() error {
 		var errs []string
@@ -193,7 +195,7 @@ func kernelDiffs(t *testing.T, n *testNet, routerProto string) []string {
 // GW dev DEV", sorted.
 func kernelRoutes(t *testing.T, ns, fam, proto string) []string {
 	var out []string
-	for _, l := range strings.Split(mustRun(t, "ip", fam, "-n", ns, "route", "show", "proto", proto), "\n") {
+	for _, l := range strings.Split(testns.Run(t, "ip", fam, "-n", ns, "route", "show", "proto", proto), "\n") {
 		f := strings.Fields(l)
 		if len(f) == 0 {
 			continue

@@ -1,25 +1,21 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fritzlab/flock/internal/cnitest"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/bird/birdtest"
 )
 
-// The node's uplink: the (absent) router is peer6 and peer4.
+// The node's uplink leads to a router (absent) at peer6 and peer4.
 var (
-	peer6 = netip.MustParseAddr("2001:db8:f10c:ff::1")
-	peer4 = netip.MustParseAddr("192.0.2.1")
+	peer6 = netip.MustParseAddr(birdtest.Router6)
+	peer4 = netip.MustParseAddr(birdtest.Router4)
 )
 
 const nodeConfigBGP = nodeConfig + `  bgp:
@@ -42,52 +38,15 @@ func TestAgentDrivesBird(t *testing.T) {
 	if _, err := exec.LookPath("bird"); err != nil {
 		t.Skip("needs bird: apt-get install -y bird2 (CI installs it)")
 	}
-	n, err := cnitest.NewNode(binDir, t.TempDir(), nodeConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("agent log:\n%s", n.AgentLog())
-		}
-		n.Close()
-	})
-	for _, args := range [][]string{
-		{"ip", "link", "add", "uplink", "type", "veth", "peer", "name", "router"},
-		{"ip", "link", "set", "uplink", "up"},
-		{"ip", "link", "set", "router", "up"},
-		{"ip", "addr", "add", "2001:db8:f10c:ff::2/64", "dev", "uplink", "nodad"},
-		{"ip", "addr", "add", "192.0.2.2/24", "dev", "uplink"},
-	} {
-		if _, err := n.NS.Run(args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	conf, sock := filepath.Join(n.Dir, "bird.conf"), filepath.Join(n.Dir, "bird.ctl")
-	if err := os.WriteFile(conf, bird.RenderBootstrap(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	birdc := startBird(t, n.NS, conf, sock)
-	n.AgentArgs = []string{"--bird-config", conf, "--bird-socket", sock}
+	n := newNode(t)
+	birdtest.Uplink(t, n.NS.Name)
+	b := birdtest.StartSidecar(t, n.NS.Name, n.Dir)
+	n.AgentArgs = b.AgentArgs()
 	if err := n.StartAgent(); err != nil {
 		t.Fatal(err)
 	}
 
-	sessions := func() []string {
-		ps, err := birdc.Protocols(ctx(t))
-		if err != nil {
-			t.Fatalf("show protocols: %v", err)
-		}
-		var names []string
-		for _, p := range ps {
-			if p.Proto == "BGP" {
-				names = append(names, p.Name)
-			}
-		}
-		slices.Sort(names)
-		return names
-	}
+	sessions := func() []string { return birdtest.Sessions(t, b.Client) }
 	want := []string{bird.PeerName(peer4), bird.PeerName(peer6)}
 	if got := sessions(); len(got) != 0 {
 		t.Fatalf("BGP protocols %v before the NodeConfig has spec.bgp", got)
@@ -98,7 +57,7 @@ func TestAgentDrivesBird(t *testing.T) {
 	}
 	waitUntil(t, "the BGP protocols of both peers", func() bool { return slices.Equal(sessions(), want) })
 	for proto, pool := range map[string]netip.Prefix{"static6": pool6, "static4": pool4} {
-		lines, err := birdc.Command(ctx(t), "show route protocol "+proto)
+		lines, err := b.Client.Command(ctx(t), "show route protocol "+proto)
 		if err != nil {
 			t.Fatalf("show route protocol %s: %v", proto, err)
 		}
@@ -114,35 +73,6 @@ func TestAgentDrivesBird(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the BGP protocols gone", func() bool { return len(sessions()) == 0 })
-}
-
-// startBird runs bird in ns (as the DaemonSet's sidecar does, with -R so a
-// restart keeps its kernel routes) and returns a client once its control
-// socket answers; it is killed when the test ends.
-func startBird(t *testing.T, ns *cnitest.Netns, conf, sock string) *bird.Client {
-	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, "bird", "-f", "-R", "-c", conf, "-s", sock,
-		"-P", filepath.Join(filepath.Dir(sock), "bird.pid"))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("bird's log:\n%s", out.String())
-		}
-	})
-	c := bird.NewClient(sock)
-	waitUntil(t, "bird's control socket", func() bool {
-		_, err := c.Command(context.Background(), "show status")
-		return err == nil
-	})
-	return c
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

@@ -20,13 +20,14 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/fritzlab/flock/internal/cnitest"
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 var binDir string
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 {
-		cnitest.RemoveLeftovers()
+		testns.RemoveLeftovers()
 		dir, err := os.MkdirTemp("", "flock-e2e-bin-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -65,9 +66,10 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// startNode starts a node with a running agent; its namespace, agent and
-// files are removed when the test ends.
-func startNode(t *testing.T) *cnitest.Node {
+// newNode makes a node whose agent is not started yet; its namespace,
+// agent and files are removed when the test ends, and the agent's log shown
+// if the test failed.
+func newNode(t *testing.T) *cnitest.Node {
 	t.Helper()
 	requireRoot(t)
 	n, err := cnitest.NewNode(binDir, t.TempDir(), nodeConfig)
@@ -80,6 +82,13 @@ func startNode(t *testing.T) *cnitest.Node {
 		}
 		n.Close()
 	})
+	return n
+}
+
+// startNode starts a node with a running agent.
+func startNode(t *testing.T) *cnitest.Node {
+	t.Helper()
+	n := newNode(t)
 	if err := n.StartAgent(); err != nil {
 		t.Fatal(err)
 	}

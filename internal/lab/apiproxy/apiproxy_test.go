@@ -6,18 +6,21 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/fritzlab/flock/internal/lab/nsnet"
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 func TestForwardFromNamespaces(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
+	var namespaces []string
+	for range 2 {
+		name := testns.New(t, "labt-proxy")
+		testns.Run(t, "ip", "-n", name, "link", "set", "lo", "up")
+		namespaces = append(namespaces, name)
 	}
+
 	// An echo server in the caller's namespace stands in for the API server.
 	upstream, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,19 +39,6 @@ func TestForwardFromNamespaces(t *testing.T) {
 			}()
 		}
 	}()
-
-	var namespaces []string
-	for i := range 2 {
-		name := fmt.Sprintf("flk-labt-%d-proxy%d", os.Getpid(), i)
-		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-			t.Fatalf("ip netns add: %v: %s", err, out)
-		}
-		t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
-		if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-			t.Fatalf("lo up: %v: %s", err, out)
-		}
-		namespaces = append(namespaces, name)
-	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

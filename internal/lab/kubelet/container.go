@@ -143,12 +143,8 @@ func (c *container) loop(ctx context.Context) bool {
 		msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.spec.Name, c.w.rec.Name, c.w.rec.Namespace, c.w.uid)
 		c.setWaiting("CrashLoopBackOff", msg)
 		c.w.event(v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s", c.spec.Name)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, delay) {
 			return false
-		case <-t.C:
 		}
 		c.update(func(s *v1.ContainerStatus) { s.RestartCount++ })
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/fritzlab/flock/internal/cnitest"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 // serveEnv makes the test binary a container: `flock-lab serve` on the
@@ -90,7 +91,7 @@ func setup(t *testing.T) *env {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, etcd, kube-apiserver); CI runs as root")
 	}
-	cnitest.RemoveLeftovers()
+	testns.RemoveLeftovers()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	e := &env{t: t, root: t, ctx: ctx, binDir: t.TempDir()}

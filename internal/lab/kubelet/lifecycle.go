@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -112,12 +111,8 @@ func (w *worker) releaseSandbox(ctx context.Context) bool {
 		}
 		w.log.Warn("release pod sandbox", "err", err, "retry", delay)
 		w.event(v1.EventTypeWarning, "FailedKillPod", "error killing pod: %v", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, delay) {
 			return false
-		case <-t.C:
 		}
 		delay = min(2*delay, backoffMax)
 	}

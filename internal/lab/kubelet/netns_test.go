@@ -1,13 +1,12 @@
 package kubelet
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
-	"github.com/fritzlab/flock/internal/cnitest"
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 // TestNetnsVisibility runs kubelet-lite's namespace handling in a process
@@ -16,16 +15,9 @@ import (
 // must see them); started with `ip netns exec`, whose private mount
 // namespace would hide them, it refuses to start.
 func TestNetnsVisibility(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	node, err := cnitest.NewNetns("klnode")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	name := fmt.Sprintf("flk-klns-%d-1", os.Getpid())
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+	node := testns.New(t, "klnode")
+	name := testns.Name("klns") // kubelet-lite makes it
+	t.Cleanup(func() { testns.Delete(name) })
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +28,7 @@ func TestNetnsVisibility(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	nsenter := []string{"nsenter", "--net=" + node.Path, "--"}
+	nsenter := []string{"nsenter", "--net=" + testns.Path(node), "--"}
 	for _, arg := range []string{name, name} { // the second time it is kept
 		if out, err := run(nsenter, arg); err != nil {
 			t.Fatalf("create %s: %v: %s", arg, err, out)
@@ -57,7 +49,7 @@ func TestNetnsVisibility(t *testing.T) {
 		}
 	}
 
-	out, err := run([]string{"ip", "netns", "exec", node.Name}, name)
+	out, err := run([]string{"ip", "netns", "exec", node}, name)
 	if err == nil || !strings.Contains(out, "slave mount") {
 		t.Errorf("under ip netns exec: %v: %s; want a refusal", err, out)
 	}

@@ -72,12 +72,8 @@ func runProber(ctx context.Context, p probeParams, probe probeFunc, setReady fun
 	r := readiness{p: p}
 	wait := p.InitialDelay
 	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, wait) {
 			return
-		case <-t.C:
 		}
 		wait = p.Period
 		pctx, cancel := context.WithTimeout(ctx, p.Timeout)

@@ -4,14 +4,13 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 
-	"github.com/fritzlab/flock/internal/cnitest"
+	"github.com/fritzlab/flock/internal/testns"
 )
 
 // TestServe runs the server on loopback listeners of both families (the
@@ -87,20 +86,17 @@ func TestServe(t *testing.T) {
 // address as the source, and the client, connected, takes only an answer
 // from the address it sent to.
 func TestServeUDPSource(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
+	n := testns.New(t, "klserve")
+	testns.Run(t, "ip", "-n", n, "link", "set", "lo", "up")
+	for _, a := range []string{"2001:db8:1::1/128", "2001:db8:ffff::1/128"} {
+		// nodad: even on lo an address is tentative, and cannot be bound,
+		// until the kernel's DAD work has run.
+		testns.Run(t, "ip", "-n", n, "addr", "add", a, "dev", "lo", "nodad")
 	}
-	n, err := cnitest.NewNetns("klserve")
-	if err != nil {
-		t.Fatal(err)
+	for _, a := range []string{"198.51.100.1/32", "192.0.2.1/32"} {
+		testns.Run(t, "ip", "-n", n, "addr", "add", a, "dev", "lo")
 	}
-	t.Cleanup(func() { n.Close() })
-	for _, a := range []string{"2001:db8:1::1/128", "2001:db8:ffff::1/128", "198.51.100.1/32", "192.0.2.1/32"} {
-		if _, err := n.Run("ip", "addr", "add", a, "dev", "lo"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := ns.GetNS(n.Path)
+	h, err := ns.GetNS(testns.Path(n))
 	if err != nil {
 		t.Fatal(err)
 	}

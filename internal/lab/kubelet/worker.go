@@ -223,6 +223,18 @@ func (w *worker) snapshot() snapshot {
 	return s
 }
 
+// sleepCtx waits d; it returns false early when ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // sleep waits d; it returns false early when the pod is being deleted or
 // ctx ends.
 func (w *worker) sleep(ctx context.Context, d time.Duration) bool {

@@ -6,15 +6,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/fritzlab/flock/internal/testns"
 	"github.com/fritzlab/flock/pkg/policy"
 )
 
@@ -22,30 +20,20 @@ import (
 // connects to ClusterIPs on both families: the output hook sends each
 // connection to the endpoint, which answers.
 func TestKernelDNAT(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
-	name := fmt.Sprintf("flk-proxy%d", os.Getpid())
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("ip", "netns", "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	name := testns.New(t, "proxy")
+	in := func(args ...string) { t.Helper(); testns.Run(t, append([]string{"ip", "-n", name}, args...)...) }
 	// Endpoints on lo; ClusterIPs routed out of a dummy link, as a node
 	// routes them to its uplink before DNAT changes the destination.
-	run("ip", "-n", name, "link", "set", "lo", "up")
-	run("ip", "-n", name, "addr", "add", "10.99.0.1/32", "dev", "lo")
-	run("ip", "-n", name, "addr", "add", "2001:db8:99::1/128", "dev", "lo", "nodad")
-	run("ip", "-n", name, "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-	run("ip", "-n", name, "link", "set", "up0", "up")
-	run("ip", "-n", name, "link", "set", "up1", "up")
-	run("ip", "-n", name, "route", "add", "default", "dev", "up0")
-	run("ip", "-n", name, "-6", "route", "add", "default", "dev", "up0")
+	in("link", "set", "lo", "up")
+	in("addr", "add", "10.99.0.1/32", "dev", "lo")
+	in("addr", "add", "2001:db8:99::1/128", "dev", "lo", "nodad")
+	in("link", "add", "up0", "type", "veth", "peer", "name", "up1")
+	in("link", "set", "up0", "up")
+	in("link", "set", "up1", "up")
+	in("route", "add", "default", "dev", "up0")
+	in("-6", "route", "add", "default", "dev", "up0")
 
-	netns, err := ns.GetNS("/run/netns/" + name)
+	netns, err := ns.GetNS(testns.Path(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +63,7 @@ func TestKernelDNAT(t *testing.T) {
 		{"x/web", netip.MustParseAddr("198.19.255.10"), corev1.ProtocolTCP, 80, ep("10.99.0.1")},
 		{"x/web", netip.MustParseAddr("2001:db8:5e5::10"), corev1.ProtocolTCP, 80, ep("2001:db8:99::1")},
 	}
-	if _, err := (policy.NFT{Netns: "/run/netns/" + name}).Run(context.Background(), Render(fronts), "-f", "-"); err != nil {
+	if _, err := (policy.NFT{Netns: testns.Path(name)}).Run(context.Background(), Render(fronts), "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	for _, vip := range []string{"198.19.255.10:80", "[2001:db8:5e5::10]:80"} {

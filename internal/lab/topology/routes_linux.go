@@ -8,15 +8,13 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/fritzlab/flock/pkg/rtnl"
 )
 
 // RouteProtocol tags the router's static routes (ip route show proto 84), so
 // SetStaticRoutes replaces exactly its own routes. flock's agent uses 83.
 const RouteProtocol = 84
-
-// dumpAttempts bounds retries of a route dump the kernel interrupted
-// (NLM_F_DUMP_INTR) because the table changed under it.
-const dumpAttempts = 5
 
 // SetStaticRoutes makes the router's static routes exactly pools: each prefix
 // routed via the link address of the node it names. Routes of earlier calls
@@ -81,14 +79,9 @@ func (t *Topology) StaticRoutes() ([]string, error) {
 
 func ownRoutes(h *netlink.Handle) ([]netlink.Route, error) {
 	filter := &netlink.Route{Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
-	var routes []netlink.Route
-	var err error
-	for range dumpAttempts {
-		routes, err = h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	routes, err := rtnl.Dump(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list routes of protocol %d: %w", RouteProtocol, err)
 	}

@@ -30,9 +30,7 @@ type Shared struct {
 // the test when not root (CI runs as root).
 func (s *Shared) Get(t testing.TB) *controlplane.ControlPlane {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (as CI runs it): starts etcd and kube-apiserver")
-	}
+	skipUnlessRoot(t)
 	s.once.Do(func() {
 		// The first start builds kube-apiserver (minutes); later ones reuse it.
 		ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
@@ -60,5 +58,12 @@ func (s *Shared) Stop() {
 	}
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
+	}
+}
+
+func skipUnlessRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (as CI runs it): starts etcd and kube-apiserver")
 	}
 }

@@ -1,0 +1,64 @@
+// Package benchlab is what the flock-lab benchmarks share: a lab of their
+// own, the upstream router's view of it, and how they report latencies.
+package benchlab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fritzlab/flock/internal/lab"
+)
+
+// Main brings up a two-node lab of its own (namespaces flk-PREFIX-PID-*,
+// folders under a temporary one), runs measure on it and takes the lab
+// down again. On an error it prints "NAME: error" and exits 1.
+func Main(name, prefix string, measure func(ctx context.Context, l *lab.Lab, dir string) error) {
+	if err := run(name, prefix, measure); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+func run(name, prefix string, measure func(ctx context.Context, l *lab.Lab, dir string) error) error {
+	dir, err := os.MkdirTemp("", "flock-"+name+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	opts := lab.Options{Nodes: 2, Prefix: fmt.Sprintf("flk-%s%d", prefix, os.Getpid()),
+		RunDir: filepath.Join(dir, "run"), StateDir: filepath.Join(dir, "state"), Log: os.Stderr}
+	ctx := context.Background()
+	l, err := lab.Up(ctx, opts)
+	defer lab.Down(context.Background(), opts)
+	if err != nil {
+		return err
+	}
+	return measure(ctx, l, dir)
+}
+
+// RouterHas reports whether the lab's router has a route to dst (an
+// address or a prefix) in its kernel table.
+func RouterHas(l *lab.Lab, dst string) bool {
+	fam := "-4"
+	if strings.Contains(dst, ":") {
+		fam = "-6"
+	}
+	out, _ := exec.Command("ip", "-n", l.Router, fam, "route", "show", dst).Output()
+	return strings.Contains(string(out), dst)
+}
+
+// Percentiles returns the median and the 99th percentile of d.
+func Percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2], s[(len(s)-1)*99/100]
+}
+
+// Ms formats d in milliseconds, to a tenth.
+func Ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
