@@ -157,3 +157,11 @@ func (a *Agent) Run(ctx context.Context, every time.Duration) {
 		}
 	}
 }
+
+// Node returns the configuration the agent applied last, nil before the
+// first successful Sync. It is for reading (the admin API); do not modify it.
+func (a *Agent) Node() *model.Node {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.node
+}

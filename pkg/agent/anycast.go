@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fritzlab/flock/pkg/anycast"
@@ -39,6 +40,12 @@ type AnycastReconciler struct {
 	last     map[netip.Addr][]anycast.NextHop
 	applied  bool
 	warnings string
+
+	// mu guards what State reads: Reconcile runs in one goroutine and
+	// writes these only where it changes them.
+	mu        sync.Mutex
+	routed    map[netip.Addr][]anycast.NextHop
+	announced []netip.Addr
 }
 
 // NewAnycastReconciler builds the reconciler; the agent pokes it after
@@ -108,20 +115,52 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 	// before the node stops forwarding; announce only once the route exists.
 	shrinking := r.applied && len(active) < len(previous) && subset(active, previous)
 	if shrinking && r.announce != nil {
-		r.announce.SetAnycast(active)
+		r.setAnnounced(active)
 	}
 	if err := r.kernel.SyncAnycast(desired); err != nil {
 		r.a.log.Error("sync anycast routes", "err", err)
 		r.applied = false
 		return
 	}
+	r.mu.Lock()
+	r.routed = desired
+	r.mu.Unlock()
 	if !shrinking && r.announce != nil {
-		r.announce.SetAnycast(active)
+		r.setAnnounced(active)
 	}
 	if !anycast.Equal(desired, r.last) {
 		r.a.log.Info("anycast routes applied", "active", active)
 	}
 	r.last, r.applied = desired, true
+}
+
+func (r *AnycastReconciler) setAnnounced(active []netip.Addr) {
+	r.announce.SetAnycast(active)
+	r.mu.Lock()
+	r.announced = active
+	r.mu.Unlock()
+}
+
+// AnycastState is what the reconciler last did: the routes it installed
+// (when SyncAnycast failed, those of the last success) and the addresses
+// it last handed to BIRD.
+type AnycastState struct {
+	Routes    map[netip.Addr][]anycast.NextHop
+	Announced []netip.Addr
+	// BGP says whether there is an announcer (BGP on).
+	BGP bool
+}
+
+// State returns a copy of what the reconciler last did, for reading while
+// it runs (the admin API).
+func (r *AnycastReconciler) State() AnycastState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	routes := make(map[netip.Addr][]anycast.NextHop, len(r.routed))
+	for a, hops := range r.routed {
+		routes[a] = slices.Clone(hops)
+	}
+	return AnycastState{Routes: routes, Announced: slices.Clone(r.announced), BGP: r.announce != nil}
 }
 
 func subset(a, b []netip.Addr) bool {

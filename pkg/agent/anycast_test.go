@@ -66,11 +66,24 @@ func TestAnycastReconciler(t *testing.T) {
 	// Both: two next hops, the same announcement.
 	ready["default/b"] = true
 	step("kernel [2001:db8:ffff::53] 2", "announce [2001:db8:ffff::53]")
+	// State reports what was applied and announced, as a copy.
+	st := r.State()
+	addr := netip.MustParseAddr("2001:db8:ffff::53")
+	if len(st.Routes) != 1 || len(st.Routes[addr]) != 2 || fmt.Sprint(st.Announced) != "[2001:db8:ffff::53]" || !st.BGP {
+		t.Errorf("State() = %+v, want one route with two next hops, announced", st)
+	}
+	st.Routes[addr][0].Dev = "changed"
+	if r.State().Routes[addr][0].Dev == "changed" {
+		t.Error("State() shares its next hops with the reconciler")
+	}
 	// A quiet run does nothing.
 	step()
 	// None Ready: withdrawn from BGP before the route goes.
 	ready["default/a"], ready["default/b"] = false, false
 	step("announce []", "kernel [] ")
+	if st := r.State(); len(st.Routes) != 0 || len(st.Announced) != 0 {
+		t.Errorf("State() after withdrawal = %+v, want nothing routed or announced", st)
+	}
 	// ADD and DEL poke the reconciler.
 	select {
 	case <-r.poke:

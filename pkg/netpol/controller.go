@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,32 @@ type Controller struct {
 	// same name).
 	knownMu sync.Mutex
 	known   map[string]policy.Pod
+
+	// appliedMu guards what Applied reports.
+	appliedMu sync.Mutex
+	applied   Applied
+}
+
+// Applied is what the controller last did, for operators (the admin API).
+type Applied struct {
+	// Model is the ruleset last applied in full, with the pods PodAdded
+	// added to it since; nil before the first apply.
+	Model *policy.Model
+	// LastApply is when a full apply last succeeded (or found the kernel's
+	// table up to date); LastChange when the table was last written.
+	LastApply, LastChange time.Time
+	// LastError is the error of the last full apply when it failed, at
+	// LastErrorTime; nil once one succeeds.
+	LastError     error
+	LastErrorTime time.Time
+}
+
+// Applied returns what the controller last did; the model is shared,
+// read-only. Synced says whether the caches have listed once.
+func (c *Controller) Applied() (a Applied, synced bool) {
+	c.appliedMu.Lock()
+	defer c.appliedMu.Unlock()
+	return c.applied, c.cluster.HasSynced()
 }
 
 // New builds a controller for node; nothing runs until Run.
@@ -201,6 +228,17 @@ func (c *Controller) Sync(ctx context.Context) error {
 // apply loads a full model; the caller holds mu.
 func (c *Controller) apply(ctx context.Context, m *policy.Model) error {
 	changed, err := c.rules.Apply(ctx, m)
+	now := time.Now()
+	c.appliedMu.Lock()
+	if err != nil {
+		c.applied.LastError, c.applied.LastErrorTime = err, now
+	} else {
+		c.applied.Model, c.applied.LastApply, c.applied.LastError = m, now, nil
+		if changed {
+			c.applied.LastChange = now
+		}
+	}
+	c.appliedMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("apply networkpolicy for node %s: %w", c.node, err)
 	}
@@ -235,9 +273,13 @@ func (c *Controller) PodAdded(ctx context.Context, pod *model.Pod, hostIface str
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.Poke()
-	ok, err := c.rules.Add(ctx, policy.Translate(c.input(p, true)))
+	added := policy.Translate(c.input(p, true))
+	ok, err := c.rules.Add(ctx, added)
 	if err != nil {
 		c.log.Warn("networkpolicy fast path failed; applying everything", "pod", pod.Key(), "err", err)
+	}
+	if ok {
+		c.recordAdd(added)
 	}
 	if !ok {
 		if err := c.apply(ctx, policy.Translate(c.input(p, false))); err != nil {
@@ -251,6 +293,21 @@ func (c *Controller) PodAdded(ctx context.Context, pod *model.Pod, hostIface str
 // PodDeleted asks for a sync without the pod; until it runs, the pod's
 // rules stay in the kernel, where they match nothing once its veth is gone.
 func (c *Controller) PodDeleted(_ context.Context, _, _ string) { c.Poke() }
+
+// recordAdd adds to Applied's model the pods an Add put into the kernel.
+func (c *Controller) recordAdd(added *policy.Model) {
+	c.appliedMu.Lock()
+	defer c.appliedMu.Unlock()
+	m := &policy.Model{}
+	if c.applied.Model != nil {
+		m.Pods = slices.DeleteFunc(slices.Clone(c.applied.Model.Pods), func(p policy.PodPolicy) bool {
+			return slices.ContainsFunc(added.Pods, func(a policy.PodPolicy) bool { return a.Iface == p.Iface })
+		})
+		m.Warnings = c.applied.Model.Warnings
+	}
+	m.Pods = append(m.Pods, added.Pods...)
+	c.applied.Model, c.applied.LastChange = m, time.Now()
+}
 
 func (c *Controller) remember(p policy.Pod) {
 	c.knownMu.Lock()

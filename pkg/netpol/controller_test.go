@@ -277,3 +277,65 @@ func wantAddThenFullApply(t *testing.T, r *fakeRules) {
 		t.Errorf("pods of the full apply (-want +got):\n%s", d)
 	}
 }
+
+// Applied reports the ruleset of the last full apply, extended by the
+// fast path's pods, and the last error until an apply succeeds again.
+func TestApplied(t *testing.T) {
+	ctx := context.Background()
+	cl := testCluster()
+	cl.in.Pods = append(cl.in.Pods, policy.Pod{Namespace: "x", Name: "c", UID: "u-c", Node: node, Labels: map[string]string{"role": "server"}})
+	lo := &fakeLocals{}
+	lo.add(record("x", "a", "u-a", "flock0000000a", "2001:db8:1::a"))
+	r := &fakeRules{addOK: true}
+	c := New(node, cl, lo, r, discard)
+	ifaces := func() []string {
+		a, _ := c.Applied()
+		if a.Model == nil {
+			return nil
+		}
+		var out []string
+		for _, p := range a.Model.Pods {
+			out = append(out, p.Iface)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if a, synced := c.Applied(); a.Model != nil || synced || !a.LastApply.IsZero() {
+		t.Errorf("before anything: %+v, synced %v", a, synced)
+	}
+	cl.synced.Store(true)
+	if err := c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, synced := c.Applied()
+	if !synced || a.LastApply.IsZero() || a.LastChange.IsZero() || a.LastError != nil {
+		t.Errorf("after a sync: %+v, synced %v", a, synced)
+	}
+	if d := cmp.Diff([]string{"flock0000000a"}, ifaces()); d != "" {
+		t.Errorf("pods after a sync (-want +got):\n%s", d)
+	}
+
+	ip := netip.MustParseAddr("2001:db8:1::c")
+	lo.add(record("x", "c", "u-c", "flock0000000c", ip.String()))
+	if err := c.PodAdded(ctx, &model.Pod{Namespace: "x", Name: "c", UID: "u-c"}, "flock0000000c", []netip.Addr{ip}); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"flock0000000a", "flock0000000c"}, ifaces()); d != "" {
+		t.Errorf("pods after the fast path (-want +got):\n%s", d)
+	}
+
+	r.failApply(errors.New("nft: exit status 1"))
+	if err := c.Sync(ctx); err == nil {
+		t.Fatal("Sync succeeded with a failing nft")
+	}
+	if a, _ := c.Applied(); a.LastError == nil || a.LastErrorTime.IsZero() || len(ifaces()) != 2 {
+		t.Errorf("after a failed apply: %+v, pods %v; want the error and the last ruleset", a, ifaces())
+	}
+	r.failApply(nil)
+	if err := c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := c.Applied(); a.LastError != nil {
+		t.Errorf("error %v kept after a successful apply", a.LastError)
+	}
+}
