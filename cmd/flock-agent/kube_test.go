@@ -28,6 +28,7 @@ import (
 	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/internal/lab/controlplane/controlplanetest"
 	"github.com/fritzlab/flock/internal/testns"
+	adminapi "github.com/fritzlab/flock/pkg/admin"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/bird/birdtest"
 	"github.com/fritzlab/flock/pkg/kube"
@@ -121,6 +122,23 @@ func TestKubernetesMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The admin API (beside the CNI socket by default) reads the real
+	// components of Kubernetes mode: the NodeConfig applied, and the pod in
+	// the NetworkPolicy ruleset, unrestricted since no policy selects it.
+	ac := adminapi.NewClient(filepath.Join(node.Dir, "admin.sock"), 5*time.Second)
+	var st adminapi.Status
+	if err := ac.Get(ctx, adminapi.PathStatus, &st); err != nil || st.Mode != "kubernetes" || st.Node != "node-1" || !st.Configured || !st.Policy.Enabled {
+		t.Errorf("admin status = %+v, %v", st, err)
+	}
+	waitFor(t, "demo/web unrestricted in the admin API's policy", func() bool {
+		var pol adminapi.Policy
+		if err := ac.Get(ctx, adminapi.PathPolicy, &pol); err != nil || !pol.Synced || pol.LastApply.IsZero() {
+			return false
+		}
+		unrestricted := adminapi.Verdict{Mode: adminapi.Unrestricted}
+		return len(pol.Pods) == 1 && pol.Pods[0].Namespace == "demo" && pol.Pods[0].Name == "web" &&
+			pol.Pods[0].Ingress == unrestricted && pol.Pods[0].Egress == unrestricted
+	})
 	// ipv4 "false" is honoured; ipv6 "maybe" falls back to the default.
 	if len(r.IPs) != 1 || !netip.MustParsePrefix("2001:db8:42:1::/64").Contains(netip.MustParseAddr(r.IPs[0].Address.IP.String())) {
 		t.Errorf("ADD gave %v, want one IPv6 address in 2001:db8:42:1::/64", r.IPs)

@@ -17,7 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fritzlab/flock/pkg/admin"
 	"github.com/fritzlab/flock/pkg/agent"
+	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/datapath"
 	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/policy"
@@ -29,6 +31,7 @@ import (
 func main() {
 	var (
 		socket     = flag.String("socket", rpc.DefaultSocket, "unix socket the CNI plugin calls")
+		adminSock  = flag.String("admin-socket", "", "unix socket of the read-only admin API that flockctl reads (default: admin.sock beside --socket, "+admin.DefaultSocket+")")
 		stateDir   = flag.String("state-dir", "/var/lib/flock/allocations", "directory of the pod allocations")
 		kubeconfig = flag.String("kubeconfig", "", "kubeconfig file (Kubernetes mode; default: the pod's service account)")
 		nodeName   = flag.String("node-name", "", "this node's name (Kubernetes mode; default: $NODE_NAME)")
@@ -66,13 +69,17 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, m, bf, *socket, *stateDir, *syncEvery, *fsync); err != nil {
+	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket)}
+	if err := run(ctx, log, m, bf, socks, *stateDir, *syncEvery, *fsync); err != nil {
 		log.Error("flock-agent failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socket, stateDir string, every time.Duration, fsync bool) error {
+// sockets are where the agent serves: the CNI plugin, and the admin API.
+type sockets struct{ CNI, Admin string }
+
+func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sockets, stateDir string, every time.Duration, fsync bool) error {
 	dp, err := datapath.New()
 	if err != nil {
 		return err
@@ -80,11 +87,11 @@ func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socket, st
 	if err := dp.Init(); err != nil {
 		return err
 	}
-	return serve(ctx, log, m, bf, dp, socket, stateDir, every, fsync)
+	return serve(ctx, log, m, bf, dp, socks, stateDir, every, fsync)
 }
 
 // serve runs the agent on a data path until ctx ends.
-func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent.Datapath, socket, stateDir string, every time.Duration, fsync bool) error {
+func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent.Datapath, socks sockets, stateDir string, every time.Duration, fsync bool) error {
 	st, err := store.Open(stateDir, store.Options{Sync: fsync}, log)
 	if err != nil {
 		return err
@@ -100,9 +107,10 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	}
 	defer b.stop()
 	a := agent.New(b.src, b.rec, dp, st, log)
+	parts := adminParts{mode: m, agent: a, src: b.src, store: st}
 	if m.Netpol {
 		// Before the socket listens: no ADD may go without the policy hook.
-		if err := startNetpol(ctx, log, m.NodeName, b, st, a); err != nil {
+		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a); err != nil {
 			return err
 		}
 	} else if m.Kube {
@@ -123,8 +131,16 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 			return err
 		}
 	}
-	startAnycast(ctx, a, dp, b, bgp)
-	ln, err := rpc.Listen(socket)
+	if bf.enabled() {
+		parts.bird = bird.NewClient(bf.Socket)
+	}
+	parts.anycast, parts.ready = startAnycast(ctx, a, dp, b, bgp)
+	// Before the CNI socket, so that whoever waits for that one finds this
+	// one too.
+	if err := startAdmin(ctx, log, socks.Admin, parts); err != nil {
+		return err
+	}
+	ln, err := rpc.Listen(socks.CNI)
 	if err != nil {
 		return err
 	}
@@ -133,7 +149,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 		go syncOnChange(ctx, a, bgp, b.changes, log)
 	}
 	b.serving(ctx)
-	log.Info("flock-agent serving", "socket", socket, "state", stateDir, "allocations", len(st.List()))
+	log.Info("flock-agent serving", "socket", socks.CNI, "admin", socks.Admin, "state", stateDir, "allocations", len(st.List()))
 	return rpc.Serve(ctx, ln, a, log)
 }
 
@@ -165,10 +181,13 @@ const anycastEvery = 2 * time.Second
 // can route anycast. In Kubernetes mode readiness comes from the pod
 // informer (synced by now); file mode has no readiness, so every pod with
 // an allocation counts as Ready.
-func startAnycast(ctx context.Context, a *agent.Agent, dp agent.Datapath, b *backend, bgp *routing.Controller) {
+//
+// It returns the reconciler and the readiness it uses (the admin API shows
+// both), nil when the data path cannot route anycast.
+func startAnycast(ctx context.Context, a *agent.Agent, dp agent.Datapath, b *backend, bgp *routing.Controller) (*agent.AnycastReconciler, agent.Readiness) {
 	kernel, ok := dp.(agent.AnycastKernel)
 	if !ok {
-		return
+		return nil, nil
 	}
 	var ready agent.Readiness = allReady{}
 	var changes <-chan struct{}
@@ -181,6 +200,7 @@ func startAnycast(ctx context.Context, a *agent.Agent, dp agent.Datapath, b *bac
 	}
 	r := a.NewAnycastReconciler(ready, kernel, announce)
 	go r.Run(ctx, anycastEvery, changes)
+	return r, ready
 }
 
 type allReady struct{}

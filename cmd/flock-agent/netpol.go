@@ -18,12 +18,13 @@ import (
 // startNetpol enforces NetworkPolicy (Kubernetes mode, --netpol): informers
 // on every policy, namespace and pod of the cluster, and the controller the
 // agent calls on every ADD and DEL, which keeps flock's nftables table in
-// step. It waits for the informers (at most syncWait) before the socket
-// serves: until they have synced, ADD fails closed and the table a previous
-// agent loaded stays as it is.
-func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend, st *store.Store, a *agent.Agent) error {
+// step; it returns the controller (the admin API reads it). It waits for
+// the informers (at most syncWait) before the socket serves: until they
+// have synced, ADD fails closed and the table a previous agent loaded stays
+// as it is.
+func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend, st *store.Store, a *agent.Agent) (*netpol.Controller, error) {
 	if _, err := exec.LookPath("nft"); err != nil {
-		return fmt.Errorf("--netpol needs the nft binary (Debian package nftables): %w", err)
+		return nil, fmt.Errorf("--netpol needs the nft binary (Debian package nftables): %w", err)
 	}
 	cluster := kube.NewCluster(b.kube.client)
 	go cluster.Run(ctx)
@@ -34,13 +35,13 @@ func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend,
 	defer cancel()
 	if !cache.WaitForCacheSync(wctx.Done(), cluster.HasSynced) {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		log.Warn("networkpolicy caches not synced yet; ADD fails until they are", "node", node)
-		return nil
+		return c, nil
 	}
 	log.Info("networkpolicy enforced", "node", node, "table", policy.TableFamily+" "+policy.TableName)
-	return nil
+	return c, nil
 }
 
 // removeNetpol deletes flock's nftables table when the agent runs in
