@@ -16,12 +16,12 @@ var referencePlugins = []string{
 	"github.com/containernetworking/plugins/plugins/meta/portmap",
 }
 
-// BuildBinaries builds flock, flock-agent and the reference plugins into
+// BuildBinaries builds flock, flock-agent, flockctl and the reference plugins into
 // dir, from the module that contains this package.
 func BuildBinaries(dir string) error {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	pkgs := append([]string{"./cmd/flock", "./cmd/flock-agent"}, referencePlugins...)
+	pkgs := append([]string{"./cmd/flock", "./cmd/flock-agent", "./cmd/flockctl"}, referencePlugins...)
 	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", dir + "/"}, pkgs...)...)
 	cmd.Dir = root
 	cmd.Stderr = os.Stderr
