@@ -65,7 +65,7 @@ type Lab struct {
 	Options    `json:"options"`
 	Kubeconfig string `json:"kubeconfig"` // admin kubeconfig
 	Server     string `json:"server"`     // the API server, https://127.0.0.1:PORT
-	BinDir     string `json:"binDir"`     // flock, flock-agent, flock-lab, portmap
+	BinDir     string `json:"binDir"`     // flock, flock-agent, flockctl, flock-lab, portmap
 	Router     string `json:"router"`     // router namespace
 	Nodes      []Node `json:"nodes"`
 

@@ -35,13 +35,15 @@ func ensurePackages(ctx context.Context, log io.Writer, pkgs []string) error {
 	return nil
 }
 
-// Binaries the lab builds into its bin directory: the product, the lab
+// Binaries the lab builds into its bin directory: the product (flockctl
+// reads each node's agent at <run dir>/nodes/<node>/admin.sock), the lab
 // itself (daemons run `flock-lab apiproxy`, `flock-lab kubelet`; pods run
 // `flock-lab serve`), and the reference portmap plugin at the version the
 // project pins.
 var binaries = []string{
 	"./cmd/flock",
 	"./cmd/flock-agent",
+	"./cmd/flockctl",
 	"./cmd/flock-lab",
 	"github.com/containernetworking/plugins/plugins/meta/portmap",
 }

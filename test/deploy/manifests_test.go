@@ -17,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fritzlab/flock/pkg/admin"
 	"github.com/fritzlab/flock/pkg/rpc"
 )
 
@@ -178,7 +179,7 @@ func TestDaemonSet(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"NODE_NAME": "spec.nodeName", "POD_NAMESPACE": "metadata.namespace"}, env); diff != "" || len(agent.Env) != 2 {
 		t.Errorf("agent env from fields (-want +got):\n%s", diff)
 	}
-	for _, want := range []string{"--socket=" + rpc.DefaultSocket, "--bird-config=/run/flock/bird/bird.conf", "--bird-socket=/run/flock/bird/bird.ctl"} {
+	for _, want := range []string{"--socket=" + rpc.DefaultSocket, "--admin-socket=" + admin.DefaultSocket, "--bird-config=/run/flock/bird/bird.conf", "--bird-socket=/run/flock/bird/bird.ctl"} {
 		if !slices.Contains(agent.Args, want) {
 			t.Errorf("agent args %v do not set %s", agent.Args, want)
 		}
@@ -224,6 +225,7 @@ func TestDockerfile(t *testing.T) {
 		"./cmd/flock ./cmd/flock-agent", "plugins/meta/portmap",
 		"COPY --from=build /out/flock /out/portmap /opt/flock/bin/",
 		"COPY --from=build /out/flock-agent /usr/local/bin/flock-agent",
+		"./cmd/flock-agent ./cmd/flockctl", "COPY --from=build /out/flockctl /usr/local/bin/flockctl",
 	} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
