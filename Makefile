@@ -42,7 +42,7 @@ bench-cni:
 # their addresses and a cross-node reachability check. `flock-lab down`
 # removes it.
 lab:
-	$(GO) build -o bin/ ./cmd/flock-lab
+	$(GO) build -o bin/ ./cmd/flock-lab ./cmd/flockctl
 	bin/flock-lab up --nodes 2
 	bin/flock-lab demo
 

@@ -2,8 +2,12 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fritzlab/flock/internal/lab"
+	"github.com/fritzlab/flock/pkg/admin"
 )
 
 // TestLab: two nodes, four pods; every pair reaches every other over IPv6
@@ -133,7 +138,8 @@ func countOn(pods map[string]*corev1.Pod, node string) int {
 
 // TestDemo runs what `make lab` shows after bringing the lab up: the
 // example pods and Service, every cross-node pair and the Service's
-// ClusterIPs from every pod.
+// ClusterIPs from every pod; then flockctl on each node, as the README
+// shows it.
 func TestDemo(t *testing.T) {
 	e := up(t, 2)
 	var out strings.Builder
@@ -144,5 +150,54 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "Service default/web") || strings.Contains(out.String(), "FAILED") {
 		t.Errorf("the demo did not check the Service, or a check failed")
+	}
+
+	// flockctl, as the README shows it for a lab node: each node's agent
+	// lists its demo pods, and both BGP sessions to the router are up.
+	pods, err := e.cs.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range e.lab.Nodes {
+		ctl := func(args ...string) []byte {
+			t.Helper()
+			args = append([]string{"--socket", filepath.Join(n.Dir, "admin.sock")}, args...)
+			out, err := exec.Command(filepath.Join(e.lab.BinDir, "flockctl"), args...).Output()
+			if err != nil {
+				t.Fatalf("flockctl %s on %s: %v", strings.Join(args, " "), n.Name, err)
+			}
+			return out
+		}
+		var allocs admin.Allocations
+		if err := json.Unmarshal(ctl("pods", "-o", "json"), &allocs); err != nil {
+			t.Fatal(err)
+		}
+		var want, got []string
+		for _, p := range pods.Items {
+			if p.Spec.NodeName == n.Name {
+				want = append(want, p.Name)
+			}
+		}
+		for _, a := range allocs.Items {
+			got = append(got, a.Name)
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(want, got) {
+			t.Errorf("flockctl pods on %s: %v, want %v", n.Name, got, want)
+		}
+		var bgp admin.BGP
+		if err := json.Unmarshal(ctl("bgp", "-o", "json"), &bgp); err != nil {
+			t.Fatal(err)
+		}
+		up := 0
+		for _, s := range bgp.Sessions {
+			if s.Established {
+				up++
+			}
+		}
+		if up != 2 || len(bgp.Sessions) != 2 {
+			t.Errorf("flockctl bgp on %s: %d of %d sessions established, want 2 of 2:\n%s", n.Name, up, len(bgp.Sessions), ctl("bgp"))
+		}
 	}
 }
