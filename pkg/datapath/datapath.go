@@ -36,6 +36,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/fritzlab/flock/pkg/ipam"
 )
 
 // RouteProtocol is flock's route protocol number (RTPROT_*): every route
@@ -211,7 +213,7 @@ type Pools struct {
 }
 
 // PoolGateway4 is the gateway of an IPv4 pool: its network address + 1.
-// IPAM never hands it to a pod.
+// IPAM decides it (ipam.Gateway) and never hands it to a pod.
 func PoolGateway4(pool netip.Prefix) netip.Addr {
-	return pool.Masked().Addr().Next()
+	return ipam.Gateway(pool)
 }
