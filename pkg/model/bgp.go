@@ -137,10 +137,10 @@ func parsePeer(field string, s *v1alpha1.BGPPeer) (Peer, error) {
 		}
 		p.Password = &SecretRef{Name: r.Name, Key: r.Key}
 	}
-	if p.Communities, err = parseList(field+".communities", s.Communities, parseCommunity); err != nil {
+	if p.Communities, err = parseList(field+".communities", s.Communities, v1alpha1.MaxCommunities, parseCommunity); err != nil {
 		return Peer{}, err
 	}
-	if p.LargeCommunities, err = parseList(field+".largeCommunities", s.LargeCommunities, parseLargeCommunity); err != nil {
+	if p.LargeCommunities, err = parseList(field+".largeCommunities", s.LargeCommunities, v1alpha1.MaxCommunities, parseLargeCommunity); err != nil {
 		return Peer{}, err
 	}
 	return p, nil
@@ -176,11 +176,11 @@ func checkASN(field string, asn uint32) error {
 	return nil
 }
 
-// parseList parses a list the schema treats as a set: at most
-// MaxCommunities entries, none listed twice.
-func parseList[T any](field string, in []string, parse func(string) (T, error)) ([]T, error) {
-	if len(in) > v1alpha1.MaxCommunities {
-		return nil, fmt.Errorf("%s: %d entries, at most %d allowed", field, len(in), v1alpha1.MaxCommunities)
+// parseList parses a list the schema treats as a set: at most maxItems
+// entries, none listed twice.
+func parseList[T any](field string, in []string, maxItems int, parse func(string) (T, error)) ([]T, error) {
+	if len(in) > maxItems {
+		return nil, fmt.Errorf("%s: %d entries, at most %d allowed", field, len(in), maxItems)
 	}
 	var out []T
 	seen := map[string]int{}

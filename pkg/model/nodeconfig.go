@@ -79,26 +79,27 @@ func parsePool(field, s string, v6 bool) (netip.Prefix, error) {
 // it rejects a string listed twice; two spellings of one prefix (upper and
 // lower case) pass the schema, so they are merged here rather than refused.
 func parseAllowed(cidrs []string) ([]netip.Prefix, error) {
-	if len(cidrs) > v1alpha1.MaxAllowedCIDRs {
-		return nil, fmt.Errorf("spec.anycast.allowedCIDRs: %d entries, at most %d allowed", len(cidrs), v1alpha1.MaxAllowedCIDRs)
+	all, err := parseList("spec.anycast.allowedCIDRs", cidrs, v1alpha1.MaxAllowedCIDRs, parseNetwork)
+	if err != nil {
+		return nil, err
 	}
 	var out []netip.Prefix
-	seen := map[string]int{}
-	for i, c := range cidrs {
-		if j, dup := seen[c]; dup {
-			return nil, fmt.Errorf("spec.anycast.allowedCIDRs[%d] %q: listed twice (also spec.anycast.allowedCIDRs[%d])", i, c, j)
-		}
-		seen[c] = i
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			return nil, fmt.Errorf("spec.anycast.allowedCIDRs[%d] %q: %w", i, c, err)
-		}
-		if p != p.Masked() {
-			return nil, fmt.Errorf("spec.anycast.allowedCIDRs[%d] %q: host bits set (the network is %s)", i, c, p.Masked())
-		}
+	for _, p := range all {
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
 	return out, nil
+}
+
+// parseNetwork parses a prefix without host bits.
+func parseNetwork(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("host bits set (the network is %s)", p.Masked())
+	}
+	return p, nil
 }
