@@ -72,6 +72,16 @@ func start(t *testing.T, n *model.Node) *env {
 	return e
 }
 
+// startConfigured runs a controller on node() whose password is then
+// readable: settled with BIRD on the full config.
+func startConfigured(t *testing.T) *env {
+	e := start(t, node())
+	e.secrets.set("bgp/router", "s3cret")
+	e.c.Trigger()
+	e.settle()
+	return e
+}
+
 // settle lets the controller and the Reloader finish what they can,
 // including a trailing reload at the end of a coalescing window.
 func (e *env) settle() {
@@ -170,10 +180,7 @@ func TestFullAndBootstrapConfig(t *testing.T) {
 
 func TestPeerChangeRerenders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := start(t, node())
-		e.secrets.set("bgp/router", "s3cret")
-		e.c.Trigger()
-		e.settle()
+		e := startConfigured(t)
 		_, reloads := e.bird.state()
 
 		n := node()
@@ -206,10 +213,7 @@ func TestPeerChangeRerenders(t *testing.T) {
 // field; fixed, it is configured again.
 func TestBadValue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := start(t, node())
-		e.secrets.set("bgp/router", "s3cret")
-		e.c.Trigger()
-		e.settle()
+		e := startConfigured(t)
 		good := e.running()
 
 		n := node()
@@ -271,10 +275,7 @@ func TestBirdFailure(t *testing.T) {
 // ends on the last one.
 func TestBurstCoalesces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := start(t, node())
-		e.secrets.set("bgp/router", "s3cret")
-		e.c.Trigger()
-		e.settle()
+		e := startConfigured(t)
 		_, before := e.bird.state()
 		reads := e.secrets.reads
 		for i := range 100 {
@@ -300,10 +301,7 @@ func TestBurstCoalesces(t *testing.T) {
 
 func TestAnycast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := start(t, node())
-		e.secrets.set("bgp/router", "s3cret")
-		e.c.Trigger()
-		e.settle()
+		e := startConfigured(t)
 		e.c.SetAnycast([]netip.Addr{addr("2001:db8:ffff::1"), addr("198.51.100.1")})
 		e.settle()
 		for _, want := range []string{"route 2001:db8:ffff::1/128 blackhole;", "route 198.51.100.1/32 blackhole;"} {
