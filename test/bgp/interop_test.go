@@ -109,30 +109,14 @@ func TestInteropFRR(t *testing.T) {
 	n := newTestNet(t)
 	f := startFRR(t, n.router, frrConfig())
 
-	converged := func() error {
-		var errs []string
-		for _, fam := range []struct {
-			afi, peer string
-			want      map[string]string
-		}{
-			{"ipv6", nodeLink6.Addr().String(), map[string]string{pool6.String(): nodeLink6.Addr().String()}},
-			{"ipv4", nodeLink4.Addr().String(), map[string]string{pool4.String(): nodeLink4.Addr().String()}},
-		} {
-			got, err := f.routesFrom(fam.afi, fam.peer)
-			if err != nil {
-				return err
-			}
-			if d := cmp.Diff(fam.want, got); d != "" {
-				errs = append(errs, fmt.Sprintf("FRR's %s routes from the node, prefix → global next hop (-want +got):\n%s", fam.afi, d))
-			}
+	fromNode := func(afi string, link, pool netip.Prefix) learned {
+		return learned{
+			what: "FRR's " + afi + " routes from the node, prefix → global next hop",
+			want: map[string]string{pool.String(): link.Addr().String()},
+			get:  func() (any, error) { return f.routesFrom(afi, link.Addr().String()) },
 		}
-		errs = append(errs, kernelDiffs(t, n, "bgp")...)
-		if len(errs) > 0 {
-			return fmt.Errorf("%s", strings.Join(errs, "\n"))
-		}
-		return nil
 	}
-	waitFor(t, converge, converged)
+	waitFor(t, converge, convergence(t, n, "bgp", fromNode("ipv6", nodeLink6, pool6), fromNode("ipv4", nodeLink4, pool4)))
 }
 
 func TestInteropBIRD(t *testing.T) {
@@ -143,30 +127,44 @@ func TestInteropBIRD(t *testing.T) {
 	writeFile(t, conf, []byte(routerBirdConfig()))
 	r := birdtest.Start(t, n.router, conf, filepath.Join(dir, "router.ctl"))
 
-	converged := func() error {
+	fromNode := func(proto string, link, pool netip.Prefix) learned {
+		return learned{
+			what: "router BIRD's routes from " + proto,
+			want: []string{pool.String() + " next hop " + link.Addr().String()},
+			get:  func() (any, error) { return birdRoutesFrom(t, r, proto) },
+		}
+	}
+	waitFor(t, converge, convergence(t, n, "bird", fromNode("node6", nodeLink6, pool6), fromNode("node4", nodeLink4, pool4)))
+}
+
+// learned is what the router must have learned from the node in one
+// family, and how to read what it has.
+type learned struct {
+	what string // heads the diff
+	want any
+	get  func() (any, error)
+}
+
+// convergence is the check waitFor polls: every learned set as wanted, and
+// the routes in both kernels (see kernelDiffs).
+func convergence(t *testing.T, n *testNet, routerProto string, sets ...learned) func() error {
+	return func() error {
 		var errs []string
-		for _, p := range []struct {
-			proto string
-			want  []string
-		}{
-			{"node6", []string{pool6.String() + " next hop " + nodeLink6.Addr().String()}},
-			{"node4", []string{pool4.String() + " next hop " + nodeLink4.Addr().String()}},
-		} {
-			got, err := birdRoutesFrom(t, r, p.proto)
+		for _, s := range sets {
+			got, err := s.get()
 			if err != nil {
 				return err
 			}
-			if d := cmp.Diff(p.want, got); d != "" {
-				errs = append(errs, fmt.Sprintf("router BIRD's routes from %s (-want +got):\n%s", p.proto, d))
+			if d := cmp.Diff(s.want, got); d != "" {
+				errs = append(errs, fmt.Sprintf("%s (-want +got):\n%s", s.what, d))
 			}
 		}
-		errs = append(errs, kernelDiffs(t, n, "bird")...)
+		errs = append(errs, kernelDiffs(t, n, routerProto)...)
 		if len(errs) > 0 {
 			return fmt.Errorf("%s", strings.Join(errs, "\n"))
 		}
 		return nil
 	}
-	waitFor(t, converge, converged)
 }
 
 // kernelDiffs compares the routes the router's routing daemon (routerProto)
