@@ -43,6 +43,5 @@ func RESTConfig(kubeconfig string) (*rest.Config, error) {
 			return nil, fmt.Errorf("load in-cluster config: %w", err)
 		}
 	}
-	cfg.UserAgent = "flock-agent"
 	return cfg, nil
 }
