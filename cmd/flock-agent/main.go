@@ -130,8 +130,6 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 		if bgp, err = startBGP(ctx, log, bf, b); err != nil {
 			return err
 		}
-	}
-	if bf.enabled() {
 		parts.bird = bird.NewClient(bf.Socket)
 	}
 	parts.anycast, parts.ready = startAnycast(ctx, a, dp, b, bgp)

@@ -95,9 +95,12 @@ func Handler(src Sources) http.Handler {
 	routes := map[string]func(*http.Request) any{
 		PathStatus:      s.status,
 		PathAllocations: func(*http.Request) any { return Allocations{Items: s.allocations()} },
-		PathBGP:         func(r *http.Request) any { return s.bgp(r.Context()) },
-		PathAnycast:     func(*http.Request) any { return s.anycast() },
-		PathPolicy:      func(*http.Request) any { return s.policy() },
+		PathBGP: func(r *http.Request) any {
+			node, err := s.src.Node.Node(r.Context())
+			return s.bgp(r.Context(), node, err)
+		},
+		PathAnycast: func(*http.Request) any { return s.anycast(s.allocations()) },
+		PathPolicy:  func(*http.Request) any { return s.policy(s.allocations()) },
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, ok := routes[r.URL.Path]
@@ -182,7 +185,7 @@ func (s *server) status(r *http.Request) any {
 		}
 	}
 
-	bgp := s.bgp(r.Context())
+	bgp := s.bgp(r.Context(), node, err)
 	st.BGP = BGPSummary{Enabled: bgp.Enabled, Error: bgp.Error}
 	for _, ses := range bgp.Sessions {
 		if ses.State == StateMissing || ses.State == StateUnknown {
@@ -194,7 +197,7 @@ func (s *server) status(r *http.Request) any {
 		}
 	}
 
-	ac := s.anycast()
+	ac := s.anycast(allocs)
 	st.Anycast.Enabled = ac.Enabled
 	for _, rt := range ac.Routes {
 		st.Anycast.Addresses++
@@ -206,7 +209,7 @@ func (s *server) status(r *http.Request) any {
 		}
 	}
 
-	pol := s.policy()
+	pol := s.policy(allocs)
 	st.Policy = PolicySummary{Enabled: pol.Enabled, Synced: pol.Synced, LastApply: pol.LastApply, LastError: pol.LastError}
 	for _, p := range pol.Pods {
 		if restricted(p.Ingress) || restricted(p.Egress) {
@@ -218,16 +221,16 @@ func (s *server) status(r *http.Request) any {
 
 func restricted(v Verdict) bool { return v.Mode == DenyAll || v.Mode == AllowList }
 
-// bgp joins BIRD's BGP protocols with the configured peers: each peer with
-// its protocol's state, a peer BIRD lacks as missing, a protocol of no peer
-// as it is.
-func (s *server) bgp(ctx context.Context) BGP {
+// bgp joins BIRD's BGP protocols with the configured peers of node (none
+// when nodeErr says there is no node): each peer with its protocol's
+// state, a peer BIRD lacks as missing, a protocol of no peer as it is.
+func (s *server) bgp(ctx context.Context, node Node, nodeErr error) BGP {
 	if s.src.BIRD == nil {
 		return BGP{Sessions: []Session{}}
 	}
 	out := BGP{Enabled: true, Sessions: []Session{}}
 	var peers []Peer
-	if node, err := s.src.Node.Node(ctx); err == nil {
+	if nodeErr == nil {
 		out.ASN, peers = node.ASN, node.Peers
 	}
 	ctx, cancel := context.WithTimeout(ctx, birdTimeout)
@@ -261,9 +264,9 @@ func (s *server) bgp(ctx context.Context) BGP {
 	return out
 }
 
-// anycast lists every anycast address a local pod asks for, with the
+// anycast lists every anycast address a pod of allocs asks for, with the
 // route and announcement the reconciler last made for it.
-func (s *server) anycast() Anycast {
+func (s *server) anycast(allocs []Allocation) Anycast {
 	if s.src.Anycast == nil {
 		return Anycast{Routes: []AnycastRoute{}}
 	}
@@ -279,7 +282,7 @@ func (s *server) anycast() Anycast {
 		byAddr[a] = r
 		return r
 	}
-	for _, al := range s.allocations() {
+	for _, al := range allocs {
 		ready := len(al.Anycast) > 0 && s.src.Anycast.PodReady(al.Namespace, al.Name)
 		for _, a := range al.Anycast {
 			r := route(a)
@@ -301,9 +304,9 @@ func (s *server) anycast() Anycast {
 	return out
 }
 
-// policy is the ruleset last applied, with the attached pods it does not
-// cover yet as pending.
-func (s *server) policy() Policy {
+// policy is the ruleset last applied, with the attached pods (allocs) it
+// does not cover yet as pending.
+func (s *server) policy(allocs []Allocation) Policy {
 	if s.src.Policy == nil {
 		return Policy{Pods: []PodPolicy{}}
 	}
@@ -314,7 +317,7 @@ func (s *server) policy() Policy {
 	for _, pp := range pods {
 		seen[pp.Iface] = true
 	}
-	for _, a := range s.allocations() {
+	for _, a := range allocs {
 		if !seen[a.HostIface] {
 			pend := Verdict{Mode: Pending}
 			pods = append(pods, PodPolicy{Namespace: a.Namespace, Name: a.Name, Iface: a.HostIface, Ingress: pend, Egress: pend})

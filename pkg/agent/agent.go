@@ -96,25 +96,15 @@ func (a *Agent) Sync(ctx context.Context) (*model.Node, *ipam.Allocator, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	a.mu.RLock()
-	same := a.node != nil && a.node.Pool6 == node.Pool6 && a.node.Pool4 == node.Pool4
-	alloc := a.alloc
-	a.mu.RUnlock()
-	if same {
-		a.mu.Lock()
-		a.node = node // defaults and annotations may change without a new allocator
-		a.mu.Unlock()
-		return node, alloc, nil
-	}
-
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.node != nil && a.node.Pool6 == node.Pool6 && a.node.Pool4 == node.Pool4 {
-		a.node = node
+		a.node = node // defaults and annotations may change without a new allocator
 		return node, a.alloc, nil
 	}
-	alloc = ipam.New(node.Pool6, node.Pool4, nil)
-	for _, r := range a.store.List() {
+	alloc := ipam.New(node.Pool6, node.Pool4, nil)
+	recs := a.store.List()
+	for _, r := range recs {
 		if err := alloc.Reserve(r.ContainerID+"/"+r.IfName, addrs(r)...); err != nil {
 			a.log.Warn("allocation on disk conflicts", "container", r.ContainerID, "ifname", r.IfName, "err", err)
 		}
@@ -122,7 +112,7 @@ func (a *Agent) Sync(ctx context.Context) (*model.Node, *ipam.Allocator, error) 
 	if err := a.dp.SyncPools(datapath.Pools{Pool6: node.Pool6, Pool4: node.Pool4}); err != nil {
 		return nil, nil, fmt.Errorf("install pool routes for node %s: %w", node.Name, err)
 	}
-	a.log.Info("node configuration applied", "node", node.Name, "pool6", node.Pool6, "pool4", node.Pool4, "allocations", len(a.store.List()))
+	a.log.Info("node configuration applied", "node", node.Name, "pool6", node.Pool6, "pool4", node.Pool4, "allocations", len(recs))
 	a.node, a.alloc = node, alloc
 	return node, alloc, nil
 }

@@ -120,12 +120,11 @@ func (c *Cluster) Pod(ctx context.Context, namespace, name, uid string) (*policy
 		return nil, fmt.Errorf("read pod %s/%s from cache: %w", namespace, name, err)
 	}
 	if err != nil || (uid != "" && string(p.UID) != uid) {
-		got, err := c.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
+		// policyPod reads only fields the transform keeps: the full pod
+		// converts the same as a cached one.
+		if p, err = c.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
 			return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
 		}
-		o, _ := StripPolicyPod(got)
-		p = o.(*corev1.Pod)
 	}
 	pp, _ := policyPod(p)
 	return &pp, nil

@@ -16,7 +16,6 @@ package kube
 import (
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -24,7 +23,7 @@ import (
 )
 
 // NodeConfigResource is the NodeConfig API resource.
-var NodeConfigResource = schema.GroupVersionResource{Group: v1alpha1.Group, Version: v1alpha1.Version, Resource: "nodeconfigs"}
+var NodeConfigResource = v1alpha1.NodeConfigGVR
 
 // RESTConfig loads the client configuration: the kubeconfig file when path
 // is set, the pod's service account (in-cluster) otherwise.
@@ -44,6 +43,5 @@ func RESTConfig(kubeconfig string) (*rest.Config, error) {
 			return nil, fmt.Errorf("load in-cluster config: %w", err)
 		}
 	}
-	cfg.UserAgent = "flock-agent"
 	return cfg, nil
 }

@@ -125,7 +125,12 @@ func flockAnnotations(in map[string]string) map[string]string {
 // the cache does not know, or one being deleted, is not.
 func (p *Pods) PodReady(namespace, name string) bool {
 	pod, err := p.lister.Pods(namespace).Get(name)
-	if err != nil || pod.DeletionTimestamp != nil {
+	return err == nil && podReady(pod)
+}
+
+// podReady reports whether a pod is Ready and not being deleted.
+func podReady(pod *corev1.Pod) bool {
+	if pod.DeletionTimestamp != nil {
 		return false
 	}
 	for _, c := range pod.Status.Conditions {
@@ -141,34 +146,18 @@ func (p *Pods) PodReady(namespace, name string) bool {
 // then runs at once instead of at its next tick.
 func (p *Pods) ReadyChanges() <-chan struct{} {
 	ch := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	ready := func(obj any) (bool, bool) {
+	ready := func(obj any) bool {
 		pod, ok := obj.(*corev1.Pod)
-		if !ok {
-			return false, false
-		}
-		for _, c := range pod.Status.Conditions {
-			if c.Type == corev1.PodReady {
-				return c.Status == corev1.ConditionTrue && pod.DeletionTimestamp == nil, true
-			}
-		}
-		return false, true
+		return ok && podReady(pod)
 	}
 	_, _ = p.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { poke() },
+		AddFunc: func(any) { poke(ch) },
 		UpdateFunc: func(old, cur any) {
-			a, _ := ready(old)
-			b, _ := ready(cur)
-			if a != b {
-				poke()
+			if ready(old) != ready(cur) {
+				poke(ch)
 			}
 		},
-		DeleteFunc: func(any) { poke() },
+		DeleteFunc: func(any) { poke(ch) },
 	})
 	return ch
 }

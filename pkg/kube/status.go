@@ -16,13 +16,13 @@ import (
 )
 
 // The NodeConfig condition the agent owns (and BGPConfigured, see
-// SetBGPCondition).
+// SetBGPCondition); the API package defines them.
 const (
 	// ConditionAccepted is True when the agent uses the NodeConfig, False
 	// when the agent rejected it although the schema let it through.
-	ConditionAccepted = "Accepted"
+	ConditionAccepted = v1alpha1.ConditionAccepted
 	ReasonValid       = "Valid"
-	ReasonInvalid     = "Invalid"
+	ReasonInvalid     = v1alpha1.ReasonInvalid
 )
 
 // Status retries back off from statusRetryMin to statusRetryMax.
