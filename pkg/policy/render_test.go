@@ -1,20 +1,17 @@
 package policy
 
 import (
-	"flag"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/fritzlab/flock/internal/golden"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // goldenInputs are the scenarios kept as testdata/NAME.nft.
 func goldenInputs() map[string]*Input {
@@ -66,18 +63,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join("testdata", name+".nft")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if d := cmp.Diff(string(want), string(got)); d != "" {
-				t.Errorf("%s differs from the rendered ruleset (-want +got; go test -update rewrites it):\n%s", path, d)
-			}
+			golden.Check(t, path, "rendered ruleset", got)
 			nftCheck(t, path)
 		})
 	}
