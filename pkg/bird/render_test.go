@@ -2,18 +2,15 @@ package bird
 
 import (
 	"bytes"
-	"flag"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fritzlab/flock/internal/golden"
 	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 var (
 	pfx  = netip.MustParsePrefix
@@ -89,18 +86,7 @@ func TestGolden(t *testing.T) {
 	for name, got := range goldens(t) {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join("testdata", name+".conf")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if d := cmp.Diff(string(want), string(got)); d != "" {
-				t.Errorf("%s differs from the rendered config (-want +got; go test -update rewrites it):\n%s", path, d)
-			}
+			golden.Check(t, path, "rendered config", got)
 			birdParse(t, path)
 		})
 	}

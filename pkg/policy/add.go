@@ -97,14 +97,7 @@ func addScript(chains []*chain, inElems, outElems, hairElems []string) []byte {
 			continue
 		}
 		fmt.Fprintf(&b, "add element %s %s %s {\n", TableFamily, TableName, m.name)
-		for i, e := range m.elems {
-			b.WriteString("\t")
-			b.WriteString(e)
-			if i < len(m.elems)-1 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('\n')
-		}
+		writeList(&b, "\t", m.elems)
 		b.WriteString("}\n")
 	}
 	return b.Bytes()

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -23,11 +24,11 @@ func TestKernelAdd(t *testing.T) {
 	c := l.addPod(t, "y", "c", map[string]string{"pod": "c"}, 12)
 	policies := []networkingv1.NetworkPolicy{
 		// c receives only from a, on TCP 80, and sends only to x on 81.
-		np("y", "c", labelsSel("pod", "c"), types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress),
-			ingress(from(podPeer(labelsSel("pod", "a")), nsPeer(labelsSel(nsNameLabel, "x"))), port("", 80)),
-			egress(from(nsPeer(labelsSel(nsNameLabel, "x"))), port("", 81), port(corev1.ProtocolUDP, 81))),
+		nptest.Policy("y", "c", nptest.Labels("pod", "c"), nptest.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress),
+			nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("pod", "a")), nptest.NSPeer(nptest.Labels(nsNameLabel, "x"))), nptest.Port("", 80)),
+			nptest.Egress(nptest.Peers(nptest.NSPeer(nptest.Labels(nsNameLabel, "x"))), nptest.Port("", 81), nptest.Port(corev1.ProtocolUDP, 81))),
 		// a receives only from c; b is unrestricted.
-		np("x", "a", labelsSel("pod", "a"), ingress(from(nsPeer(labelsSel(nsNameLabel, "y"))))),
+		nptest.Policy("x", "a", nptest.Labels("pod", "a"), nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels(nsNameLabel, "y"))))),
 	}
 	all := l.input()
 	all.Policies = policies

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 	"github.com/google/go-cmp/cmp"
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -31,9 +32,9 @@ func onlyLocal(policies []networkingv1.NetworkPolicy, names ...string) *Input {
 
 func TestApplierAdd(t *testing.T) {
 	ctx := context.Background()
-	fromY := ingress(from(nsPeer(labelsSel("team", "b"))), port("", 80))
-	shared := []networkingv1.NetworkPolicy{np("x", "deny", nil), np("x", "from-y", nil, fromY)}
-	own := append(shared, np("x", "b-from-z", labelsSel("pod", "b"), ingress(from(nsPeer(labelsSel(nsNameLabel, "z"))))))
+	fromY := nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("team", "b"))), nptest.Port("", 80))
+	shared := []networkingv1.NetworkPolicy{nptest.Policy("x", "deny", nil), nptest.Policy("x", "from-y", nil, fromY)}
+	own := append(shared, nptest.Policy("x", "b-from-z", nptest.Labels("pod", "b"), nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels(nsNameLabel, "z"))))))
 
 	t.Run("shared chain: map elements only", func(t *testing.T) {
 		f := &fakeNFT{}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 	"github.com/google/go-cmp/cmp"
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -122,7 +123,7 @@ func TestApplier(t *testing.T) {
 
 	// A failed load is reported, and the next Apply of the same model
 	// tries again.
-	in.Policies = []networkingv1.NetworkPolicy{np("x", "deny", nil)}
+	in.Policies = []networkingv1.NetworkPolicy{nptest.Policy("x", "deny", nil)}
 	f.fail = errors.New("nft: exit status 1")
 	if _, err := a.Apply(ctx, Translate(in)); err == nil || !strings.Contains(err.Error(), "load nftables table inet flock") {
 		t.Errorf("Apply with nft failing = %v", err)

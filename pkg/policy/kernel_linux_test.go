@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -41,9 +42,9 @@ func TestKernelPolicy(t *testing.T) {
 
 	t.Run("default deny ingress, one port allowed", func(t *testing.T) {
 		check(t, []networkingv1.NetworkPolicy{
-			np("x", "deny", nil),
-			np("x", "allow", labelsSel("pod", "a"),
-				ingress(from(nsPeer(labelsSel(nsNameLabel, "y"))), port("", "http"), port(corev1.ProtocolUDP, 81))),
+			nptest.Policy("x", "deny", nil),
+			nptest.Policy("x", "allow", nptest.Labels("pod", "a"),
+				nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels(nsNameLabel, "y"))), nptest.Port("", "http"), nptest.Port(corev1.ProtocolUDP, 81))),
 		})
 	})
 
@@ -56,12 +57,12 @@ func TestKernelPolicy(t *testing.T) {
 		mustRun(t, "ip", "-n", a.netns, "neigh", "flush", "all")
 		mustRun(t, "ip", "-n", l.node, "neigh", "flush", "all")
 		policies := []networkingv1.NetworkPolicy{
-			np("x", "a", labelsSel("pod", "a"), types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress),
-				egress(from(podPeer(labelsSel("pod", "b"))), port("", "http")),
-				egress(from(nsPeer(all)), port("", 81), port(corev1.ProtocolUDP, 81)),
-				egress(from(ipPeer(l.node6.String()+"/128"), ipPeer(l.node4.String()+"/32")), port("", 81))),
-			np("x", "b", labelsSel("pod", "b"), ingress(from(podPeer(labelsSel("pod", "a"))), port("", 80))),
-			np("y", "deny", nil),
+			nptest.Policy("x", "a", nptest.Labels("pod", "a"), nptest.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress),
+				nptest.Egress(nptest.Peers(nptest.PodPeer(nptest.Labels("pod", "b"))), nptest.Port("", "http")),
+				nptest.Egress(nptest.Peers(nptest.NSPeer(all)), nptest.Port("", 81), nptest.Port(corev1.ProtocolUDP, 81)),
+				nptest.Egress(nptest.Peers(nptest.Block(l.node6.String()+"/128"), nptest.Block(l.node4.String()+"/32")), nptest.Port("", 81))),
+			nptest.Policy("x", "b", nptest.Labels("pod", "b"), nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("pod", "a"))), nptest.Port("", 80))),
+			nptest.Policy("y", "deny", nil),
 		}
 		var toNode []probeCase
 		for _, p := range l.pods {

@@ -26,24 +26,15 @@ var cyclonusOptions = policytest.Options{NotInAnyKey: false}
 
 // checkScenario compares the model and the rendered sets with the oracle on
 // every probe and returns the disagreements (at most max).
-func checkScenario(s *policytest.Scenario, max int, n *policytest.Tally) []string {
+func checkScenario(s *policytest.Scenario, max int, n *policytest.Tally) ([]string, error) {
 	var nps []*networkingv1.NetworkPolicy
 	for _, np := range s.In.Policies {
 		nps = append(nps, policytest.APIDefaults(np))
 	}
 	oracle := matcher.BuildNetworkPolicies(false, nps)
-	m := policy.Translate(s.In)
-	if len(m.Warnings) > 0 {
-		return []string{fmt.Sprintf("warnings on valid input: %v", m.Warnings)}
-	}
-	policies := map[string]*policy.PodPolicy{}
-	for i := range m.Pods {
-		policies[m.Pods[i].Namespace+"/"+m.Pods[i].Name] = &m.Pods[i]
-	}
-	for _, p := range s.In.Pods {
-		if p.Iface != "" && policies[p.Key()] == nil {
-			return []string{fmt.Sprintf("local pod %s missing from the model", p.Key())}
-		}
+	policies, problem := policytest.LocalPolicies(s)
+	if problem != "" {
+		return []string{problem}, nil
 	}
 	nsLabels := map[string]map[string]string{}
 	for _, ns := range s.In.Namespaces {
@@ -88,29 +79,14 @@ func checkScenario(s *policytest.Scenario, max int, n *policytest.Tally) []strin
 			}
 		}
 		if len(bad) >= max {
-			return bad
+			return bad, nil
 		}
 	}
-	return bad
+	return bad, nil
 }
 
 func TestOracle(t *testing.T) {
-	n := 400
-	if testing.Short() {
-		n = 50
-	}
-	c := policytest.NewRandChooser(20260601, 6)
-	var probes policytest.Tally
-	for i := 0; i < n; i++ {
-		s := policytest.GenScenario(c, cyclonusOptions)
-		if bad := checkScenario(s, 10, &probes); len(bad) > 0 {
-			t.Fatalf("scenario %d: %d disagreements with the oracle:\n%s\nscenario:\n%s", i, len(bad), strings.Join(bad, "\n"), policytest.Describe(s))
-		}
-	}
-	t.Logf("%d scenarios agree with the oracle: %d probes allowed, %d denied", n, probes.Allowed, probes.Denied)
-	if probes.Allowed == 0 || probes.Denied == 0 {
-		t.Errorf("the scenarios exercise one verdict only")
-	}
+	policytest.CheckRandom(t, "the oracle", 20260601, 6, cyclonusOptions, checkScenario)
 }
 
 func FuzzTranslate(f *testing.F) {
@@ -118,10 +94,7 @@ func FuzzTranslate(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := policytest.GenScenario(&policytest.ByteChooser{B: data}, cyclonusOptions)
-		if bad := checkScenario(s, 10, &policytest.Tally{}); len(bad) > 0 {
-			t.Fatalf("%d disagreements with the oracle:\n%s\nscenario:\n%s", len(bad), strings.Join(bad, "\n"), policytest.Describe(s))
-		}
+		s := policytest.CheckFuzz(t, "the oracle", data, cyclonusOptions, checkScenario)
 		if _, err := policy.Render(policy.Translate(s.In)); err != nil {
 			t.Fatalf("Render: %v", err)
 		}

@@ -262,15 +262,20 @@ func writeMap(b *bytes.Buffer, name, what string, elems []string) {
 
 func writeElements(b *bytes.Buffer, elems []string) {
 	b.WriteString("\t\telements = {\n")
+	writeList(b, "\t\t\t", elems)
+	b.WriteString("\t\t}\n")
+}
+
+// writeList writes elements one a line, comma-separated.
+func writeList(b *bytes.Buffer, indent string, elems []string) {
 	for i, e := range elems {
-		b.WriteString("\t\t\t")
+		b.WriteString(indent)
 		b.WriteString(e)
 		if i < len(elems)-1 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('\n')
 	}
-	b.WriteString("\t\t}\n")
 }
 
 func writeRules(b *bytes.Buffer, rules ...string) {

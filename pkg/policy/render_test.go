@@ -1,20 +1,18 @@
 package policy
 
 import (
-	"flag"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/fritzlab/flock/internal/golden"
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // goldenInputs are the scenarios kept as testdata/NAME.nft.
 func goldenInputs() map[string]*Input {
@@ -23,25 +21,25 @@ func goldenInputs() map[string]*Input {
 	out["empty"] = handCluster()
 
 	in := handCluster()
-	in.Policies = []networkingv1.NetworkPolicy{np("x", "deny", nil, types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))}
+	in.Policies = []networkingv1.NetworkPolicy{nptest.Policy("x", "deny", nil, nptest.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))}
 	out["deny-all"] = in
 
 	// Every feature at once: the shape of a real namespace's policies.
 	in = handCluster()
 	in.Policies = []networkingv1.NetworkPolicy{
-		np("x", "default-deny", nil, types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)),
-		np("x", "dns", nil, types(networkingv1.PolicyTypeEgress),
-			egress(from(nsPeer(labelsSel(nsNameLabel, "kube-system"))), port(corev1.ProtocolUDP, 53), port("", 53)),
-			egress(from(ipPeer("2001:db8:53::/64"), ipPeer("192.0.2.53/32")), port(corev1.ProtocolUDP, 53))),
-		np("x", "web", labelsSel("app", "web"),
-			ingress(from(bothPeer(labelsSel("app", "web"), labelsSel("team", "b")), podPeer(labelsSel("pod", "b"))),
-				port("", "http"), port(corev1.ProtocolUDP, "dns")),
-			ingress(from(ipPeer("10.0.0.0/8", "10.42.0.0/16"), ipPeer("2001:db8::/32", "2001:db8:42::/48")),
-				port("", 8000, 8099), port(corev1.ProtocolSCTP, nil))),
-		np("x", "db", labelsSel("app", "db"), types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress),
-			ingress(from(podPeer(labelsSel("app", "web"))), port("", "http")),
-			egress(from(nsPeer(labelsSel("team", "b"))), port("", "http")),
-			egress(nil, port("", 443))),
+		nptest.Policy("x", "default-deny", nil, nptest.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)),
+		nptest.Policy("x", "dns", nil, nptest.Types(networkingv1.PolicyTypeEgress),
+			nptest.Egress(nptest.Peers(nptest.NSPeer(nptest.Labels(nsNameLabel, "kube-system"))), nptest.Port(corev1.ProtocolUDP, 53), nptest.Port("", 53)),
+			nptest.Egress(nptest.Peers(nptest.Block("2001:db8:53::/64"), nptest.Block("192.0.2.53/32")), nptest.Port(corev1.ProtocolUDP, 53))),
+		nptest.Policy("x", "web", nptest.Labels("app", "web"),
+			nptest.Ingress(nptest.Peers(nptest.NSPodPeer(nptest.Labels("team", "b"), nptest.Labels("app", "web")), nptest.PodPeer(nptest.Labels("pod", "b"))),
+				nptest.Port("", "http"), nptest.Port(corev1.ProtocolUDP, "dns")),
+			nptest.Ingress(nptest.Peers(nptest.Block("10.0.0.0/8", "10.42.0.0/16"), nptest.Block("2001:db8::/32", "2001:db8:42::/48")),
+				nptest.Port("", 8000, 8099), nptest.Port(corev1.ProtocolSCTP, nil))),
+		nptest.Policy("x", "db", nptest.Labels("app", "db"), nptest.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress),
+			nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("app", "web"))), nptest.Port("", "http")),
+			nptest.Egress(nptest.Peers(nptest.NSPeer(nptest.Labels("team", "b"))), nptest.Port("", "http")),
+			nptest.Egress(nil, nptest.Port("", 443))),
 	}
 	out["features"] = in
 
@@ -51,8 +49,8 @@ func goldenInputs() map[string]*Input {
 	in.Pods[1].Labels = in.Pods[0].Labels
 	in.Pods[1].Ports = in.Pods[0].Ports
 	in.Policies = []networkingv1.NetworkPolicy{
-		np("x", "web", labelsSel("app", "web"), ingress(from(nsPeer(all)), port("", "http"))),
-		np("x", "open", labelsSel("app", "web"), types(networkingv1.PolicyTypeEgress), egress(nil)),
+		nptest.Policy("x", "web", nptest.Labels("app", "web"), nptest.Ingress(nptest.Peers(nptest.NSPeer(all)), nptest.Port("", "http"))),
+		nptest.Policy("x", "open", nptest.Labels("app", "web"), nptest.Types(networkingv1.PolicyTypeEgress), nptest.Egress(nil)),
 	}
 	out["replicas"] = in
 	return out
@@ -66,18 +64,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join("testdata", name+".nft")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if d := cmp.Diff(string(want), string(got)); d != "" {
-				t.Errorf("%s differs from the rendered ruleset (-want +got; go test -update rewrites it):\n%s", path, d)
-			}
+			golden.Check(t, path, "rendered ruleset", got)
 			nftCheck(t, path)
 		})
 	}
@@ -172,8 +159,8 @@ func nftBlock(t *testing.T, s, head string) []string {
 func TestRenderVerdicts(t *testing.T) {
 	in := handCluster()
 	in.Policies = []networkingv1.NetworkPolicy{
-		np("x", "deny-a", labelsSel("pod", "a")),
-		np("x", "open-b", labelsSel("pod", "b"), ingress(nil)),
+		nptest.Policy("x", "deny-a", nptest.Labels("pod", "a")),
+		nptest.Policy("x", "open-b", nptest.Labels("pod", "b"), nptest.Ingress(nil)),
 	}
 	b, err := Render(Translate(in))
 	if err != nil {

@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // The hand cluster: namespaces x (team=a), y (team=b), z; pods x/a and x/b
@@ -82,89 +82,12 @@ func peers(groups ...[]Peer) []Peer {
 	return out
 }
 
-// Policy builders.
-
-func np(ns, name string, sel *metav1.LabelSelector, opts ...func(*networkingv1.NetworkPolicy)) networkingv1.NetworkPolicy {
-	p := networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	if sel != nil {
-		p.Spec.PodSelector = *sel
-	}
-	for _, o := range opts {
-		o(&p)
-	}
-	return p
-}
-
-func types(t ...networkingv1.PolicyType) func(*networkingv1.NetworkPolicy) {
-	return func(p *networkingv1.NetworkPolicy) { p.Spec.PolicyTypes = t }
-}
-
-func ingress(from []networkingv1.NetworkPolicyPeer, ps ...networkingv1.NetworkPolicyPort) func(*networkingv1.NetworkPolicy) {
-	return func(p *networkingv1.NetworkPolicy) {
-		p.Spec.Ingress = append(p.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: from, Ports: ps})
-	}
-}
-
-func egress(to []networkingv1.NetworkPolicyPeer, ps ...networkingv1.NetworkPolicyPort) func(*networkingv1.NetworkPolicy) {
-	return func(p *networkingv1.NetworkPolicy) {
-		p.Spec.Egress = append(p.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: to, Ports: ps})
-	}
-}
-
-func emptyIngress(p *networkingv1.NetworkPolicy) {
-	p.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{}
-}
-
-func labelsSel(kv ...string) *metav1.LabelSelector {
-	s := &metav1.LabelSelector{MatchLabels: map[string]string{}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		s.MatchLabels[kv[i]] = kv[i+1]
-	}
-	return s
-}
-
-func expr(key string, op metav1.LabelSelectorOperator, values ...string) *metav1.LabelSelector {
-	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: key, Operator: op, Values: values}}}
+// emptyIngress is an ingress list given but empty.
+func emptyIngress(s *networkingv1.NetworkPolicySpec) {
+	s.Ingress = []networkingv1.NetworkPolicyIngressRule{}
 }
 
 var all = &metav1.LabelSelector{}
-
-func podPeer(sel *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{PodSelector: sel}
-}
-
-func nsPeer(sel *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{NamespaceSelector: sel}
-}
-
-func bothPeer(pod, ns *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{PodSelector: pod, NamespaceSelector: ns}
-}
-
-func ipPeer(cidr string, except ...string) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr, Except: except}}
-}
-
-func from(p ...networkingv1.NetworkPolicyPeer) []networkingv1.NetworkPolicyPeer { return p }
-
-func port(proto corev1.Protocol, p any, end ...int32) networkingv1.NetworkPolicyPort {
-	out := networkingv1.NetworkPolicyPort{}
-	if proto != "" {
-		out.Protocol = &proto
-	}
-	switch v := p.(type) {
-	case int:
-		x := intstr.FromInt32(int32(v))
-		out.Port = &x
-	case string:
-		x := intstr.FromString(v)
-		out.Port = &x
-	}
-	if len(end) > 0 {
-		out.EndPort = &end[0]
-	}
-	return out
-}
 
 var cmpAddrs = cmp.Options{
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
@@ -182,104 +105,104 @@ func TestTranslate(t *testing.T) {
 		{name: "no policy: unrestricted"},
 		{
 			name:     "default deny ingress for the namespace",
-			policies: []networkingv1.NetworkPolicy{np("x", "deny", nil)},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "deny", nil)},
 			aIn:      deny, bIn: deny,
 		},
 		{
 			name:     "a policy in another namespace selects nothing here",
-			policies: []networkingv1.NetworkPolicy{np("y", "deny", nil)},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("y", "deny", nil)},
 		},
 		{
 			name:     "empty ingress list is deny",
-			policies: []networkingv1.NetworkPolicy{np("x", "deny", labelsSel("pod", "a"), emptyIngress)},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "deny", nptest.Labels("pod", "a"), emptyIngress)},
 			aIn:      deny,
 		},
 		{
 			name:     "an empty rule allows everything",
-			policies: []networkingv1.NetworkPolicy{np("x", "all", labelsSel("pod", "a"), ingress(nil))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "all", nptest.Labels("pod", "a"), nptest.Ingress(nil))},
 			aIn:      &Allow{Rules: []Rule{{Peers: allPeers}}},
 		},
 		{
 			name:     "policyTypes Egress only: ingress rules are ignored",
-			policies: []networkingv1.NetworkPolicy{np("x", "e", labelsSel("pod", "a"), types(networkingv1.PolicyTypeEgress), ingress(nil))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "e", nptest.Labels("pod", "a"), nptest.Types(networkingv1.PolicyTypeEgress), nptest.Ingress(nil))},
 			aOut:     deny,
 		},
 		{
 			name:     "no policyTypes and egress rules: both directions (API defaulting)",
-			policies: []networkingv1.NetworkPolicy{np("x", "e", labelsSel("pod", "a"), egress(from(ipPeer("10.0.0.0/8"))))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "e", nptest.Labels("pod", "a"), nptest.Egress(nptest.Peers(nptest.Block("10.0.0.0/8"))))},
 			aIn:      deny,
 			aOut:     &Allow{Rules: []Rule{{Peers: []Peer{block("10.0.0.0/8")}}}},
 		},
 		{
 			name:     "podSelector peer: that namespace only",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"), ingress(from(podPeer(labelsSel("app", "db")))))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("app", "db")))))},
 			aIn:      &Allow{Rules: []Rule{{Peers: peersOf("x/b")}}},
 		},
 		{
 			name:     "namespaceSelector peer: every pod of the selected namespaces",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"), ingress(from(nsPeer(labelsSel("team", "b")))))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("team", "b")))))},
 			aIn:      &Allow{Rules: []Rule{{Peers: peersOf("y/a", "y/b")}}},
 		},
 		{
 			name: "namespaceSelector by kubernetes.io/metadata.name, which the API server sets",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"),
-				ingress(from(nsPeer(labelsSel(nsNameLabel, "z")))))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"),
+				nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels(nsNameLabel, "z")))))},
 			aIn: &Allow{Rules: []Rule{{Peers: peersOf("z/c")}}},
 		},
 		{
 			name: "podSelector and namespaceSelector together: both must match",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"),
-				ingress(from(bothPeer(labelsSel("app", "web"), all))))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"),
+				nptest.Ingress(nptest.Peers(nptest.NSPodPeer(all, nptest.Labels("app", "web")))))},
 			aIn: &Allow{Rules: []Rule{{Peers: peersOf("x/a", "y/a")}}},
 		},
 		{
 			name: "matchExpressions In and Exists",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", expr("app", metav1.LabelSelectorOpIn, "web", "api"),
-				ingress(from(bothPeer(expr("app", metav1.LabelSelectorOpExists), all))))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Expr("app", metav1.LabelSelectorOpIn, "web", "api"),
+				nptest.Ingress(nptest.Peers(nptest.NSPodPeer(all, nptest.Expr("app", metav1.LabelSelectorOpExists)))))},
 			aIn: &Allow{Rules: []Rule{{Peers: peersOf("x/a", "x/b", "y/a")}}},
 		},
 		{
 			name: "matchExpressions NotIn matches pods without the key, as labels.Selector does",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"),
-				ingress(from(bothPeer(expr("app", metav1.LabelSelectorOpNotIn, "web"), all))))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"),
+				nptest.Ingress(nptest.Peers(nptest.NSPodPeer(all, nptest.Expr("app", metav1.LabelSelectorOpNotIn, "web")))))},
 			aIn: &Allow{Rules: []Rule{{Peers: peersOf("x/b", "y/b", "z/c")}}},
 		},
 		{
 			name: "matchExpressions DoesNotExist",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", expr("app", metav1.LabelSelectorOpDoesNotExist),
-				ingress(nil))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Expr("app", metav1.LabelSelectorOpDoesNotExist),
+				nptest.Ingress(nil))},
 		},
 		{
 			name: "ipBlock with except, pod addresses included",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"),
-				ingress(from(ipPeer("10.42.0.0/16", "10.42.2.0/24"), ipPeer("2001:db8:42::/48"))))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"),
+				nptest.Ingress(nptest.Peers(nptest.Block("10.42.0.0/16", "10.42.2.0/24"), nptest.Block("2001:db8:42::/48"))))},
 			aIn: &Allow{Rules: []Rule{{Peers: []Peer{block("10.42.0.0/16", "10.42.2.0/24"), block("2001:db8:42::/48")}}}},
 		},
 		{
 			name: "numeric ports of each protocol, a protocol without port, an endPort range",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"),
-				ingress(nil, port("", 80), port(corev1.ProtocolUDP, 53), port(corev1.ProtocolSCTP, nil), port(corev1.ProtocolTCP, 8000, 8099)))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"),
+				nptest.Ingress(nil, nptest.Port("", 80), nptest.Port(corev1.ProtocolUDP, 53), nptest.Port(corev1.ProtocolSCTP, nil), nptest.Port(corev1.ProtocolTCP, 8000, 8099)))},
 			aIn: &Allow{Rules: []Rule{{Peers: allPeers, Ports: []PortRange{
 				ports(TCP, 80, 80), ports(UDP, 53, 53), ports(SCTP, 0, 65535), ports(TCP, 8000, 8099)}}}},
 		},
 		{
 			name: "named ingress port: resolved on each selected pod",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", nil,
-				ingress(from(podPeer(all)), port("", "http")))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nil,
+				nptest.Ingress(nptest.Peers(nptest.PodPeer(all)), nptest.Port("", "http")))},
 			aIn: &Allow{Rules: []Rule{{Peers: peersOf("x/a", "x/b"), Ports: []PortRange{ports(TCP, 80, 80)}}}},
 			bIn: &Allow{Rules: []Rule{{Peers: peersOf("x/a", "x/b"), Ports: []PortRange{ports(TCP, 8080, 8080)}}}},
 		},
 		{
 			name: "named port of another protocol or unknown: the rule allows nothing (not every port)",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"),
-				ingress(nil, port(corev1.ProtocolUDP, "http"), port("", "nope")))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"),
+				nptest.Ingress(nil, nptest.Port(corev1.ProtocolUDP, "http"), nptest.Port("", "nope")))},
 			aIn: deny,
 		},
 		{
 			name: "named egress port: resolved on each destination pod, ipBlock pods included",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"), types(networkingv1.PolicyTypeEgress),
-				egress(from(nsPeer(labelsSel("team", "b")), ipPeer("2001:db8:42:2::/64", "2001:db8:42:2::b/128")),
-					port("", "http"), port("", 443)))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Types(networkingv1.PolicyTypeEgress),
+				nptest.Egress(nptest.Peers(nptest.NSPeer(nptest.Labels("team", "b")), nptest.Block("2001:db8:42:2::/64", "2001:db8:42:2::b/128")),
+					nptest.Port("", "http"), nptest.Port("", 443)))},
 			aOut: &Allow{Rules: []Rule{
 				{Peers: peers(peersOf("y/a", "y/b"), []Peer{block("2001:db8:42:2::/64", "2001:db8:42:2::b/128")}), Ports: []PortRange{ports(TCP, 443, 443)}},
 				{Peers: peersOf("y/a"), Ports: []PortRange{ports(TCP, 81, 81)}},
@@ -288,16 +211,16 @@ func TestTranslate(t *testing.T) {
 		},
 		{
 			name: "named egress port without peers: every pod that has it",
-			policies: []networkingv1.NetworkPolicy{np("x", "p", labelsSel("pod", "a"), types(networkingv1.PolicyTypeEgress),
-				egress(nil, port(corev1.ProtocolUDP, "http")))},
+			policies: []networkingv1.NetworkPolicy{nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Types(networkingv1.PolicyTypeEgress),
+				nptest.Egress(nil, nptest.Port(corev1.ProtocolUDP, "http")))},
 			aOut: &Allow{Rules: []Rule{{Peers: peersOf("z/c"), Ports: []PortRange{ports(UDP, 80, 80)}}}},
 		},
 		{
 			name: "stacked policies are a union",
 			policies: []networkingv1.NetworkPolicy{
-				np("x", "deny", nil),
-				np("x", "web", labelsSel("app", "web"), ingress(from(podPeer(labelsSel("pod", "b"))), port("", 80))),
-				np("x", "ns", labelsSel("pod", "a"), ingress(from(nsPeer(labelsSel("team", "b"))))),
+				nptest.Policy("x", "deny", nil),
+				nptest.Policy("x", "web", nptest.Labels("app", "web"), nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("pod", "b"))), nptest.Port("", 80))),
+				nptest.Policy("x", "ns", nptest.Labels("pod", "a"), nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("team", "b"))))),
 			},
 			aIn: &Allow{Rules: []Rule{
 				{Peers: peersOf("y/a", "y/b")},
@@ -332,8 +255,8 @@ func TestTranslateSharesAllowLists(t *testing.T) {
 	in.Pods[1].Labels = in.Pods[0].Labels // x/b a replica of x/a
 	in.Pods[1].Ports = in.Pods[0].Ports
 	in.Policies = []networkingv1.NetworkPolicy{
-		np("x", "p", nil, types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress),
-			ingress(from(podPeer(all)), port("", "http")), egress(nil, port("", "http"))),
+		nptest.Policy("x", "p", nil, nptest.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress),
+			nptest.Ingress(nptest.Peers(nptest.PodPeer(all)), nptest.Port("", "http")), nptest.Egress(nil, nptest.Port("", "http"))),
 	}
 	m := Translate(in)
 	a, b := m.Pods[0], m.Pods[1]
@@ -380,22 +303,22 @@ func TestTranslateWarnings(t *testing.T) {
 		aIn    *Allow
 	}{
 		{"bad cidr drops the peer, not the rule's other peers",
-			np("x", "p", labelsSel("pod", "a"), ingress(from(ipPeer("10.0.0.0/33"), ipPeer("10.0.0.0/8")))),
+			nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Ingress(nptest.Peers(nptest.Block("10.0.0.0/33"), nptest.Block("10.0.0.0/8")))),
 			"ipBlock cidr", &Allow{Rules: []Rule{{Peers: []Peer{block("10.0.0.0/8")}}}}},
 		{"a rule whose only peer is unusable allows nothing",
-			np("x", "p", labelsSel("pod", "a"), ingress(from(ipPeer("nope")))),
+			nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Ingress(nptest.Peers(nptest.Block("nope")))),
 			"ipBlock cidr", &Allow{Rules: []Rule{}}},
 		{"a rule whose only port is unusable allows nothing",
-			np("x", "p", labelsSel("pod", "a"), ingress(nil, networkingv1.NetworkPolicyPort{Protocol: &bad})),
+			nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Ingress(nil, networkingv1.NetworkPolicyPort{Protocol: &bad})),
 			"not TCP, UDP or SCTP", &Allow{Rules: []Rule{}}},
 		{"endPort below port",
-			np("x", "p", labelsSel("pod", "a"), ingress(nil, port("", 90, 80))),
+			nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Ingress(nil, nptest.Port("", 90, 80))),
 			"not within 1-65535", &Allow{Rules: []Rule{}}},
 		{"empty peer",
-			np("x", "p", labelsSel("pod", "a"), ingress(from(networkingv1.NetworkPolicyPeer{}))),
+			nptest.Policy("x", "p", nptest.Labels("pod", "a"), nptest.Ingress(nptest.Peers(networkingv1.NetworkPolicyPeer{}))),
 			"no ipBlock, podSelector or namespaceSelector", &Allow{Rules: []Rule{}}},
 		{"bad podSelector ignores the policy",
-			np("x", "p", expr("app", "Maybe")), "podSelector", nil},
+			nptest.Policy("x", "p", nptest.Expr("app", "Maybe")), "podSelector", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := handCluster()
@@ -414,8 +337,8 @@ func TestTranslateWarnings(t *testing.T) {
 func TestTranslateDeterministic(t *testing.T) {
 	in := handCluster()
 	in.Policies = []networkingv1.NetworkPolicy{
-		np("x", "b", nil, ingress(from(nsPeer(all)), port("", "http"))),
-		np("x", "a", labelsSel("pod", "a"), egress(from(podPeer(all), ipPeer("10.0.0.0/8")), port("", "http"), port("", 53))),
+		nptest.Policy("x", "b", nil, nptest.Ingress(nptest.Peers(nptest.NSPeer(all)), nptest.Port("", "http"))),
+		nptest.Policy("x", "a", nptest.Labels("pod", "a"), nptest.Egress(nptest.Peers(nptest.PodPeer(all), nptest.Block("10.0.0.0/8")), nptest.Port("", "http"), nptest.Port("", 53))),
 	}
 	want := Translate(in)
 	for i, j := 0, len(in.Pods)-1; i < j; i, j = i+1, j-1 {
@@ -429,14 +352,14 @@ func TestTranslateDeterministic(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
-	orig := np("x", "p", nil, egress(from()), func(p *networkingv1.NetworkPolicy) {
-		p.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{}
-		p.Spec.Egress[0].Ports = []networkingv1.NetworkPolicyPort{{}}
+	orig := nptest.Policy("x", "p", nil, nptest.Egress(nptest.Peers()), func(s *networkingv1.NetworkPolicySpec) {
+		s.Ingress = []networkingv1.NetworkPolicyIngressRule{}
+		s.Egress[0].Ports = []networkingv1.NetworkPolicyPort{{}}
 	})
 	got := Normalize(&orig)
 	tcp := corev1.ProtocolTCP
-	want := np("x", "p", nil, types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress), func(p *networkingv1.NetworkPolicy) {
-		p.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp}}}}
+	want := nptest.Policy("x", "p", nil, nptest.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress), func(s *networkingv1.NetworkPolicySpec) {
+		s.Egress = []networkingv1.NetworkPolicyEgressRule{{Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp}}}}
 	})
 	if d := cmp.Diff(&want, got); d != "" {
 		t.Errorf("Normalize (-want +got):\n%s", d)

@@ -4,98 +4,24 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// Builders for the cases, in the upstream suite's vocabulary.
-
-type npSpec = func(*networkingv1.NetworkPolicySpec)
-
-// npPolicy selects pods by labels (none: every pod of the namespace).
-func npPolicy(name string, podLabels map[string]string, opts ...npSpec) *networkingv1.NetworkPolicy {
-	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	np.Spec.PodSelector = metav1.LabelSelector{MatchLabels: podLabels}
-	for _, o := range opts {
-		o(&np.Spec)
-	}
-	return np
-}
-
-func npTypes(t ...networkingv1.PolicyType) npSpec {
-	return func(s *networkingv1.NetworkPolicySpec) { s.PolicyTypes = t }
+// npPolicy selects pods by labels (none: every pod of the namespace); the
+// namespace is the one it is applied in.
+func npPolicy(name string, podLabels map[string]string, opts ...nptest.Option) *networkingv1.NetworkPolicy {
+	np := nptest.Policy("", name, &metav1.LabelSelector{MatchLabels: podLabels}, opts...)
+	return &np
 }
 
 var (
-	npIngressOnly = npTypes(networkingv1.PolicyTypeIngress)
-	npEgressOnly  = npTypes(networkingv1.PolicyTypeEgress)
-	npBoth        = npTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)
+	npIngressOnly = nptest.Types(networkingv1.PolicyTypeIngress)
+	npEgressOnly  = nptest.Types(networkingv1.PolicyTypeEgress)
+	npBoth        = nptest.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)
 )
-
-func npIngress(from []networkingv1.NetworkPolicyPeer, ports ...networkingv1.NetworkPolicyPort) npSpec {
-	return func(s *networkingv1.NetworkPolicySpec) {
-		s.Ingress = append(s.Ingress, networkingv1.NetworkPolicyIngressRule{From: from, Ports: ports})
-	}
-}
-
-func npEgress(to []networkingv1.NetworkPolicyPeer, ports ...networkingv1.NetworkPolicyPort) npSpec {
-	return func(s *networkingv1.NetworkPolicySpec) {
-		s.Egress = append(s.Egress, networkingv1.NetworkPolicyEgressRule{To: to, Ports: ports})
-	}
-}
-
-func npPeers(p ...networkingv1.NetworkPolicyPeer) []networkingv1.NetworkPolicyPeer { return p }
-
-func npSel(kv ...string) *metav1.LabelSelector {
-	m := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	return &metav1.LabelSelector{MatchLabels: m}
-}
-
-func npExpr(key string, op metav1.LabelSelectorOperator, values ...string) *metav1.LabelSelector {
-	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: key, Operator: op, Values: values}}}
-}
-
-func npPodPeer(s *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{PodSelector: s}
-}
-
-func npNSPeer(s *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{NamespaceSelector: s}
-}
-
-func npNSPodPeer(nsSel, podSel *metav1.LabelSelector) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSel, PodSelector: podSel}
-}
-
-func npBlock(cidr string, except ...string) networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr, Except: except}}
-}
-
-// npPort is a port by number or name; protocol "" is left for the API
-// server to default (TCP).
-func npPort(proto corev1.Protocol, port any, endPort ...int32) networkingv1.NetworkPolicyPort {
-	out := networkingv1.NetworkPolicyPort{}
-	if proto != "" {
-		out.Protocol = &proto
-	}
-	switch p := port.(type) {
-	case int:
-		v := intstr.FromInt32(int32(p))
-		out.Port = &v
-	case string:
-		v := intstr.FromString(p)
-		out.Port = &v
-	}
-	if len(endPort) > 0 {
-		out.EndPort = &endPort[0]
-	}
-	return out
-}
 
 func npHost(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
 
@@ -141,7 +67,7 @@ func npCases() []npCase {
 		{"allow from pods of the namespace by podSelector", []npStep{{
 			"x/a allows x/b",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("x-a-allows-x-b", map[string]string{"pod": "a"}, npIngress(npPeers(npPodPeer(npSel("pod", "b"))))))
+				n.apply("x", npPolicy("x-a-allows-x-b", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("pod", "b"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || from == "x/b" },
 		}}},
@@ -151,7 +77,7 @@ func npCases() []npCase {
 			func(n *npEnv) {
 				n.apply("x", npPolicy("deny-all", nil, npIngressOnly))
 				n.apply("x", npPolicy("allow-all-to-a", map[string]string{"pod": "a"},
-					npIngress(npPeers(npNSPodPeer(&metav1.LabelSelector{}, &metav1.LabelSelector{})))))
+					nptest.Ingress(nptest.Peers(nptest.NSPodPeer(&metav1.LabelSelector{}, &metav1.LabelSelector{})))))
 			},
 			func(_, to string, _ npKind) bool { return npNS(to) != "x" || to == "x/a" },
 		}}},
@@ -159,7 +85,7 @@ func npCases() []npCase {
 		{"allow ingress from pods in all namespaces", []npStep{{
 			"x/a allows every namespace",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("allow-from-all-ns", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(&metav1.LabelSelector{})))))
+				n.apply("x", npPolicy("allow-from-all-ns", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(&metav1.LabelSelector{})))))
 			},
 			everything,
 		}}},
@@ -167,7 +93,7 @@ func npCases() []npCase {
 		{"allow only from another namespace by namespaceSelector", []npStep{{
 			"x/a allows namespace y",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("allow-ns-y", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))))))
+				n.apply("x", npPolicy("allow-ns-y", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("ns", "y"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
 		}}},
@@ -175,7 +101,7 @@ func npCases() []npCase {
 		{"namespaceSelector with matchLabels using the default namespace label", []npStep{{
 			"x/a allows kubernetes.io/metadata.name=y",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("allow-ns-y-by-name", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel(npNSName, "y"))))))
+				n.apply("x", npPolicy("allow-ns-y-by-name", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels(npNSName, "y"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
 		}}},
@@ -184,7 +110,7 @@ func npCases() []npCase {
 			"x/a allows pod In (b)",
 			func(n *npEnv) {
 				n.apply("x", npPolicy("x-a-allows-x-b", map[string]string{"pod": "a"},
-					npIngress(npPeers(npPodPeer(npExpr("pod", metav1.LabelSelectorOpIn, "b"))))))
+					nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Expr("pod", metav1.LabelSelectorOpIn, "b"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || from == "x/b" },
 		}}},
@@ -193,7 +119,7 @@ func npCases() []npCase {
 			"x/a allows namespaces In (y)",
 			func(n *npEnv) {
 				n.apply("x", npPolicy("allow-ns-in-y", map[string]string{"pod": "a"},
-					npIngress(npPeers(npNSPeer(npExpr(npNSName, metav1.LabelSelectorOpIn, "y"))))))
+					nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Expr(npNSName, metav1.LabelSelectorOpIn, "y"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) == "y" },
 		}}},
@@ -201,8 +127,8 @@ func npCases() []npCase {
 		{"namespaceSelector or podSelector", []npStep{{
 			"x/a allows namespaces NotIn (x), or pod b",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("ns-or-pod", map[string]string{"pod": "a"}, npIngress(npPeers(
-					npNSPeer(npExpr(npNSName, metav1.LabelSelectorOpNotIn, "x")), npPodPeer(npSel("pod", "b"))))))
+				n.apply("x", npPolicy("ns-or-pod", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(
+					nptest.NSPeer(nptest.Expr(npNSName, metav1.LabelSelectorOpNotIn, "x")), nptest.PodPeer(nptest.Labels("pod", "b"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || npNS(from) != "x" || from == "x/b" },
 		}}},
@@ -210,8 +136,8 @@ func npCases() []npCase {
 		{"podSelector and namespaceSelector", []npStep{{
 			"x/a allows pod b of namespaces NotIn (x)",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("ns-and-pod-b", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPodPeer(
-					npExpr(npNSName, metav1.LabelSelectorOpNotIn, "x"), npSel("pod", "b"))))))
+				n.apply("x", npPolicy("ns-and-pod-b", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPodPeer(
+					nptest.Expr(npNSName, metav1.LabelSelectorOpNotIn, "x"), nptest.Labels("pod", "b"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || npIs(from, "y/b", "z/b") },
 		}}},
@@ -219,8 +145,8 @@ func npCases() []npCase {
 		{"namespaceSelector and podSelector", []npStep{{
 			"x/a allows pods In (b, c) of namespaces NotIn (x)",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("ns-and-pod", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPodPeer(
-					npExpr(npNSName, metav1.LabelSelectorOpNotIn, "x"), npExpr("pod", metav1.LabelSelectorOpIn, "b", "c"))))))
+				n.apply("x", npPolicy("ns-and-pod", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPodPeer(
+					nptest.Expr(npNSName, metav1.LabelSelectorOpNotIn, "x"), nptest.Expr("pod", metav1.LabelSelectorOpIn, "b", "c"))))))
 			},
 			func(from, to string, _ npKind) bool {
 				return to != "x/a" || (npNS(from) != "x" && npName(from) != "a")
@@ -231,7 +157,7 @@ func npCases() []npCase {
 			"x/a allows pod b, or pod c",
 			func(n *npEnv) {
 				n.apply("x", npPolicy("pod-b-or-c", map[string]string{"pod": "a"},
-					npIngress(npPeers(npPodPeer(npSel("pod", "b")), npPodPeer(npSel("pod", "c"))))))
+					nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("pod", "b")), nptest.PodPeer(nptest.Labels("pod", "c"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || npIs(from, "x/b", "x/c") },
 		}}},
@@ -240,7 +166,7 @@ func npCases() []npCase {
 		{"allow only from a pod in a different namespace by podSelector and namespaceSelector", []npStep{{
 			"x/a allows y/a",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("ns-y-pod-a", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPodPeer(npSel(npNSName, "y"), npSel("pod", "a"))))))
+				n.apply("x", npPolicy("ns-y-pod-a", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPodPeer(nptest.Labels(npNSName, "y"), nptest.Labels("pod", "a"))))))
 			},
 			func(from, to string, _ npKind) bool { return to != "x/a" || from == "y/a" },
 		}}},
@@ -248,7 +174,7 @@ func npCases() []npCase {
 		{"ports", []npStep{{
 			"x/a allows namespace y on TCP 81",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("allow-81", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, 81))))
+				n.apply("x", npPolicy("allow-81", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("ns", "y"))), nptest.Port(npProtoTCP, 81))))
 			},
 			func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npTCP81) },
 		}}},
@@ -256,7 +182,7 @@ func npCases() []npCase {
 		{"UDP ports", []npStep{{
 			"x/a allows namespace y on UDP 81",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("allow-udp-81", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel(npNSName, "y"))), npPort(npProtoUDP, 81))))
+				n.apply("x", npPolicy("allow-udp-81", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels(npNSName, "y"))), nptest.Port(npProtoUDP, 81))))
 			},
 			func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npUDP81) },
 		}}},
@@ -265,14 +191,14 @@ func npCases() []npCase {
 			{
 				"x/a allows namespace y on TCP 81",
 				func(n *npEnv) {
-					n.apply("x", npPolicy("allow-81", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, 81))))
+					n.apply("x", npPolicy("allow-81", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("ns", "y"))), nptest.Port(npProtoTCP, 81))))
 				},
 				func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npTCP81) },
 			},
 			{
 				"and a second policy on TCP 80",
 				func(n *npEnv) {
-					n.apply("x", npPolicy("allow-80", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, 80))))
+					n.apply("x", npPolicy("allow-80", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("ns", "y"))), nptest.Port(npProtoTCP, 80))))
 				},
 				func(from, to string, k npKind) bool {
 					return to != "x/a" || (npNS(from) == "y" && k.proto == npTCP80.proto)
@@ -282,14 +208,14 @@ func npCases() []npCase {
 		// upstream: "should support allow-all policy"
 		{"allow-all policy", []npStep{{
 			"every pod of x allows everything",
-			func(n *npEnv) { n.apply("x", npPolicy("allow-all", nil, npIngress(nil))) },
+			func(n *npEnv) { n.apply("x", npPolicy("allow-all", nil, nptest.Ingress(nil))) },
 			everything,
 		}}},
 		// upstream: "should allow ingress access on one named port"
 		{"ingress on one named port", []npStep{{
 			"pods of x allow only serve-81-tcp",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("allow-81-named", nil, npIngress(nil, npPort("", "serve-81-tcp"))))
+				n.apply("x", npPolicy("allow-81-named", nil, nptest.Ingress(nil, nptest.Port("", "serve-81-tcp"))))
 			},
 			func(_, to string, k npKind) bool { return npNS(to) != "x" || k == npTCP81 },
 		}}},
@@ -298,7 +224,7 @@ func npCases() []npCase {
 			"x/a allows namespace y on serve-80-tcp",
 			func(n *npEnv) {
 				n.apply("x", npPolicy("allow-y-80-named", map[string]string{"pod": "a"},
-					npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, "serve-80-tcp"))))
+					nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("ns", "y"))), nptest.Port(npProtoTCP, "serve-80-tcp"))))
 			},
 			func(from, to string, k npKind) bool { return to != "x/a" || (npNS(from) == "y" && k == npTCP80) },
 		}}},
@@ -307,7 +233,7 @@ func npCases() []npCase {
 			{
 				"pods of x may send only to serve-80-tcp",
 				func(n *npEnv) {
-					n.apply("x", npPolicy("allow-egress-named", nil, npEgress(nil, npPort("", "serve-80-tcp")), npEgressOnly))
+					n.apply("x", npPolicy("allow-egress-named", nil, nptest.Egress(nil, nptest.Port("", "serve-80-tcp")), npEgressOnly))
 				},
 				func(from, _ string, k npKind) bool { return npNS(from) != "x" || k == npTCP80 },
 			},
@@ -315,14 +241,14 @@ func npCases() []npCase {
 				"updated: and to serve-81-udp",
 				func(n *npEnv) {
 					n.apply("x", npPolicy("allow-egress-named", nil,
-						npEgress(nil, npPort("", "serve-80-tcp"), npPort(npProtoUDP, "serve-81-udp")), npEgressOnly))
+						nptest.Egress(nil, nptest.Port("", "serve-80-tcp"), nptest.Port(npProtoUDP, "serve-81-udp")), npEgressOnly))
 				},
 				func(from, _ string, k npKind) bool { return npNS(from) != "x" || k == npTCP80 || k == npUDP81 },
 			},
 		}},
 		// upstream: "should enforce updated policy"
 		{"updated policy", []npStep{
-			{"allow-all in x", func(n *npEnv) { n.apply("x", npPolicy("mutate", nil, npIngress(nil))) }, everything},
+			{"allow-all in x", func(n *npEnv) { n.apply("x", npPolicy("mutate", nil, nptest.Ingress(nil))) }, everything},
 			{
 				"updated to deny-all",
 				func(n *npEnv) { n.apply("x", npPolicy("mutate", nil, npIngressOnly)) },
@@ -334,7 +260,7 @@ func npCases() []npCase {
 			{
 				"x/a allows namespaces labelled ns2=updated (none yet)",
 				func(n *npEnv) {
-					n.apply("x", npPolicy("allow-ns2", map[string]string{"pod": "a"}, npIngress(npPeers(npNSPeer(npSel("ns2", "updated"))))))
+					n.apply("x", npPolicy("allow-ns2", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("ns2", "updated"))))))
 				},
 				func(_, to string, _ npKind) bool { return to != "x/a" },
 			},
@@ -349,7 +275,7 @@ func npCases() []npCase {
 			{
 				"x/a allows pod=b,pod2=updated (none yet)",
 				func(n *npEnv) {
-					n.apply("x", npPolicy("allow-pod2", map[string]string{"pod": "a"}, npIngress(npPeers(npPodPeer(npSel("pod", "b", "pod2", "updated"))))))
+					n.apply("x", npPolicy("allow-pod2", map[string]string{"pod": "a"}, nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("pod", "b", "pod2", "updated"))))))
 				},
 				func(_, to string, _ npKind) bool { return to != "x/a" },
 			},
@@ -374,7 +300,7 @@ func npCases() []npCase {
 		{"deny ingress from other namespaces", []npStep{{
 			"pods of x allow pods of x",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("same-ns", nil, npIngress(npPeers(npPodPeer(&metav1.LabelSelector{})))))
+				n.apply("x", npPolicy("same-ns", nil, nptest.Ingress(nptest.Peers(nptest.PodPeer(&metav1.LabelSelector{})))))
 			},
 			func(from, to string, _ npKind) bool { return npNS(to) != "x" || npNS(from) == "x" },
 		}}},
@@ -395,7 +321,7 @@ func npCases() []npCase {
 			"x/a receives from x/b only, sends on TCP 80 only",
 			func(n *npEnv) {
 				n.apply("x", npPolicy("in-and-out", map[string]string{"pod": "a"}, npBoth,
-					npIngress(npPeers(npPodPeer(npSel("pod", "b")))), npEgress(nil, npPort("", 80))))
+					nptest.Ingress(nptest.Peers(nptest.PodPeer(nptest.Labels("pod", "b")))), nptest.Egress(nil, nptest.Port("", 80))))
 			},
 			func(from, to string, k npKind) bool {
 				return (to != "x/a" || from == "x/b") && (from != "x/a" || k == npTCP80)
@@ -405,8 +331,8 @@ func npCases() []npCase {
 		{"egress denied on the client although the server allows", []npStep{{
 			"x/a sends to y/a only; y/a and y/b receive from x/a only",
 			func(n *npEnv) {
-				fromXA := npIngress(npPeers(npNSPodPeer(npSel(npNSName, "x"), npSel("pod", "a"))))
-				n.apply("x", npPolicy("to-y-a", map[string]string{"pod": "a"}, npEgressOnly, npEgress(npPeers(npNSPodPeer(npSel(npNSName, "y"), npSel("pod", "a"))))))
+				fromXA := nptest.Ingress(nptest.Peers(nptest.NSPodPeer(nptest.Labels(npNSName, "x"), nptest.Labels("pod", "a"))))
+				n.apply("x", npPolicy("to-y-a", map[string]string{"pod": "a"}, npEgressOnly, nptest.Egress(nptest.Peers(nptest.NSPodPeer(nptest.Labels(npNSName, "y"), nptest.Labels("pod", "a"))))))
 				n.apply("y", npPolicy("a-from-x-a", map[string]string{"pod": "a"}, fromXA))
 				n.apply("y", npPolicy("b-from-x-a", map[string]string{"pod": "b"}, fromXA))
 			},
@@ -418,7 +344,7 @@ func npCases() []npCase {
 		{"egress to a server in another namespace by podSelector and namespaceSelector", []npStep{{
 			"x/a sends to y/a only",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("to-y-a", map[string]string{"pod": "a"}, npEgressOnly, npEgress(npPeers(npNSPodPeer(npSel(npNSName, "y"), npSel("pod", "a"))))))
+				n.apply("x", npPolicy("to-y-a", map[string]string{"pod": "a"}, npEgressOnly, nptest.Egress(nptest.Peers(nptest.NSPodPeer(nptest.Labels(npNSName, "y"), nptest.Labels("pod", "a"))))))
 			},
 			func(from, to string, _ npKind) bool { return from != "x/a" || to == "y/a" },
 		}}},
@@ -426,7 +352,7 @@ func npCases() []npCase {
 		{"ingress on any port of one protocol", []npStep{{
 			"x/a allows TCP only",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("tcp-only", map[string]string{"pod": "a"}, npIngress(nil, npPort(npProtoTCP, nil))))
+				n.apply("x", npPolicy("tcp-only", map[string]string{"pod": "a"}, nptest.Ingress(nil, nptest.Port(npProtoTCP, nil))))
 			},
 			func(_, to string, k npKind) bool { return to != "x/a" || k.proto == npTCP80.proto },
 		}}},
@@ -434,19 +360,21 @@ func npCases() []npCase {
 		{"multiple ingress policies, allow-all taking precedence", []npStep{
 			{
 				"pods of x allow port 80 only",
-				func(n *npEnv) { n.apply("x", npPolicy("allow-80", nil, npIngress(nil, npPort("", 80)))) },
+				func(n *npEnv) { n.apply("x", npPolicy("allow-80", nil, nptest.Ingress(nil, nptest.Port("", 80)))) },
 				func(_, to string, k npKind) bool { return npNS(to) != "x" || k == npTCP80 },
 			},
-			{"and allow everything", func(n *npEnv) { n.apply("x", npPolicy("allow-all", nil, npIngress(nil))) }, everything},
+			{"and allow everything", func(n *npEnv) { n.apply("x", npPolicy("allow-all", nil, nptest.Ingress(nil))) }, everything},
 		}},
 		// upstream: "should enforce multiple egress policies with egress allow-all policy taking precedence"
 		{"multiple egress policies, allow-all taking precedence", []npStep{
 			{
 				"pods of x send to port 80 only",
-				func(n *npEnv) { n.apply("x", npPolicy("egress-80", nil, npEgressOnly, npEgress(nil, npPort("", 80)))) },
+				func(n *npEnv) {
+					n.apply("x", npPolicy("egress-80", nil, npEgressOnly, nptest.Egress(nil, nptest.Port("", 80))))
+				},
 				func(from, _ string, k npKind) bool { return npNS(from) != "x" || k == npTCP80 },
 			},
-			{"and send anything", func(n *npEnv) { n.apply("x", npPolicy("egress-all", nil, npEgressOnly, npEgress(nil))) }, everything},
+			{"and send anything", func(n *npEnv) { n.apply("x", npPolicy("egress-all", nil, npEgressOnly, nptest.Egress(nil))) }, everything},
 		}},
 		// upstream: "should stop enforcing policies after they are deleted"
 		{"policies stop being enforced once deleted", []npStep{
@@ -463,7 +391,7 @@ func npCases() []npCase {
 			func(n *npEnv) {
 				yb := n.pod("y/b")
 				n.apply("x", npPolicy("to-y-b-cidr", map[string]string{"pod": "a"}, npEgressOnly,
-					npEgress(npPeers(npBlock(npHost(yb.v6)), npBlock(npHost(yb.v4))))))
+					nptest.Egress(nptest.Peers(nptest.Block(npHost(yb.v6)), nptest.Block(npHost(yb.v4))))))
 			},
 			func(from, to string, _ npKind) bool { return from != "x/a" || to == "y/b" },
 		}}},
@@ -474,7 +402,7 @@ func npCases() []npCase {
 				func(n *npEnv) {
 					xb := n.pod("x/b")
 					n.apply("x", npPolicy("pools-less-x-b", map[string]string{"pod": "a"}, npEgressOnly,
-						npEgress(npPeers(npBlock("2001:db8:42::/48", npHost(xb.v6)), npBlock("198.18.0.0/16", npHost(xb.v4))))))
+						nptest.Egress(nptest.Peers(nptest.Block("2001:db8:42::/48", npHost(xb.v6)), nptest.Block("198.18.0.0/16", npHost(xb.v4))))))
 				},
 				func(from, to string, _ npKind) bool { return from != "x/a" || to != "x/b" },
 			},
@@ -483,7 +411,7 @@ func npCases() []npCase {
 				func(n *npEnv) {
 					xb := n.pod("x/b")
 					n.apply("x", npPolicy("to-x-b", map[string]string{"pod": "a"}, npEgressOnly,
-						npEgress(npPeers(npBlock(npHost(xb.v6)), npBlock(npHost(xb.v4))))))
+						nptest.Egress(nptest.Peers(nptest.Block(npHost(xb.v6)), nptest.Block(npHost(xb.v4))))))
 				},
 				everything,
 			},
@@ -495,7 +423,7 @@ func npCases() []npCase {
 				func(n *npEnv) {
 					xb := n.pod("x/b")
 					n.apply("x", npPolicy("to-x-b-cidr", map[string]string{"pod": "a"}, npEgressOnly,
-						npEgress(npPeers(npBlock(npLargeCIDR(xb.v6), npHost(xb.v6)), npBlock(npLargeCIDR(xb.v4), npHost(xb.v4))))))
+						nptest.Egress(nptest.Peers(nptest.Block(npLargeCIDR(xb.v6), npHost(xb.v6)), nptest.Block(npLargeCIDR(xb.v4), npHost(xb.v4))))))
 				},
 				func(from, to string, _ npKind) bool { return from != "x/a" || to != "x/b" },
 			},
@@ -504,7 +432,7 @@ func npCases() []npCase {
 				func(n *npEnv) {
 					xb := n.pod("x/b")
 					n.apply("x", npPolicy("to-x-b-cidr", map[string]string{"pod": "a"}, npEgressOnly,
-						npEgress(npPeers(npBlock(npHost(xb.v6)), npBlock(npHost(xb.v4))))))
+						nptest.Egress(nptest.Peers(nptest.Block(npHost(xb.v6)), nptest.Block(npHost(xb.v4))))))
 				},
 				func(from, to string, _ npKind) bool { return from != "x/a" || to == "x/b" },
 			},
@@ -512,7 +440,7 @@ func npCases() []npCase {
 		// upstream: "should enforce policies to check ingress and egress policies can be controlled independently based on PodSelector"
 		{"ingress and egress controlled independently", []npStep{
 			{"x/a may send anything", func(n *npEnv) {
-				n.apply("x", npPolicy("egress-all", map[string]string{"pod": "a"}, npEgressOnly, npEgress(nil)))
+				n.apply("x", npPolicy("egress-all", map[string]string{"pod": "a"}, npEgressOnly, nptest.Egress(nil)))
 			}, everything},
 			{
 				"and receives nothing",
@@ -525,7 +453,7 @@ func npCases() []npCase {
 			"x/a allows namespace y on TCP 81-85 and UDP 70-80",
 			func(n *npEnv) {
 				n.apply("x", npPolicy("ranges", map[string]string{"pod": "a"},
-					npIngress(npPeers(npNSPeer(npSel("ns", "y"))), npPort(npProtoTCP, 81, 85), npPort(npProtoUDP, 70, 80))))
+					nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("ns", "y"))), nptest.Port(npProtoTCP, 81, 85), nptest.Port(npProtoUDP, 70, 80))))
 			},
 			func(from, to string, k npKind) bool {
 				return to != "x/a" || (npNS(from) == "y" && (k == npTCP81 || k == npUDP80))
@@ -536,7 +464,7 @@ func npCases() []npCase {
 			"deny ingress in x; x/a allows SCTP 80 and 81 only",
 			func(n *npEnv) {
 				n.apply("x", npPolicy("deny-ingress", nil, npIngressOnly))
-				n.apply("x", npPolicy("sctp-only", map[string]string{"pod": "a"}, npIngress(nil, npPort(npProtoSCTP, 80), npPort(npProtoSCTP, 81))))
+				n.apply("x", npPolicy("sctp-only", map[string]string{"pod": "a"}, nptest.Ingress(nil, nptest.Port(npProtoSCTP, 80), nptest.Port(npProtoSCTP, 81))))
 			},
 			func(_, to string, _ npKind) bool { return npNS(to) != "x" },
 		}}},
@@ -544,7 +472,7 @@ func npCases() []npCase {
 		{"a pod selected by an SCTP-only policy is isolated", []npStep{{
 			"x/a allows SCTP 80 only",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("sctp-only", map[string]string{"pod": "a"}, npIngress(nil, npPort(npProtoSCTP, 80))))
+				n.apply("x", npPolicy("sctp-only", map[string]string{"pod": "a"}, nptest.Ingress(nil, nptest.Port(npProtoSCTP, 80))))
 			},
 			func(_, to string, _ npKind) bool { return to != "x/a" },
 		}}},
@@ -552,7 +480,7 @@ func npCases() []npCase {
 		{"UDP only allows no TCP", []npStep{{
 			"x/a allows UDP 81 only",
 			func(n *npEnv) {
-				n.apply("x", npPolicy("udp-81", map[string]string{"pod": "a"}, npIngress(nil, npPort(npProtoUDP, 81))))
+				n.apply("x", npPolicy("udp-81", map[string]string{"pod": "a"}, nptest.Ingress(nil, nptest.Port(npProtoUDP, 81))))
 			},
 			func(_, to string, k npKind) bool { return to != "x/a" || k == npUDP81 },
 		}}},
@@ -561,7 +489,7 @@ func npCases() []npCase {
 			"x/a sends to namespaces NotIn (y)",
 			func(n *npEnv) {
 				n.apply("x", npPolicy("not-y", map[string]string{"pod": "a"}, npEgressOnly,
-					npEgress(npPeers(npNSPeer(npExpr(npNSName, metav1.LabelSelectorOpNotIn, "y"))))))
+					nptest.Egress(nptest.Peers(nptest.NSPeer(nptest.Expr(npNSName, metav1.LabelSelectorOpNotIn, "y"))))))
 			},
 			func(from, to string, _ npKind) bool { return from != "x/a" || npNS(to) != "y" },
 		}}},

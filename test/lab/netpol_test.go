@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -207,7 +208,7 @@ func (n *npEnv) anycast() {
 		}
 	}
 	probe(func(string) bool { return true })
-	n.apply("x", npPolicy("any-from-y", map[string]string{"pod": "any"}, npIngress(npPeers(npNSPeer(npSel("ns", "y"))))))
+	n.apply("x", npPolicy("any-from-y", map[string]string{"pod": "any"}, nptest.Ingress(nptest.Peers(nptest.NSPeer(nptest.Labels("ns", "y"))))))
 	want := func(from string) bool { return npNS(from) == "y" }
 	// Translate agrees: the anycast pod's ingress admits exactly y's pods.
 	in := n.translate()["x/any"].Ingress

@@ -168,18 +168,9 @@ func (k *knp) ask(ctx context.Context, pr policytest.Probe, pipeline bool) (verd
 // compare asks every probe of a scenario of Translate's model and of
 // kube-network-policies and returns the disagreements (at most max).
 func compare(s *policytest.Scenario, max int, n *policytest.Tally) ([]string, error) {
-	m := policy.Translate(s.In)
-	if len(m.Warnings) > 0 {
-		return []string{fmt.Sprintf("warnings on valid input: %v", m.Warnings)}, nil
-	}
-	pods := map[string]*policy.PodPolicy{}
-	for i := range m.Pods {
-		pods[m.Pods[i].Namespace+"/"+m.Pods[i].Name] = &m.Pods[i]
-	}
-	for _, p := range s.In.Pods {
-		if p.Iface != "" && pods[p.Key()] == nil {
-			return []string{fmt.Sprintf("local pod %s missing from the model", p.Key())}, nil
-		}
+	pods, problem := policytest.LocalPolicies(s)
+	if problem != "" {
+		return []string{problem}, nil
 	}
 	k, err := newKNP(s, apiPolicies(s))
 	if err != nil {
@@ -235,26 +226,7 @@ func allowString(a *policy.Allow) string {
 // every probe (all pairs of endpoints of one family with a local end, TCP,
 // UDP and SCTP, ports 79-83) in both directions; not one disagreement.
 func TestKubeNetworkPolicies(t *testing.T) {
-	n := 400
-	if testing.Short() {
-		n = 50
-	}
-	c := policytest.NewRandChooser(20260602, 7)
-	var probes policytest.Tally
-	for i := range n {
-		s := policytest.GenScenario(c, knpOptions)
-		bad, err := compare(s, 10, &probes)
-		if err != nil {
-			t.Fatalf("scenario %d: %v\nscenario:\n%s", i, err, policytest.Describe(s))
-		}
-		if len(bad) > 0 {
-			t.Fatalf("scenario %d: %d disagreements with kube-network-policies:\n%s\nscenario:\n%s", i, len(bad), strings.Join(bad, "\n"), policytest.Describe(s))
-		}
-	}
-	t.Logf("%d scenarios agree with kube-network-policies: %d verdicts allowed, %d denied", n, probes.Allowed, probes.Denied)
-	if probes.Allowed == 0 || probes.Denied == 0 {
-		t.Errorf("the scenarios exercise one verdict only")
-	}
+	policytest.CheckRandom(t, "kube-network-policies", 20260602, 7, knpOptions, compare)
 }
 
 func FuzzKubeNetworkPolicies(f *testing.F) {
@@ -262,13 +234,6 @@ func FuzzKubeNetworkPolicies(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := policytest.GenScenario(&policytest.ByteChooser{B: data}, knpOptions)
-		bad, err := compare(s, 10, &policytest.Tally{})
-		if err != nil {
-			t.Fatalf("%v\nscenario:\n%s", err, policytest.Describe(s))
-		}
-		if len(bad) > 0 {
-			t.Fatalf("%d disagreements with kube-network-policies:\n%s\nscenario:\n%s", len(bad), strings.Join(bad, "\n"), policytest.Describe(s))
-		}
+		policytest.CheckFuzz(t, "kube-network-policies", data, knpOptions, compare)
 	})
 }

@@ -4,7 +4,8 @@
 //     and nodes and policies of the shapes real clusters have;
 //   - GenScenario: small random scenarios after the upstream e2e suite, and
 //     their probes, for comparing Translate with independent evaluators
-//     (APIDefaults gives the policies as a cluster would).
+//     (APIDefaults gives the policies as a cluster would), and the
+//     checks that run them (CheckRandom, CheckFuzz).
 //
 // The same seed (or fuzz input) gives the same cluster or scenario.
 package policytest
