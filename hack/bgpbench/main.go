@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/hack/internal/benchlab"
 	"github.com/fritzlab/flock/internal/lab"
 	"github.com/fritzlab/flock/pkg/bird"
@@ -35,7 +36,7 @@ func run(ctx context.Context, l *lab.Lab, _ string) error {
 	node := l.Nodes[0]
 	patch := func(spec map[string]any) error {
 		data, _ := json.Marshal(map[string]any{"spec": spec})
-		_, err := dc.Resource(lab.NodeConfigResource).Patch(ctx, node.Name, types.MergePatchType, data, metav1.PatchOptions{})
+		_, err := dc.Resource(v1alpha1.NodeConfigGVR).Patch(ctx, node.Name, types.MergePatchType, data, metav1.PatchOptions{})
 		return err
 	}
 	// Wait until the lab's own pools are announced.

@@ -11,6 +11,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/internal/lab/topology"
 	"github.com/fritzlab/flock/pkg/bird"
 )
@@ -134,7 +135,7 @@ func (l *Lab) KillBIRD(node string) error {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill bird of %s: %w", node, err)
 	}
-	for syscall.Kill(pid, 0) == nil {
+	for controlplane.PidAlive(pid, "") {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/internal/lab/nsnet"
 )
 
@@ -74,7 +74,7 @@ func (o Options) daemonPid(name string) (int, bool) {
 		return 0, false
 	}
 	pid, err := strconv.Atoi(f[0])
-	if err != nil || !alive(pid, f[1]) {
+	if err != nil || !controlplane.PidAlive(pid, f[1]) {
 		return 0, false
 	}
 	return pid, true
@@ -91,7 +91,7 @@ func stopPids(pids []int, grace time.Duration) error {
 	for {
 		var left []int
 		for _, pid := range pids {
-			if alive(pid, "") {
+			if controlplane.PidAlive(pid, "") {
 				left = append(left, pid)
 			}
 		}
@@ -111,23 +111,6 @@ func stopPids(pids []int, grace time.Duration) error {
 		pids = left
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// alive reports whether pid runs (and is not a zombie), and, if exe is not
-// empty, runs exe: a recycled pid is never taken for a daemon.
-func alive(pid int, exe string) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
-		return false
-	}
-	if exe == "" {
-		return true
-	}
-	got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-	return err == nil && strings.TrimSuffix(got, " (deleted)") == exe
 }
 
 // pidsInNetns returns every process whose network namespace is one of the

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/internal/lab/nsnet"
 	"github.com/fritzlab/flock/internal/testns"
 )
@@ -31,10 +32,10 @@ func TestPidsInNetnsAndStop(t *testing.T) {
 	if err := stopPids(pids, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if alive(inside.Process.Pid, "") {
+	if controlplane.PidAlive(inside.Process.Pid, "") {
 		t.Error("process in the namespace survived stopPids")
 	}
-	if !alive(outside.Process.Pid, "") {
+	if !controlplane.PidAlive(outside.Process.Pid, "") {
 		t.Error("process outside the namespace was stopped")
 	}
 	if len(pidsInNetns([]string{"flk-labt-no-such-netns"})) != 0 {

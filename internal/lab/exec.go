@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -23,9 +24,14 @@ func (l *Lab) PodNetns(ctx context.Context, namespace, name string) (string, err
 	if err != nil {
 		return "", fmt.Errorf("pod %s/%s: %w", namespace, name, err)
 	}
+	return podNetns(pod)
+}
+
+// podNetns reads a pod's network namespace from kubelet-lite's annotation.
+func podNetns(pod *corev1.Pod) (string, error) {
 	netns := pod.Annotations[kubelet.NetnsAnnotation]
 	if netns == "" {
-		return "", fmt.Errorf("pod %s/%s has no network namespace yet (annotation %s)", namespace, name, kubelet.NetnsAnnotation)
+		return "", fmt.Errorf("pod %s/%s has no network namespace yet (annotation %s)", pod.Namespace, pod.Name, kubelet.NetnsAnnotation)
 	}
 	// The annotation holds a name under /run/netns; accept its path too.
 	return strings.TrimPrefix(netns, "/run/netns/"), nil

@@ -10,17 +10,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/internal/lab/topology"
 )
-
-// NodeConfigResource is flock's NodeConfig CRD.
-var NodeConfigResource = schema.GroupVersionResource{Group: "flock.fritzlab.net", Version: "v1alpha1", Resource: "nodeconfigs"}
 
 // KubeletUser is the identity of every kubelet-lite: it binds pods, as the
 // scheduler would, and writes pod and node status, so it is an admin.
@@ -115,8 +112,8 @@ func isNotReadyTaint(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotR
 // by default.
 func NodeConfig(n topology.Node) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "flock.fritzlab.net/v1alpha1",
-		"kind":       "NodeConfig",
+		"apiVersion": v1alpha1.SchemeGroupVersion.String(),
+		"kind":       v1alpha1.NodeConfigKind,
 		"metadata":   map[string]any{"name": n.Name},
 		"spec": map[string]any{
 			"cidr6":    n.Pool6.String(),
@@ -139,7 +136,7 @@ func applyNodeConfig(ctx context.Context, dc dynamic.Interface, n Node) error {
 		return fmt.Errorf("nodeconfig %s: %w", n.Name, err)
 	}
 	force := true
-	_, err = dc.Resource(NodeConfigResource).Patch(ctx, n.Name, types.ApplyPatchType, data,
+	_, err = dc.Resource(v1alpha1.NodeConfigGVR).Patch(ctx, n.Name, types.ApplyPatchType, data,
 		metav1.PatchOptions{FieldManager: "flock-lab", Force: &force})
 	if err != nil {
 		return fmt.Errorf("apply nodeconfig %s: %w", n.Name, err)

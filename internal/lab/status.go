@@ -32,16 +32,12 @@ type NodeStatus struct {
 // Status reports every node; it needs the control plane for the Ready
 // conditions and reports the rest without it.
 func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
-	ready := map[string]bool{}
+	var ready map[string]bool // none Ready when the API cannot say
 	var apiErr error
 	if cs, err := kubernetes.NewForConfig(l.cp.RESTConfig()); err != nil {
 		apiErr = err
-	} else if nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+	} else if ready, err = readyNodes(ctx, cs); err != nil {
 		apiErr = fmt.Errorf("list nodes: %w", err)
-	} else {
-		for _, n := range nodes.Items {
-			ready[n.Name] = nodeReady(&n)
-		}
 	}
 	var out []NodeStatus
 	for _, n := range l.Nodes {
@@ -104,6 +100,19 @@ func agentStatus(ctx context.Context, socket string) string {
 	return "ok"
 }
 
+// readyNodes lists the Nodes and tells which are Ready.
+func readyNodes(ctx context.Context, cs kubernetes.Interface) (map[string]bool, error) {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	ready := map[string]bool{}
+	for _, n := range nodes.Items {
+		ready[n.Name] = nodeReady(&n)
+	}
+	return ready, nil
+}
+
 func nodeReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -142,13 +151,9 @@ func (l *Lab) waitAPIProxy(ctx context.Context, timeout time.Duration) error {
 func (l *Lab) waitReady(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) error {
 	return poll(ctx, timeout, func() error {
 		var problems []string
-		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		ready, err := readyNodes(ctx, cs)
 		if err != nil {
 			return err
-		}
-		ready := map[string]bool{}
-		for _, n := range nodes.Items {
-			ready[n.Name] = nodeReady(&n)
 		}
 		for _, n := range l.Nodes {
 			for _, d := range []string{n.Name + "-agent", n.Name + "-kubelet", n.Name + "-proxy"} {

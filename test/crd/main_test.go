@@ -4,7 +4,6 @@
 package crd
 
 import (
-	"os"
 	"testing"
 
 	"github.com/fritzlab/flock/internal/lab/controlplane"
@@ -13,11 +12,7 @@ import (
 
 var shared = controlplanetest.Shared{Name: "crd"}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 // controlPlane is the package's control plane (it installs deploy/crd/).
 func controlPlane(t *testing.T) *controlplane.ControlPlane { return shared.Get(t) }

@@ -5,7 +5,6 @@
 package deploy
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -15,11 +14,7 @@ import (
 
 var shared = controlplanetest.Shared{Name: "deploy"}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 // deployDir is the repository's deploy/.
 func deployDir(t *testing.T) string {

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab"
 	"github.com/fritzlab/flock/pkg/bird"
 )
@@ -50,7 +51,7 @@ func (e *env) routerHas(prefix string, want bool) (bool, string) {
 func (e *env) patchNodeConfig(node string, patch map[string]any) {
 	e.t.Helper()
 	data, _ := json.Marshal(patch)
-	_, err := e.dyn().Resource(lab.NodeConfigResource).Patch(context.Background(), node, types.MergePatchType, data, metav1PatchOptions)
+	_, err := e.dyn().Resource(v1alpha1.NodeConfigGVR).Patch(context.Background(), node, types.MergePatchType, data, metav1PatchOptions)
 	if err != nil {
 		e.t.Fatalf("patch nodeconfig %s: %v", node, err)
 	}

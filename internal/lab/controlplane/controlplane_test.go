@@ -112,7 +112,7 @@ func TestStartCreateNamespaceStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, pid := range pids {
-		if pidAlive(pid, "") {
+		if PidAlive(pid, "") {
 			t.Errorf("%s (pid %d) still running after Stop", name, pid)
 		}
 	}

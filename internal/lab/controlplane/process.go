@@ -85,12 +85,13 @@ func (p *process) running() bool {
 			return true
 		}
 	}
-	return pidAlive(p.Pid, p.Binary)
+	return PidAlive(p.Pid, p.Binary)
 }
 
-// pidAlive reports whether pid is a live (non-zombie) process running bin, so
-// a recycled pid is never mistaken for ours.
-func pidAlive(pid int, bin string) bool {
+// PidAlive reports whether pid is a live (non-zombie) process and, if bin is
+// not empty, runs bin, so a recycled pid is never mistaken for ours. The
+// lab's own daemons are recognised the same way.
+func PidAlive(pid int, bin string) bool {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return false

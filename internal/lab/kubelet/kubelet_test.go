@@ -7,12 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fritzlab/flock/internal/lab/controlplane"
 )
 
 // TestKubeletLite runs kubelet-lite against a real API server, a real
@@ -71,7 +72,7 @@ func TestKubeletLite(t *testing.T) {
 		pids := containerPIDs(web)
 		e.stop()
 		for _, pid := range pids {
-			if alive(pid) {
+			if controlplane.PidAlive(pid, "") {
 				t.Errorf("container process %d still runs after kubelet-lite stopped", pid)
 			}
 		}
@@ -110,7 +111,7 @@ func TestKubeletLite(t *testing.T) {
 			t.Errorf("%d allocations left", n)
 		}
 		for _, pid := range pids {
-			if alive(pid) {
+			if controlplane.PidAlive(pid, "") {
 				t.Errorf("process %d left running", pid)
 			}
 		}
@@ -356,12 +357,4 @@ func containerPIDs(p *v1.Pod) []int {
 		}
 	}
 	return out
-}
-
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	return !strings.Contains(string(b), ") Z ") // a zombie is dead
 }

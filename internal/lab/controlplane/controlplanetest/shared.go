@@ -50,8 +50,16 @@ func (s *Shared) Get(t testing.TB) *controlplane.ControlPlane {
 	return s.cp
 }
 
-// Stop stops the control plane, if it was started, and removes its state;
-// call it from TestMain after m.Run.
+// Main runs the binary's tests, stops the control plane and exits with
+// their code: a package's whole TestMain is `func TestMain(m *testing.M) {
+// shared.Main(m) }`.
+func (s *Shared) Main(m *testing.M) {
+	code := m.Run()
+	s.Stop()
+	os.Exit(code)
+}
+
+// Stop stops the control plane, if it was started, and removes its state.
 func (s *Shared) Stop() {
 	if s.cp != nil {
 		s.cp.Stop()
