@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/kube"
@@ -50,8 +48,8 @@ func secretsNamespace(flag string) string {
 // and reloads BIRD; it runs until ctx ends.
 func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend) (*routing.Controller, error) {
 	// The DaemonSet's BIRD waits for the file to appear in this directory.
-	if err := os.MkdirAll(filepath.Dir(f.Config), 0o755); err != nil {
-		return nil, fmt.Errorf("bird config directory: %w", err)
+	if err := bird.PrepareDir(f.Config); err != nil {
+		return nil, err
 	}
 	ifs, err := routing.NewInterfaces()
 	if err != nil {

@@ -96,14 +96,14 @@ func birdPaths(dir string) (conf, sock string) {
 // until it has re-announced them) on the config already at conf.
 func birdDaemon(name, netns, dir string, conf []byte) (daemon, error) {
 	confPath, sock := birdPaths(dir)
-	if err := os.MkdirAll(filepath.Dir(confPath), 0o755); err != nil {
+	if err := bird.PrepareDir(confPath); err != nil {
 		return daemon{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if _, err := os.Stat(confPath); err != nil || conf != nil {
 		if conf == nil {
 			conf = bird.RenderBootstrap()
 		}
-		if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+		if err := os.WriteFile(confPath, conf, bird.ConfigMode); err != nil {
 			return daemon{}, fmt.Errorf("%s: %w", name, err)
 		}
 	}

@@ -72,12 +72,21 @@ func TestReloaderRealBird(t *testing.T) {
 	// The agent's pool blackhole, which BIRD learns.
 	testns.Run(t, "ip", "-n", ns, "route", "add", "blackhole", "10.42.1.0/24", "proto", "83")
 
-	dir := t.TempDir()
+	// The agent's directory and file modes (the config holds the MD5
+	// passwords), read by a BIRD with only the sidecar's capabilities: it
+	// must still read the config, the agent's user being its own.
+	dir := filepath.Join(t.TempDir(), "bird")
 	path, sock := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(path, bird.RenderBootstrap(), 0o644); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c := birdtest.Start(t, ns, path, sock)
+	if err := bird.PrepareDir(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bird.RenderBootstrap(), bird.ConfigMode); err != nil {
+		t.Fatal(err)
+	}
+	c := birdtest.StartConfined(t, ns, path, sock)
 	if p := show(t, c, "show protocols"); strings.Contains(p, "BGP") || !strings.Contains(p, "kernel6") {
 		t.Errorf("bootstrap protocols:\n%s", p)
 	}
@@ -107,6 +116,15 @@ func TestReloaderRealBird(t *testing.T) {
 		waitInSync(t, r)
 	}
 	apply()
+	for p, want := range map[string]os.FileMode{dir: bird.DirMode, path: bird.ConfigMode} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, st.Mode().Perm(), want)
+		}
+	}
 	protos, routes := show(t, c, "show protocols"), show(t, c, "show route")
 	for _, want := range []string{"bgp6_2001_db8_1ab_1__1", "static6", "static4"} {
 		if !strings.Contains(protos, want) {

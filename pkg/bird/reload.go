@@ -250,7 +250,32 @@ func (r *Reloader) command(ctx context.Context, cmd string, codes ...int) ([]Lin
 	return lines, &ReplyError{Command: cmd, Code: last.Code, Text: last.Text}
 }
 
-// writeTemp writes conf to a new file beside path and returns its name.
+// ConfigMode is the mode of the config file the Reloader writes: it holds
+// the peers' TCP MD5 passwords, so only its owner (the agent, and BIRD
+// running as the same user) may read it. DirMode is the mode of the
+// directory the agent keeps it in (PrepareDir).
+const (
+	ConfigMode os.FileMode = 0o600
+	DirMode    os.FileMode = 0o700
+)
+
+// PrepareDir creates the directory of the config file path with DirMode,
+// or tightens an existing one to it (a hostPath volume the kubelet created
+// is 0755), so that no other user of the host can list or open the config
+// or the temporary files beside it.
+func PrepareDir(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return fmt.Errorf("bird config directory: %w", err)
+	}
+	if err := os.Chmod(dir, DirMode); err != nil {
+		return fmt.Errorf("bird config directory: %w", err)
+	}
+	return nil
+}
+
+// writeTemp writes conf to a new file beside path, with ConfigMode, and
+// returns its name.
 func writeTemp(path string, conf []byte) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -258,7 +283,7 @@ func writeTemp(path string, conf []byte) (string, error) {
 	}
 	_, err = f.Write(conf)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(ConfigMode)
 	}
 	if err == nil {
 		err = f.Sync()

@@ -29,7 +29,24 @@ const (
 // is killed when the test ends, and its log shown if the test failed.
 func Start(t testing.TB, netns, conf, sock string, flags ...string) *bird.Client {
 	t.Helper()
-	args := append([]string{"netns", "exec", netns, "bird", "-f"}, flags...)
+	return start(t, []string{"netns", "exec", netns, "bird", "-f"}, conf, sock, flags)
+}
+
+// SidecarCaps are the only capabilities the DaemonSet gives its bird
+// container (deploy/daemonset.yaml); in particular not DAC_OVERRIDE, so a
+// root BIRD reads only the files its user owns or may read.
+const SidecarCaps = "-all,+net_admin,+net_bind_service"
+
+// StartConfined is Start with BIRD limited to SidecarCaps (setpriv drops
+// the rest from its bounding set), as the DaemonSet runs it.
+func StartConfined(t testing.TB, netns, conf, sock string, flags ...string) *bird.Client {
+	t.Helper()
+	return start(t, []string{"netns", "exec", netns, "setpriv", "--bounding-set=" + SidecarCaps, "bird", "-f"}, conf, sock, flags)
+}
+
+func start(t testing.TB, args []string, conf, sock string, flags []string) *bird.Client {
+	t.Helper()
+	args = append(args, flags...)
 	args = append(args, "-c", conf, "-s", sock, "-P", sock+".pid")
 	var out bytes.Buffer // read only once bird has exited
 	cmd := exec.Command("ip", args...)
@@ -110,7 +127,7 @@ type Sidecar struct {
 func StartSidecar(t testing.TB, netns, dir string) *Sidecar {
 	t.Helper()
 	s := &Sidecar{Config: filepath.Join(dir, "bird.conf"), Socket: filepath.Join(dir, "bird.ctl")}
-	if err := os.WriteFile(s.Config, bird.RenderBootstrap(), 0o644); err != nil {
+	if err := os.WriteFile(s.Config, bird.RenderBootstrap(), bird.ConfigMode); err != nil {
 		t.Fatal(err)
 	}
 	s.Client = Start(t, netns, s.Config, s.Socket, "-R")
