@@ -43,6 +43,20 @@ const (
 	// MaxSecretKeyLength the longest key of its data.
 	MaxSecretNameLength = 253
 	MaxSecretKeyLength  = 253
+	// MaxNamespaceLength is the longest namespace name (a DNS label).
+	MaxNamespaceLength = 63
+)
+
+// The Secrets the agent reads: in one namespace of flock's own, and only
+// those labelled for it. RBAC grants GET on every Secret of that namespace
+// (it cannot select by label); the label keeps the agent from writing any
+// other Secret someone put there (a Helm release, a token) to the host.
+const (
+	// DefaultNamespace is where deploy/ installs flock, and the namespace
+	// of the BGP password Secrets unless the agent is told otherwise.
+	DefaultNamespace = "flock-system"
+	// LabelBGPPassword must be "true" on a Secret a passwordSecretRef names.
+	LabelBGPPassword = "flock.fritzlab.net/bgp-password"
 )
 
 // Condition types and reasons the agent sets on status.conditions.
@@ -249,10 +263,10 @@ type BGPPeer struct {
 	// +kubebuilder:validation:Maximum=255
 	Multihop int32 `json:"multihop,omitempty"`
 	// PasswordSecretRef names the TCP MD5 password (RFC 2385) of the
-	// session: a key of a Secret in the agent's namespace (kube-system, as
-	// deploy/ installs it), which the agent reads again every 15 s.
-	// The value must be printable ASCII without '"' or '\', at most 80
-	// bytes.
+	// session: a key of a Secret in the agent's namespace (flock-system,
+	// as deploy/ installs it), labelled flock.fritzlab.net/bgp-password:
+	// "true"; the agent reads it again every 15 s. The value must be
+	// printable ASCII without '"' or '\', at most 80 bytes.
 	// +optional
 	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
 	// Communities are standard BGP communities (ASN:value, each 0 to
@@ -278,6 +292,14 @@ type BGPPeer struct {
 
 // SecretKeyRef names one key of a Secret in the agent's namespace.
 type SecretKeyRef struct {
+	// Namespace, when set, must be the agent's namespace (flock-system
+	// as deploy/ installs it, or the agent's --namespace): the agent reads
+	// no Secret elsewhere, and rejects (Accepted=False) a NodeConfig that
+	// names another namespace. Omitted: the agent's namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
 	// Name is the Secret's name.
 	// +required
 	// +kubebuilder:validation:MinLength=1

@@ -73,6 +73,9 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
 	src := kube.NewSource(client, dyn, m.NodeName, log)
+	if m.Namespace != "" {
+		src.SetSecretsNamespace(m.Namespace)
+	}
 	go src.Run(ctx)
 	wctx, cancel := context.WithTimeout(ctx, syncWait)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/kube"
 	"github.com/fritzlab/flock/pkg/routing"
@@ -41,7 +42,7 @@ func secretsNamespace(flag string) string {
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 		return ns
 	}
-	return "kube-system"
+	return v1alpha1.DefaultNamespace
 }
 
 // startBGP starts the controller that renders BIRD's config from the node

@@ -25,7 +25,7 @@ func TestBirdFlags(t *testing.T) {
 		}
 	}
 	t.Setenv("POD_NAMESPACE", "")
-	if ns := secretsNamespace(""); ns != "kube-system" {
+	if ns := secretsNamespace(""); ns != "flock-system" {
 		t.Errorf("default namespace %q", ns)
 	}
 	t.Setenv("POD_NAMESPACE", "flock")

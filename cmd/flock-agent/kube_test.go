@@ -190,8 +190,9 @@ func TestKubernetesMode(t *testing.T) {
 	}
 	spec := map[string]any{"cidr6": "2001:db8:42:99::/64", "cidr4": "198.18.1.0/24"}
 	if bn != nil {
-		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "bgp"}, Data: map[string][]byte{"router": []byte("s3cret")}}
-		if _, err := admin.CoreV1().Secrets("kube-system").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: v1alpha1.DefaultNamespace, Name: "bgp",
+			Labels: map[string]string{v1alpha1.LabelBGPPassword: "true"}}, Data: map[string][]byte{"router": []byte("s3cret")}}
+		if _, err := admin.CoreV1().Secrets(v1alpha1.DefaultNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		spec["bgp"] = map[string]any{"asn": int64(65101), "peers": []any{map[string]any{"address": birdtest.Router6, "asn": int64(65000),

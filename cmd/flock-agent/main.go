@@ -42,7 +42,7 @@ func main() {
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
 		birdConfig = flag.String("bird-config", "", "BIRD config file the agent renders and BIRD reads (bird -c); empty: BGP off")
 		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
-		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else kube-system)")
+		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else flock-system); a NodeConfig naming a Secret in another namespace is rejected")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
@@ -62,7 +62,8 @@ func main() {
 		os.Exit(2)
 	}
 	m.Netpol = m.Kube && *netpolOn
-	bf := birdFlags{Config: *birdConfig, Socket: *birdSocket, Namespace: secretsNamespace(*namespace)}
+	m.Namespace = secretsNamespace(*namespace)
+	bf := birdFlags{Config: *birdConfig, Socket: *birdSocket, Namespace: m.Namespace}
 	if err := bf.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
 		os.Exit(2)

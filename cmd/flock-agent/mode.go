@@ -15,6 +15,9 @@ type mode struct {
 	Kube       bool
 	Kubeconfig string
 	NodeName   string
+	// Namespace is the agent's own (--namespace): the only one its
+	// NodeConfig may name BGP password Secrets in.
+	Namespace string
 	// Netpol enforces NetworkPolicy (Kubernetes mode only, --netpol);
 	// Kubernetes mode without it deletes flock's table at start.
 	Netpol bool

@@ -2,7 +2,7 @@
 // flock-agent knows it: allocations, BGP sessions, anycast routes and
 // NetworkPolicy. It reads the agent's read-only admin API on a unix socket
 // (flock-agent --admin-socket), so it runs on the node, or in the agent's
-// pod: kubectl -n kube-system exec ds/flock-agent -c agent -- flockctl status.
+// pod: kubectl -n flock-system exec ds/flock-agent -c agent -- flockctl status.
 package main
 
 import (

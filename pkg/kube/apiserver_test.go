@@ -268,25 +268,30 @@ func TestAgainstAPIServer(t *testing.T) {
 		}
 	})
 
-	// The BGP passwords: a GET in the agent's namespace, and nowhere else.
+	// The BGP passwords: a GET in the agent's namespace (flock-system, as
+	// deploy/rbac.yaml has it), and nowhere else, kube-system included.
 	t.Run("secrets", func(t *testing.T) {
-		for _, ns := range []string{"kube-system", "demo"} {
-			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bgp"}, Data: map[string][]byte{"router": []byte("s3cret")}}
+		for _, ns := range []string{"flock-system", "kube-system", "demo"} {
+			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bgp", Labels: map[string]string{v1alpha1.LabelBGPPassword: "true"}},
+				Data: map[string][]byte{"router": []byte("s3cret")}}
 			if _, err := c.admin.CoreV1().Secrets(ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if v, err := NewSecrets(c.agent, "kube-system").Value(ctx, "bgp", "router"); err != nil || v != "s3cret" {
-			t.Errorf("kube-system/bgp router = %q, %v", v, err)
+		own := NewSecrets(c.agent, v1alpha1.DefaultNamespace)
+		if v, err := own.Value(ctx, "bgp", "router"); err != nil || v != "s3cret" {
+			t.Errorf("flock-system/bgp router = %q, %v", v, err)
 		}
-		if _, err := NewSecrets(c.agent, "kube-system").Value(ctx, "bgp", "other"); err == nil || err.Error() != `secret kube-system/bgp has no key "other"` {
+		if _, err := own.Value(ctx, "bgp", "other"); err == nil || err.Error() != `secret flock-system/bgp has no key "other"` {
 			t.Errorf("missing key: %v", err)
 		}
-		if _, err := NewSecrets(c.agent, "kube-system").Value(ctx, "nope", "router"); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "read secret kube-system/nope") {
+		if _, err := own.Value(ctx, "nope", "router"); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "read secret flock-system/nope") {
 			t.Errorf("missing secret: %v", err)
 		}
-		if _, err := NewSecrets(c.agent, "demo").Value(ctx, "bgp", "router"); !apierrors.IsForbidden(err) {
-			t.Errorf("a Secret outside the agent's namespace: %v, want forbidden", err)
+		for _, ns := range []string{"kube-system", "demo"} {
+			if _, err := NewSecrets(c.agent, ns).Value(ctx, "bgp", "router"); !apierrors.IsForbidden(err) {
+				t.Errorf("a Secret in %s, outside the agent's namespace: %v, want forbidden", ns, err)
+			}
 		}
 	})
 

@@ -60,10 +60,18 @@ func TestBGPCondition(t *testing.T) {
 
 func TestSecrets(t *testing.T) {
 	client := fake.NewClientset(&corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "bgp"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "bgp", Labels: map[string]string{v1alpha1.LabelBGPPassword: "true"}},
 		Data:       map[string][]byte{"router": []byte("s3cret")},
+	}, &corev1.Secret{
+		// In the namespace, but not meant for flock (a Helm release, say).
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "other", Labels: map[string]string{v1alpha1.LabelBGPPassword: "yes"}},
+		Data:       map[string][]byte{"router": []byte("not for flock")},
 	})
 	s := NewSecrets(client, "kube-system")
+	if v, err := s.Value(t.Context(), "other", "router"); err == nil || v != "" ||
+		err.Error() != "secret kube-system/other is not labelled flock.fritzlab.net/bgp-password=true: the agent uses only Secrets meant for it" {
+		t.Errorf("unlabelled secret: %q, %v", v, err)
+	}
 	if v, err := s.Value(t.Context(), "bgp", "router"); err != nil || v != "s3cret" {
 		t.Errorf("bgp/router = %q, %v", v, err)
 	}

@@ -27,6 +27,9 @@ type NodeConfigs struct {
 	client dynamic.Interface
 	inf    cache.SharedIndexInformer
 	log    *slog.Logger
+	// secretsNamespace, when set, is the only namespace the NodeConfig's
+	// passwordSecretRefs may name (see SetSecretsNamespace).
+	secretsNamespace string
 
 	// cur is nil while the node has no NodeConfig.
 	cur atomic.Pointer[nodeState]
@@ -88,6 +91,11 @@ func NewNodeConfigs(client dynamic.Interface, node string, log *slog.Logger) *No
 	return c
 }
 
+// SetSecretsNamespace makes the agent reject a NodeConfig whose BGP peers
+// name a password Secret in any namespace but ns, the agent's own. Call it
+// before Run.
+func (c *NodeConfigs) SetSecretsNamespace(ns string) { c.secretsNamespace = ns }
+
 // Run runs the informer and the status worker until ctx ends.
 func (c *NodeConfigs) Run(ctx context.Context) {
 	go c.inf.RunWithContext(ctx)
@@ -116,7 +124,7 @@ func (c *NodeConfigs) set(obj any) {
 	if !ok || u.GetName() != c.node {
 		return
 	}
-	n, err := nodeFromObject(u)
+	n, err := c.validate(u)
 	c.cur.Store(&nodeState{node: n, err: err})
 	poke(c.changes)
 	poke(c.statusPoke)
@@ -136,6 +144,21 @@ func (c *NodeConfigs) remove(obj any) {
 	c.cur.Store(nil)
 	c.log.Warn("nodeconfig deleted", "node", c.node)
 	poke(c.changes)
+}
+
+// validate is nodeFromObject and the checks that need more than the object:
+// the agent's namespace.
+func (c *NodeConfigs) validate(u *unstructured.Unstructured) (*model.Node, error) {
+	n, err := nodeFromObject(u)
+	if err != nil {
+		return nil, err
+	}
+	if c.secretsNamespace != "" {
+		if err := model.CheckSecretsNamespace(n, c.secretsNamespace); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
 }
 
 // nodeFromObject decodes and validates a NodeConfig. The schema has

@@ -172,6 +172,14 @@ func drain(ch <-chan struct{}) {
 }
 
 func TestAcceptance(t *testing.T) {
+	withPassword := func(ref map[string]any) map[string]any {
+		return map[string]any{"cidr6": "2001:db8:42:1::/64", "bgp": map[string]any{"asn": int64(65101), "peers": []any{
+			map[string]any{"address": "2001:db8:42::1", "asn": int64(65000)},
+			map[string]any{"address": "2001:db8:42::2", "asn": int64(65000), "passwordSecretRef": ref},
+		}}}
+	}
+	c := NewNodeConfigs(newFakeDynamic(), "node-1", discard)
+	c.SetSecretsNamespace("flock-system")
 	for _, tc := range []struct {
 		name   string
 		spec   map[string]any
@@ -183,8 +191,15 @@ func TestAcceptance(t *testing.T) {
 		{"no pools", map[string]any{}, metav1.ConditionFalse, "neither spec.cidr6 nor spec.cidr4"},
 		{"host bits", map[string]any{"cidr6": "2001:db8:42:1::1/64"}, metav1.ConditionFalse, "host bits set"},
 		{"wrong type", map[string]any{"cidr6": int64(7)}, metav1.ConditionFalse, "decode nodeconfig node-1"},
+		// BGP passwords: only in the agent's namespace.
+		{"secret in own namespace, implied", withPassword(map[string]any{"name": "bgp", "key": "k"}), metav1.ConditionTrue, "uses"},
+		{"secret in own namespace, named", withPassword(map[string]any{"namespace": "flock-system", "name": "bgp", "key": "k"}), metav1.ConditionTrue, "uses"},
+		{"secret in kube-system", withPassword(map[string]any{"namespace": "kube-system", "name": "bgp", "key": "k"}), metav1.ConditionFalse,
+			`spec.bgp.peers[1].passwordSecretRef.namespace "kube-system": the agent reads Secrets only in its own namespace "flock-system"`},
+		{"secret namespace malformed", withPassword(map[string]any{"namespace": "Kube_System", "name": "bgp", "key": "k"}), metav1.ConditionFalse,
+			`spec.bgp.peers[1].passwordSecretRef.namespace "Kube_System": not a namespace name`},
 	} {
-		c := acceptance(nodeConfig("node-1", 4, tc.spec))
+		c := c.acceptance(nodeConfig("node-1", 4, tc.spec))
 		if c.Type != ConditionAccepted || c.Status != tc.status || c.ObservedGeneration != 4 || !strings.Contains(c.Message, tc.msg) {
 			t.Errorf("%s: %+v, want status %s with %q", tc.name, c, tc.status, tc.msg)
 		}

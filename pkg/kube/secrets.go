@@ -6,10 +6,16 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/fritzlab/flock/api/v1alpha1"
 )
 
 // Secrets reads keys of Secrets in one namespace, the agent's: the BGP
-// passwords its NodeConfig names. Each read is one GET, not an informer: an
+// passwords its NodeConfig names. Only Secrets labelled
+// v1alpha1.LabelBGPPassword=true are used: RBAC lets the agent GET every
+// Secret of its namespace (it cannot grant by label), and whoever may edit
+// a NodeConfig must not get any other Secret kept there written to the
+// host's bird.conf. Each read is one GET, not an informer: an
 // informer would need list and watch on every Secret of the namespace, and
 // the agent reads a few keys every resync (15 s) at most.
 type Secrets struct {
@@ -28,6 +34,9 @@ func (s *Secrets) Value(ctx context.Context, name, key string) (string, error) {
 	sec, err := s.client.CoreV1().Secrets(s.namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("read secret %s/%s: %w", s.namespace, name, err)
+	}
+	if sec.Labels[v1alpha1.LabelBGPPassword] != "true" {
+		return "", fmt.Errorf("secret %s/%s is not labelled %s=true: the agent uses only Secrets meant for it", s.namespace, name, v1alpha1.LabelBGPPassword)
 	}
 	if v, ok := sec.Data[key]; ok {
 		return string(v), nil

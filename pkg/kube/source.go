@@ -25,6 +25,11 @@ func NewSource(client kubernetes.Interface, dyn dynamic.Interface, node string, 
 	return &Source{node: node, configs: NewNodeConfigs(dyn, node, log), pods: NewPods(client, node)}
 }
 
+// SetSecretsNamespace makes the source reject a NodeConfig that names a
+// password Secret outside ns (see NodeConfigs.SetSecretsNamespace). Call it
+// before Run.
+func (s *Source) SetSecretsNamespace(ns string) { s.configs.SetSecretsNamespace(ns) }
+
 // Run runs the informers and the NodeConfig status worker until ctx ends.
 func (s *Source) Run(ctx context.Context) {
 	go s.pods.Run(ctx)

@@ -86,7 +86,7 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 		return nil
 	}
 	conds := conditions(u)
-	want := acceptance(u)
+	want := c.acceptance(u)
 	observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
 	acceptedChanged := setCondition(&conds, want)
 	bgpChanged := false
@@ -135,18 +135,18 @@ func setCondition(conds *[]metav1.Condition, want metav1.Condition) bool {
 }
 
 // acceptance is the Accepted condition the agent gives a NodeConfig.
-func acceptance(u *unstructured.Unstructured) metav1.Condition {
-	c := metav1.Condition{
+func (c *NodeConfigs) acceptance(u *unstructured.Unstructured) metav1.Condition {
+	cond := metav1.Condition{
 		Type:               ConditionAccepted,
 		Status:             metav1.ConditionTrue,
 		Reason:             ReasonValid,
 		Message:            "the agent uses this configuration",
 		ObservedGeneration: u.GetGeneration(),
 	}
-	if _, err := nodeFromObject(u); err != nil {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonInvalid, err.Error()
+	if _, err := c.validate(u); err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonInvalid, err.Error()
 	}
-	return c
+	return cond
 }
 
 // conditions decodes the object's status.conditions; a status the agent

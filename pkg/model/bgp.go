@@ -44,8 +44,11 @@ type Peer struct {
 
 // SecretRef is one key of a Secret in the agent's namespace.
 type SecretRef struct {
-	Name string
-	Key  string
+	// Namespace is the one the NodeConfig names; empty: the agent's. The
+	// agent rejects a NodeConfig naming any other (CheckSecretsNamespace).
+	Namespace string
+	Name      string
+	Key       string
 }
 
 func (r SecretRef) String() string { return r.Name + "/" + r.Key }
@@ -61,6 +64,7 @@ type LargeCommunity struct{ Global, Data1, Data2 uint32 }
 var (
 	secretName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	secretKey  = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+	namespace  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 )
 
 // parseBGP validates spec.bgp with the limits of the CRD schema. Errors
@@ -134,8 +138,10 @@ func parsePeer(field string, s *v1alpha1.BGPPeer) (Peer, error) {
 			return Peer{}, fmt.Errorf("%s.passwordSecretRef.name %q: not a Secret name (a DNS subdomain of at most %d characters)", field, r.Name, v1alpha1.MaxSecretNameLength)
 		case len(r.Key) > v1alpha1.MaxSecretKeyLength || !secretKey.MatchString(r.Key):
 			return Peer{}, fmt.Errorf("%s.passwordSecretRef.key %q: not a Secret key (letters, digits, '-', '_', '.', at most %d)", field, r.Key, v1alpha1.MaxSecretKeyLength)
+		case r.Namespace != "" && (len(r.Namespace) > v1alpha1.MaxNamespaceLength || !namespace.MatchString(r.Namespace)):
+			return Peer{}, fmt.Errorf("%s.passwordSecretRef.namespace %q: not a namespace name (a DNS label of at most %d characters)", field, r.Namespace, v1alpha1.MaxNamespaceLength)
 		}
-		p.Password = &SecretRef{Name: r.Name, Key: r.Key}
+		p.Password = &SecretRef{Namespace: r.Namespace, Name: r.Name, Key: r.Key}
 	}
 	if p.Communities, err = parseList(field+".communities", s.Communities, v1alpha1.MaxCommunities, parseCommunity); err != nil {
 		return Peer{}, err
@@ -234,4 +240,20 @@ func parseNumbers(s string, digits, bits int, want string) ([]uint64, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// CheckSecretsNamespace rejects a node whose BGP peers name a password
+// Secret outside ns, the only namespace the agent reads Secrets in: a
+// NodeConfig must not be a way to read Secrets of other namespaces.
+func CheckSecretsNamespace(n *Node, ns string) error {
+	if n == nil || n.BGP == nil {
+		return nil
+	}
+	for i, p := range n.BGP.Peers {
+		if p.Password != nil && p.Password.Namespace != "" && p.Password.Namespace != ns {
+			return fmt.Errorf("nodeconfig %s: spec.bgp.peers[%d].passwordSecretRef.namespace %q: the agent reads Secrets only in its own namespace %q",
+				n.Name, i, p.Password.Namespace, ns)
+		}
+	}
+	return nil
 }

@@ -274,6 +274,8 @@ func TestInvalidNodeConfigs(t *testing.T) {
 		{"secret-key-missing", set("bgp.peers", peerWith("passwordSecretRef", map[string]any{"name": "bgp"})), "spec.bgp.peers[0].passwordSecretRef.key", "Required value", rejects},
 		{"secret-name-upper", set("bgp.peers", peerWith("passwordSecretRef", map[string]any{"name": "BGP", "key": "k"})), "spec.bgp.peers[0].passwordSecretRef.name", "should match", rejects},
 		{"secret-name-namespaced", set("bgp.peers", peerWith("passwordSecretRef", map[string]any{"name": "kube-system/bgp", "key": "k"})), "spec.bgp.peers[0].passwordSecretRef.name", "should match", rejects},
+		{"secret-namespace-upper", set("bgp.peers", peerWith("passwordSecretRef", map[string]any{"namespace": "Kube_System", "name": "bgp", "key": "k"})), "spec.bgp.peers[0].passwordSecretRef.namespace", "should match", rejects},
+		{"secret-namespace-too-long", set("bgp.peers", peerWith("passwordSecretRef", map[string]any{"namespace": strings.Repeat("a", 64), "name": "bgp", "key": "k"})), "spec.bgp.peers[0].passwordSecretRef.namespace", "may not be more than 63", rejects},
 		{"secret-key-slash", set("bgp.peers", peerWith("passwordSecretRef", map[string]any{"name": "bgp", "key": "a/b"})), "spec.bgp.peers[0].passwordSecretRef.key", "should match", rejects},
 		{"secret-name-too-long", set("bgp.peers", peerWith("passwordSecretRef", map[string]any{"name": strings.Repeat("a", 254), "key": "k"})), "spec.bgp.peers[0].passwordSecretRef.name", "may not be more than 253", rejects},
 		{"community-asn-big", set("bgp.peers", peerWith("communities", []any{"65536:1"})), "spec.bgp.peers[0].communities[0]", "both at most 65535", rejects},

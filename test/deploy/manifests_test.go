@@ -35,7 +35,7 @@ var agentRules = []string{
 }
 
 // agentNamespaceRules is what the agent calls in its own namespace only
-// (kube-system): the BGP passwords' Secrets. rbac.yaml must grant exactly
+// (flock-system): the BGP passwords' Secrets. rbac.yaml must grant exactly
 // these, through a Role.
 var agentNamespaceRules = []string{"/secrets:get"}
 
@@ -132,8 +132,8 @@ func TestDaemonSet(t *testing.T) {
 	var ds appsv1.DaemonSet
 	strict(t, documents(t, "daemonset.yaml")[0], &ds)
 	pod := ds.Spec.Template.Spec
-	if ds.Namespace != "kube-system" || pod.ServiceAccountName != "flock-agent" {
-		t.Errorf("namespace %q, service account %q; want kube-system, flock-agent", ds.Namespace, pod.ServiceAccountName)
+	if ds.Namespace != "flock-system" || pod.ServiceAccountName != "flock-agent" {
+		t.Errorf("namespace %q, service account %q; want flock-system, flock-agent", ds.Namespace, pod.ServiceAccountName)
 	}
 	if !pod.HostNetwork || pod.PriorityClassName != "system-node-critical" {
 		t.Errorf("hostNetwork %v, priorityClassName %q", pod.HostNetwork, pod.PriorityClassName)
@@ -235,24 +235,29 @@ func TestDockerfile(t *testing.T) {
 
 func TestRBACRules(t *testing.T) {
 	docs := documents(t, "rbac.yaml")
-	if len(docs) != 5 {
-		t.Fatalf("rbac.yaml has %d documents, want ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding", len(docs))
+	if len(docs) != 6 {
+		t.Fatalf("rbac.yaml has %d documents, want Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding", len(docs))
 	}
 	var (
+		ns             corev1.Namespace
 		sa             corev1.ServiceAccount
 		role           rbacv1.ClusterRole
 		binding        rbacv1.ClusterRoleBinding
 		nsRole         rbacv1.Role
 		nsRoleBinding  rbacv1.RoleBinding
-		wantSubject    = rbacv1.Subject{Kind: "ServiceAccount", Name: "flock-agent", Namespace: "kube-system"}
+		wantSubject    = rbacv1.Subject{Kind: "ServiceAccount", Name: "flock-agent", Namespace: "flock-system"}
 		sameSubjectsAs = func(s []rbacv1.Subject) bool { return len(s) == 1 && s[0] == wantSubject }
 	)
-	strict(t, docs[0], &sa)
-	strict(t, docs[1], &role)
-	strict(t, docs[2], &binding)
-	strict(t, docs[3], &nsRole)
-	strict(t, docs[4], &nsRoleBinding)
-	if sa.Kind != "ServiceAccount" || sa.Name != "flock-agent" || sa.Namespace != "kube-system" {
+	strict(t, docs[0], &ns)
+	strict(t, docs[1], &sa)
+	strict(t, docs[2], &role)
+	strict(t, docs[3], &binding)
+	strict(t, docs[4], &nsRole)
+	strict(t, docs[5], &nsRoleBinding)
+	if ns.Kind != "Namespace" || ns.Name != "flock-system" {
+		t.Errorf("first document: %s %s, want the Namespace flock-system", ns.Kind, ns.Name)
+	}
+	if sa.Kind != "ServiceAccount" || sa.Name != "flock-agent" || sa.Namespace != "flock-system" {
 		t.Errorf("ServiceAccount %s %s/%s", sa.Kind, sa.Namespace, sa.Name)
 	}
 	grants := func(rules []rbacv1.PolicyRule) []string {
@@ -280,13 +285,13 @@ func TestRBACRules(t *testing.T) {
 	if binding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}) || !sameSubjectsAs(binding.Subjects) {
 		t.Errorf("ClusterRoleBinding %+v %+v", binding.RoleRef, binding.Subjects)
 	}
-	if nsRole.Kind != "Role" || nsRole.Namespace != "kube-system" {
-		t.Errorf("Role %s in namespace %q, want a Role in kube-system", nsRole.Kind, nsRole.Namespace)
+	if nsRole.Kind != "Role" || nsRole.Namespace != "flock-system" {
+		t.Errorf("Role %s in namespace %q, want a Role in flock-system", nsRole.Kind, nsRole.Namespace)
 	}
 	if diff := cmp.Diff(agentNamespaceRules, grants(nsRole.Rules)); diff != "" {
 		t.Errorf("Role grants (-want +got):\n%s", diff)
 	}
-	if nsRoleBinding.Kind != "RoleBinding" || nsRoleBinding.Namespace != "kube-system" ||
+	if nsRoleBinding.Kind != "RoleBinding" || nsRoleBinding.Namespace != "flock-system" ||
 		nsRoleBinding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: nsRole.Name}) || !sameSubjectsAs(nsRoleBinding.Subjects) {
 		t.Errorf("RoleBinding %s/%s %+v %+v", nsRoleBinding.Namespace, nsRoleBinding.Name, nsRoleBinding.RoleRef, nsRoleBinding.Subjects)
 	}

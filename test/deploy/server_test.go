@@ -32,6 +32,7 @@ func TestApplyDryRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"customresourcedefinition.apiextensions.k8s.io/nodeconfigs.flock.fritzlab.net",
+		"namespace/flock-system",
 		"serviceaccount/flock-agent",
 		"clusterrole.rbac.authorization.k8s.io/flock-agent",
 		"clusterrolebinding.rbac.authorization.k8s.io/flock-agent",
@@ -44,8 +45,8 @@ func TestApplyDryRun(t *testing.T) {
 			t.Errorf("kubectl apply did not report %s:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "(server dry run)"); n != 8 {
-		t.Errorf("%d objects dry-run applied, want 8:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 9 {
+		t.Errorf("%d objects dry-run applied, want 9:\n%s", n, out)
 	}
 }
 
@@ -69,8 +70,8 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 	allowedIn := func(namespace, group, resource, subresource, verb string) bool {
 		t.Helper()
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:kube-system:flock-agent",
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
+			User:   "system:serviceaccount:flock-system:flock-agent",
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:flock-system", "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Namespace: namespace, Group: group, Resource: resource, Subresource: subresource, Verb: verb,
 			},
@@ -86,7 +87,7 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 		return allowedIn("default", group, resource, subresource, verb)
 	}
 	// The authorizer learns of the new bindings through its informers.
-	for !allowed("flock.fritzlab.net", "nodeconfigs", "", "watch") || !allowedIn("kube-system", "", "secrets", "", "get") {
+	for !allowed("flock.fritzlab.net", "nodeconfigs", "", "watch") || !allowedIn("flock-system", "", "secrets", "", "get") {
 		select {
 		case <-ctx.Done():
 			t.Fatal("the ClusterRoleBinding or the RoleBinding never took effect")
@@ -143,9 +144,16 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 	for _, res := range []struct{ group, resource string }{{"", "secrets"}, {"", "configmaps"}, {"", "pods"}, {"", "serviceaccounts"}} {
 		for _, v := range verbs {
 			key := res.group + "/" + res.resource + ":" + v
-			if got := allowedIn("kube-system", res.group, res.resource, "", v); got != want[key] {
-				t.Errorf("in kube-system: %s allowed = %v, want %v", key, got, want[key])
+			if got := allowedIn("flock-system", res.group, res.resource, "", v); got != want[key] {
+				t.Errorf("in flock-system: %s allowed = %v, want %v", key, got, want[key])
 			}
+		}
+	}
+	// kube-system (the cluster's own Secrets: tokens, certificates) is just
+	// another namespace: no Secret there, with any verb.
+	for _, v := range verbs {
+		if allowedIn("kube-system", "", "secrets", "", v) {
+			t.Errorf("in kube-system: /secrets:%s allowed, want denied", v)
 		}
 	}
 }

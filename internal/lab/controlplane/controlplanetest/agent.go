@@ -12,7 +12,7 @@ import (
 // AgentUser is the identity of the agent's ServiceAccount token: a client
 // with it gets only what deploy/rbac.yaml grants the agent, so a call
 // outside that RBAC fails in the test as in a cluster.
-const AgentUser = "system:serviceaccount:kube-system:flock-agent"
+const AgentUser = "system:serviceaccount:flock-system:flock-agent"
 
 // StartWithAgent starts a control plane of the test's own, with the
 // agent's RBAC (deploy/rbac.yaml) applied, and returns it with a token for
@@ -35,7 +35,7 @@ func StartWithAgent(t *testing.T) (cp *controlplane.ControlPlane, agentToken str
 	cp, err = controlplane.Start(ctx, controlplane.Options{
 		Dir: t.TempDir(), Log: t.Output(),
 		Tokens: []controlplane.Token{{Token: agentToken, User: AgentUser, UID: "flock-agent",
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system"}}},
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:flock-system"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
