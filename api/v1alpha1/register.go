@@ -4,6 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Group and Version of the API.
@@ -44,4 +45,13 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(SchemeGroupVersion, &NodeConfig{}, &NodeConfigList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
+}
+
+// NodeOwnerReference is the owner reference a NodeConfig carries to its
+// Node (of the same name, with the Node's UID), so that the garbage
+// collector of kube-controller-manager deletes the NodeConfig with the
+// Node. It is not a controller reference: whatever creates NodeConfigs (an
+// operator, a NodePool controller) may hold that one.
+func NodeOwnerReference(name string, uid types.UID) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: "v1", Kind: "Node", Name: name, UID: uid}
 }

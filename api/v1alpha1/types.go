@@ -71,6 +71,11 @@ const (
 	// False BGPConfigured condition whose BIRD config cannot be built from
 	// the NodeConfig and the node's addresses (the message names the field).
 	ReasonInvalid = "Invalid"
+	// ReasonPoolOverlap is the reason of a False Accepted condition (and
+	// of the Warning Event beside it) when spec.cidr6 or spec.cidr4
+	// overlaps the pool of another, older NodeConfig, which the message
+	// names: the older one keeps its pools.
+	ReasonPoolOverlap = "PoolOverlap"
 
 	// ConditionBGPConfigured is set by an agent that drives BIRD (flag
 	// --bird-config): True when BIRD runs the config rendered from this

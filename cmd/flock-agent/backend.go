@@ -72,10 +72,12 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
+	rec := kube.NewRecorder(ctx, client, m.NodeName, log)
 	src := kube.NewSource(client, dyn, m.NodeName, log)
 	if m.Namespace != "" {
 		src.SetSecretsNamespace(m.Namespace)
 	}
+	src.SetEvents(rec)
 	go src.Run(ctx)
 	wctx, cancel := context.WithTimeout(ctx, syncWait)
 	defer cancel()
@@ -85,7 +87,6 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 		}
 		log.Warn("caches not synced yet; serving anyway", "node", m.NodeName, "err", err)
 	}
-	rec := kube.NewRecorder(ctx, client, m.NodeName, log)
 	return &backend{
 		src:     src,
 		rec:     rec,

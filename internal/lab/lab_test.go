@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestNodeFiles(t *testing.T) {
@@ -63,5 +65,16 @@ func TestNodeConfigObject(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, spec); diff != "" {
 		t.Errorf("NodeConfig spec (-want +got):\n%s", diff)
+	}
+
+	// What the lab applies is owned by its Node, by UID.
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "3f1e-uid"}}
+	got := ownedNodeConfig(nodes[0].Node, node)
+	wantOwners := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-1", UID: "3f1e-uid"}}
+	if diff := cmp.Diff(wantOwners, got.GetOwnerReferences()); diff != "" {
+		t.Errorf("owner references (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, got.Object["spec"]); diff != "" {
+		t.Errorf("owned NodeConfig spec (-want +got):\n%s", diff)
 	}
 }

@@ -63,8 +63,9 @@ func newIdentities(source string) (identities, error) {
 }
 
 // createNode registers the node as kubelet would, with its uplink addresses
-// and pod CIDRs; kubelet-lite then keeps its Ready condition.
-func createNode(ctx context.Context, cs kubernetes.Interface, n Node) error {
+// and pod CIDRs; kubelet-lite then keeps its Ready condition. It returns the
+// Node as the API server has it (with its UID).
+func createNode(ctx context.Context, cs kubernetes.Interface, n Node) (*corev1.Node, error) {
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: n.Name,
@@ -84,7 +85,7 @@ func createNode(ctx context.Context, cs kubernetes.Interface, n Node) error {
 		created, err = cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 	}
 	if err != nil {
-		return fmt.Errorf("create node %s: %w", n.Name, err)
+		return nil, fmt.Errorf("create node %s: %w", n.Name, err)
 	}
 	// The TaintNodesByCondition admission plugin taints every new Node
 	// not-ready; the lab has no node lifecycle controller to lift it once
@@ -92,7 +93,7 @@ func createNode(ctx context.Context, cs kubernetes.Interface, n Node) error {
 	if slices.ContainsFunc(created.Spec.Taints, isNotReadyTaint) {
 		created.Spec.Taints = slices.DeleteFunc(created.Spec.Taints, isNotReadyTaint)
 		if created, err = cs.CoreV1().Nodes().Update(ctx, created, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("untaint node %s: %w", n.Name, err)
+			return nil, fmt.Errorf("untaint node %s: %w", n.Name, err)
 		}
 	}
 	created.Status.Addresses = []corev1.NodeAddress{
@@ -100,10 +101,10 @@ func createNode(ctx context.Context, cs kubernetes.Interface, n Node) error {
 		{Type: corev1.NodeInternalIP, Address: n.Addr4.Addr().String()},
 		{Type: corev1.NodeHostName, Address: n.Name},
 	}
-	if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("set addresses of node %s: %w", n.Name, err)
+	if created, err = cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		return nil, fmt.Errorf("set addresses of node %s: %w", n.Name, err)
 	}
-	return nil
+	return created, nil
 }
 
 func isNotReadyTaint(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady }
@@ -130,8 +131,18 @@ func NodeConfig(n topology.Node) *unstructured.Unstructured {
 	}}
 }
 
-func applyNodeConfig(ctx context.Context, dc dynamic.Interface, n Node) error {
-	data, err := NodeConfig(n.Node).MarshalJSON()
+// ownedNodeConfig is the NodeConfig of n with an owner reference to its
+// Node, as a cluster's NodeConfigs should have: deleting the Node then
+// deletes the NodeConfig (kube-controller-manager's garbage collector; the
+// lab runs none, so there it stays until the lab goes down).
+func ownedNodeConfig(n topology.Node, node *corev1.Node) *unstructured.Unstructured {
+	u := NodeConfig(n)
+	u.SetOwnerReferences([]metav1.OwnerReference{v1alpha1.NodeOwnerReference(node.Name, node.UID)})
+	return u
+}
+
+func applyNodeConfig(ctx context.Context, dc dynamic.Interface, n Node, node *corev1.Node) error {
+	data, err := ownedNodeConfig(n.Node, node).MarshalJSON()
 	if err != nil {
 		return fmt.Errorf("nodeconfig %s: %w", n.Name, err)
 	}

@@ -98,10 +98,11 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	for _, n := range nodes {
-		if err := createNode(ctx, cs, n); err != nil {
+		node, err := createNode(ctx, cs, n)
+		if err != nil {
 			return nil, err
 		}
-		if err := applyNodeConfig(ctx, dc, n); err != nil {
+		if err := applyNodeConfig(ctx, dc, n, node); err != nil {
 			return nil, err
 		}
 	}

@@ -27,6 +27,13 @@ type NodeConfigs struct {
 	client dynamic.Interface
 	inf    cache.SharedIndexInformer
 	log    *slog.Logger
+	// pools has every NodeConfig's name, age and pools (newPoolsInformer),
+	// for the overlap check; overlap is the message of the overlap the
+	// node's NodeConfig was last rejected for, "" for none.
+	pools   cache.SharedIndexInformer
+	overlap atomic.Value // string
+	// events records the Warning Event of a rejection; nil: none.
+	events NodeConfigEvents
 	// secretsNamespace, when set, is the only namespace the NodeConfig's
 	// passwordSecretRefs may name (see SetSecretsNamespace).
 	secretsNamespace string
@@ -78,6 +85,7 @@ func NewNodeConfigs(client dynamic.Interface, node string, log *slog.Logger) *No
 		node:       node,
 		client:     client,
 		inf:        dynamicinformer.NewFilteredDynamicInformer(client, NodeConfigResource, "", 0, cache.Indexers{}, byName).Informer(),
+		pools:      newPoolsInformer(client),
 		log:        log,
 		changes:    make(chan struct{}, 1),
 		statusPoke: make(chan struct{}, 1),
@@ -88,8 +96,19 @@ func NewNodeConfigs(client dynamic.Interface, node string, log *slog.Logger) *No
 		UpdateFunc: func(_, obj any) { c.set(obj) },
 		DeleteFunc: c.remove,
 	})
+	c.overlap.Store("")
+	recheck := func(any) { c.recheck() }
+	_, _ = c.pools.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    recheck,
+		UpdateFunc: func(_, obj any) { c.recheck() },
+		DeleteFunc: recheck,
+	})
 	return c
 }
+
+// SetEvents makes the agent record a Warning Event on its NodeConfig when
+// it rejects it for overlapping pools. Call it before Run.
+func (c *NodeConfigs) SetEvents(e NodeConfigEvents) { c.events = e }
 
 // SetSecretsNamespace makes the agent reject a NodeConfig whose BGP peers
 // name a password Secret in any namespace but ns, the agent's own. Call it
@@ -99,11 +118,13 @@ func (c *NodeConfigs) SetSecretsNamespace(ns string) { c.secretsNamespace = ns }
 // Run runs the informer and the status worker until ctx ends.
 func (c *NodeConfigs) Run(ctx context.Context) {
 	go c.inf.RunWithContext(ctx)
+	go c.pools.RunWithContext(ctx)
 	c.runStatus(ctx)
 }
 
-// HasSynced reports whether the informer has listed once.
-func (c *NodeConfigs) HasSynced() bool { return c.inf.HasSynced() }
+// HasSynced reports whether both informers have listed once: until every
+// NodeConfig is known, an overlap could go unseen.
+func (c *NodeConfigs) HasSynced() bool { return c.inf.HasSynced() && c.pools.HasSynced() }
 
 // Node returns the node's configuration, an error wrapping
 // model.ErrNoNodeConfig while there is none, or the reason the NodeConfig
@@ -125,6 +146,7 @@ func (c *NodeConfigs) set(obj any) {
 		return
 	}
 	n, err := c.validate(u)
+	c.noteOverlap(u, err)
 	c.cur.Store(&nodeState{node: n, err: err})
 	poke(c.changes)
 	poke(c.statusPoke)
@@ -142,12 +164,13 @@ func (c *NodeConfigs) remove(obj any) {
 		return
 	}
 	c.cur.Store(nil)
+	c.overlap.Store("")
 	c.log.Warn("nodeconfig deleted", "node", c.node)
 	poke(c.changes)
 }
 
 // validate is nodeFromObject and the checks that need more than the object:
-// the agent's namespace.
+// the agent's namespace, and the other NodeConfigs' pools.
 func (c *NodeConfigs) validate(u *unstructured.Unstructured) (*model.Node, error) {
 	n, err := nodeFromObject(u)
 	if err != nil {
@@ -157,6 +180,9 @@ func (c *NodeConfigs) validate(u *unstructured.Unstructured) (*model.Node, error
 		if err := model.CheckSecretsNamespace(n, c.secretsNamespace); err != nil {
 			return nil, err
 		}
+	}
+	if err := model.CheckOverlap(poolsOf(u), c.otherPools()); err != nil {
+		return nil, err
 	}
 	return n, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -43,6 +44,13 @@ func (r *Recorder) PodWarning(pod *model.Pod, reason, message string) {
 	// incarnation of the pod, which is how `kubectl describe` finds it.
 	ref := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: types.UID(pod.UID)}}
 	r.rec.Event(ref, corev1.EventTypeWarning, reason, message)
+}
+
+// NodeConfigWarning records a Warning Event on a NodeConfig (the log line
+// is the caller's). A cluster-scoped object's Events go to the default
+// namespace, where `kubectl describe nc` finds them.
+func (r *Recorder) NodeConfigWarning(nc *unstructured.Unstructured, reason, message string) {
+	r.rec.Event(nodeConfigRef(nc), corev1.EventTypeWarning, reason, message)
 }
 
 // Shutdown stops the broadcaster; Events not yet written are dropped.

@@ -30,6 +30,10 @@ func NewSource(client kubernetes.Interface, dyn dynamic.Interface, node string, 
 // before Run.
 func (s *Source) SetSecretsNamespace(ns string) { s.configs.SetSecretsNamespace(ns) }
 
+// SetEvents makes the source record Events on its NodeConfig (see
+// NodeConfigs.SetEvents). Call it before Run.
+func (s *Source) SetEvents(e NodeConfigEvents) { s.configs.SetEvents(e) }
+
 // Run runs the informers and the NodeConfig status worker until ctx ends.
 func (s *Source) Run(ctx context.Context) {
 	go s.pods.Run(ctx)

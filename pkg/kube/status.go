@@ -145,6 +145,9 @@ func (c *NodeConfigs) acceptance(u *unstructured.Unstructured) metav1.Condition 
 	}
 	if _, err := c.validate(u); err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonInvalid, err.Error()
+		if overlapMessage(err) != "" {
+			cond.Reason = ReasonPoolOverlap
+		}
 	}
 	return cond
 }
