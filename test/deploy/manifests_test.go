@@ -86,7 +86,7 @@ func TestKustomizationListsEverything(t *testing.T) {
 			t.Errorf("kustomization.yaml does not list %s", rel)
 		}
 	}
-	for _, want := range []string{"rbac.yaml", "daemonset.yaml"} {
+	for _, want := range []string{"rbac.yaml", "admission.yaml", "daemonset.yaml"} {
 		if !slices.Contains(k.Resources, want) {
 			t.Errorf("kustomization.yaml does not list %s", want)
 		}

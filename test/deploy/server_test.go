@@ -26,6 +26,12 @@ func TestApplyDryRun(t *testing.T) {
 	controlPlane(t) // installs the CRD, as an operator applies it first
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// A server dry run creates nothing, so the objects in flock-system
+	// would find no namespace; a real apply creates it first (kustomize
+	// puts Namespaces first).
+	if out, err := kubectl(ctx, t, "create", "namespace", "flock-system"); err != nil && !strings.Contains(out, "AlreadyExists") {
+		t.Fatalf("kubectl create namespace flock-system: %v\n%s", err, out)
+	}
 	out, err := kubectl(ctx, t, "apply", "--dry-run=server", "-k", deployDir(t))
 	if err != nil {
 		t.Fatalf("kubectl apply --dry-run=server -k deploy/: %v\n%s", err, out)
@@ -38,6 +44,8 @@ func TestApplyDryRun(t *testing.T) {
 		"clusterrolebinding.rbac.authorization.k8s.io/flock-agent",
 		"role.rbac.authorization.k8s.io/flock-agent",
 		"rolebinding.rbac.authorization.k8s.io/flock-agent",
+		"validatingadmissionpolicy.admissionregistration.k8s.io/flock-agent-own-node",
+		"validatingadmissionpolicybinding.admissionregistration.k8s.io/flock-agent-own-node",
 		"configmap/flock-cni-",
 		"daemonset.apps/flock-agent",
 	} {
@@ -45,8 +53,8 @@ func TestApplyDryRun(t *testing.T) {
 			t.Errorf("kubectl apply did not report %s:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "(server dry run)"); n != 9 {
-		t.Errorf("%d objects dry-run applied, want 9:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 11 {
+		t.Errorf("%d objects dry-run applied, want 11:\n%s", n, out)
 	}
 }
 
@@ -60,8 +68,11 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 	if out, err := kubectl(ctx, t, "apply", "-f", deployDir(t)+"/rbac.yaml"); err != nil {
 		t.Fatalf("kubectl apply -f deploy/rbac.yaml: %v\n%s", err, out)
 	}
+	// Everything but the Namespace goes again: the test's control plane has
+	// no namespace controller to finish deleting it.
 	t.Cleanup(func() {
-		kubectl(context.Background(), t, "delete", "--ignore-not-found", "-f", deployDir(t)+"/rbac.yaml")
+		kubectl(context.Background(), t, "delete", "--ignore-not-found", "clusterrole/flock-agent", "clusterrolebinding/flock-agent")
+		kubectl(context.Background(), t, "delete", "--ignore-not-found", "-n", "flock-system", "serviceaccount/flock-agent", "role/flock-agent", "rolebinding/flock-agent")
 	})
 	client, err := kubernetes.NewForConfig(cp.RESTConfig())
 	if err != nil {

@@ -11,9 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab"
 	"github.com/fritzlab/flock/pkg/admin"
 )
@@ -33,6 +35,23 @@ func TestLab(t *testing.T) {
 		t.Errorf("lab processes %v, want at least the control plane and two agents", got)
 	}
 	ctx := context.Background()
+
+	// Every NodeConfig is owned by its Node, so deleting the Node deletes
+	// it where a garbage collector runs; accepted (no two pools overlap).
+	for _, node := range []string{"node-1", "node-2"} {
+		n, err := e.cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := e.dyn().Resource(v1alpha1.NodeConfigGVR).Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []metav1.OwnerReference{v1alpha1.NodeOwnerReference(node, n.UID)}
+		if diff := cmp.Diff(want, nc.GetOwnerReferences()); diff != "" || n.UID == "" {
+			t.Errorf("NodeConfig %s owner references (-want +got):\n%s", node, diff)
+		}
+	}
 
 	const port = 8080
 	names := []string{"p1", "p2", "p3", "p4"}
