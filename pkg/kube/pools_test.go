@@ -50,6 +50,17 @@ func TestNodeConfigPoolOverlap(t *testing.T) {
 	if _, err := ncs.Create(ctx, createdAt(nodeConfig("node-3", 1, map[string]any{"cidr6": "2001:db8:43:3::/64"}), t0), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	setSpec := func(name string, spec map[string]any) {
+		t.Helper()
+		u, err := ncs.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Object["spec"] = spec
+		if _, err := ncs.Update(ctx, u, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ev := &fakeEvents{}
 	c := NewNodeConfigs(dyn, "node-2", discard)
 	c.SetEvents(ev)
@@ -74,14 +85,7 @@ func TestNodeConfigPoolOverlap(t *testing.T) {
 
 	// Another node's unrelated change: still rejected, no new Event, no poke.
 	drain(c.Changes())
-	u, err := ncs.Get(ctx, "node-3", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Object["spec"] = map[string]any{"cidr6": "2001:db8:43:33::/64"}
-	if _, err := ncs.Update(ctx, u, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	setSpec("node-3", map[string]any{"cidr6": "2001:db8:43:33::/64"})
 	eventually(t, "the pools informer to see node-3's change", func() bool {
 		return slices.ContainsFunc(c.otherPools(), func(p model.Pools) bool { return p.Pool6.String() == "2001:db8:43:33::/64" })
 	})
@@ -95,14 +99,7 @@ func TestNodeConfigPoolOverlap(t *testing.T) {
 	}
 
 	// node-1 moves away: node-2 is accepted without any change of its own.
-	u, err = ncs.Get(ctx, "node-1", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Object["spec"] = map[string]any{"cidr6": "2001:db8:42:1::/64", "cidr4": "10.42.1.0/24"}
-	if _, err := ncs.Update(ctx, u, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	setSpec("node-1", map[string]any{"cidr6": "2001:db8:42:1::/64", "cidr4": "10.42.1.0/24"})
 	eventually(t, "node-2 accepted", func() bool { n, err := c.Node(ctx); return err == nil && n.Pool6.String() == "2001:db8:42:2::/64" })
 	eventually(t, "Accepted=True", func() bool {
 		cond, _ := accepted(t, dyn, "node-2")
@@ -110,14 +107,7 @@ func TestNodeConfigPoolOverlap(t *testing.T) {
 	})
 
 	// An IPv4 overlap with node-1 again: rejected, a second Event.
-	u, err = ncs.Get(ctx, "node-1", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Object["spec"] = map[string]any{"cidr6": "2001:db8:42:1::/64", "cidr4": "10.42.0.0/16"}
-	if _, err := ncs.Update(ctx, u, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	setSpec("node-1", map[string]any{"cidr6": "2001:db8:42:1::/64", "cidr4": "10.42.0.0/16"})
 	eventually(t, "the IPv4 overlap rejected", func() bool {
 		_, err := c.Node(ctx)
 		o, ok := errors.AsType[*model.OverlapError](err)
