@@ -40,6 +40,7 @@ type AnycastReconciler struct {
 	last     map[netip.Addr][]anycast.NextHop
 	applied  bool
 	warnings string
+	waited   bool // the "not synced" line was logged
 
 	// mu guards what State reads: Reconcile runs in one goroutine and
 	// writes these only where it changes them.
@@ -65,9 +66,8 @@ func (r *AnycastReconciler) Poke() {
 }
 
 // Run reconciles on every poke, every change of readiness and every tick
-// (a safety net) until ctx ends. Start it only once the pod informer has
-// synced: before that every pod looks pending and the first run would
-// withdraw every anycast address of a restarted agent.
+// (a safety net) until ctx ends. Until the agent's source has synced it
+// does nothing (see Reconcile); the tick runs it once it has.
 func (r *AnycastReconciler) Run(ctx context.Context, every time.Duration, readyChanges <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -89,7 +89,19 @@ func (r *AnycastReconciler) Run(ctx context.Context, every time.Duration, readyC
 // Reconcile computes the desired anycast routes and applies what changed.
 // With resync it re-applies to the kernel even when nothing changed, which
 // repairs drift (SyncAnycast writes nothing when the kernel matches).
+//
+// Until the agent's source has synced it leaves the kernel routes and
+// BIRD's announcements as a previous agent left them: before that every
+// pod looks not Ready, and a restart while the API server is unreachable
+// would withdraw every anycast address of the node.
 func (r *AnycastReconciler) Reconcile(resync bool) {
+	if !r.a.Synced() {
+		if !r.waited {
+			r.waited = true
+			r.a.log.Info("anycast routes and announcements kept as they are until the pod informer has synced")
+		}
+		return
+	}
 	var allocs []anycast.Allocation
 	ready := map[string]bool{}
 	for _, rec := range r.a.store.List() {

@@ -146,7 +146,7 @@ func TestFullAndBootstrapConfig(t *testing.T) {
 		e.secrets.set("bgp/router", "s3cret")
 		e.update(node(), nil)
 		e.settle()
-		want, err := Render(node(), e.addrs.addrs, nil, map[model.SecretRef]string{{Name: "bgp", Key: "router"}: "s3cret"})
+		want, err := Render(node(), e.addrs.addrs, nil, nil, map[model.SecretRef]string{{Name: "bgp", Key: "router"}: "s3cret"})
 		if err != nil {
 			t.Fatal(err)
 		}
