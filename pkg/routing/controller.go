@@ -95,7 +95,7 @@ type Controller struct {
 	mu         sync.Mutex
 	anycast    []netip.Addr
 	anycastSet bool // SetAnycast was called
-	reloads int // the Reloader's count at its last status
+	reloads    int  // the Reloader's count at its last status
 
 	// Used by the Run goroutine only.
 	secrets  map[model.SecretRef]string // passwords read at the last resync
