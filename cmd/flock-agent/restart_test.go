@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -378,4 +379,106 @@ func TestLeakSweep(t *testing.T) {
 	if log := k.node.AgentLog(); strings.Count(log, "leaked allocation released") != 1 || !strings.Contains(log, "pod=demo/leak") {
 		t.Errorf("want one release line, for demo/leak; log:\n%s", log)
 	}
+}
+
+// TestPoolDrain (issue #15, item 5): a pool change while a pod holds an
+// address of the old pool keeps the old pool blackholed in the kernel and
+// announced by BIRD, reports it in the NodeConfig's status.drainingPools
+// and with a PoolDraining Event; the pod's DEL ends it all (PoolDrained).
+func TestPoolDrain(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (as CI runs it): network namespaces, etcd and kube-apiserver")
+	}
+	if _, err := exec.LookPath("bird"); err != nil {
+		t.Fatal("needs bird: apt-get install -y bird2 (CI installs it)")
+	}
+	ctx := testContext(t)
+	k := newKubeNode(t, ctx)
+	bn := startBirdNode(t, k.node)
+	bgp := map[string]any{"asn": int64(65101), "peers": []any{map[string]any{"address": birdtest.Router6, "asn": int64(65000)}}}
+	const old6, old4, new6, new4 = "2001:db8:42:1::/64", "198.18.1.0/24", "2001:db8:42:2::/64", "198.18.2.0/24"
+	k.nodeConfig(t, ctx, map[string]any{"cidr6": old6, "cidr4": old4, "bgp": bgp})
+	runAgent(t, k.node, append([]string{"--kubeconfig", k.kubeconfig, "--node-name", "node-1"}, bn.AgentArgs()...)...)
+	_, podNS := k.pod(t, ctx, "old", "c0ffee31", nil)
+
+	u, err := k.ncs.Get(ctx, "node-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Object["spec"] = map[string]any{"cidr6": new6, "cidr4": new4, "bgp": bgp}
+	if _, err := k.ncs.Update(ctx, u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	blackholes := func() string {
+		out6, _ := k.node.NS.Run("ip", "-6", "route", "show", "type", "blackhole", "proto", "83")
+		out4, _ := k.node.NS.Run("ip", "-4", "route", "show", "type", "blackhole", "proto", "83")
+		return out6 + out4
+	}
+	announces := func(p string) bool {
+		conf, _ := os.ReadFile(bn.Config)
+		return strings.Contains(string(conf), "route "+p+" blackhole;")
+	}
+	waitFor(t, "new pools in use, old ones draining", func() bool {
+		bh := blackholes()
+		for _, p := range []string{old6, old4, new6, new4} {
+			if !strings.Contains(bh, p) || !announces(p) {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, "status.drainingPools lists the old pools", func() bool {
+		return drainingPools(ctx, k) == old4+"=1,"+old6+"=1"
+	})
+	waitFor(t, "a PoolDraining event on the NodeConfig", func() bool { return hasEvent(ctx, k, "PoolDraining", old6) })
+	// The pod keeps its gateway: the old pool's IPv4 gateway stays on lo.
+	if out, _ := k.node.NS.Run("ip", "-4", "addr", "show", "dev", "lo"); !strings.Contains(out, "198.18.1.1/32") || !strings.Contains(out, "198.18.2.1/32") {
+		t.Errorf("lo lacks a pool gateway while draining:\n%s", out)
+	}
+	_, podNew := k.pod(t, ctx, "new", "c0ffee32", nil)
+	_ = podNew
+
+	list, err := k.node.FlockConflist("1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.node.Del(ctx, list, cnitest.Runtime("c0ffee31", podNS.Path, "demo", "old")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old pools dropped after the last pod's DEL", func() bool {
+		bh := blackholes()
+		return !strings.Contains(bh, old6) && !strings.Contains(bh, old4) && !announces(old6) && !announces(old4) &&
+			strings.Contains(bh, new6) && announces(new6)
+	})
+	waitFor(t, "status.drainingPools empty", func() bool { return drainingPools(ctx, k) == "" })
+	waitFor(t, "a PoolDrained event on the NodeConfig", func() bool { return hasEvent(ctx, k, "PoolDrained", old6) })
+}
+
+// drainingPools renders the NodeConfig's status.drainingPools as
+// cidr=allocations, comma-separated.
+func drainingPools(ctx context.Context, k *kubeNode) string {
+	u, err := k.ncs.Get(ctx, "node-1", metav1.GetOptions{})
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	raw, _, _ := unstructured.NestedSlice(u.Object, "status", "drainingPools")
+	var parts []string
+	for _, r := range raw {
+		m, _ := r.(map[string]any)
+		parts = append(parts, fmt.Sprintf("%v=%v", m["cidr"], m["allocations"]))
+	}
+	return strings.Join(parts, ",")
+}
+
+func hasEvent(ctx context.Context, k *kubeNode, reason, text string) bool {
+	l, err := k.admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false
+	}
+	for _, e := range l.Items {
+		if e.InvolvedObject.Kind == "NodeConfig" && e.InvolvedObject.Name == "node-1" && e.Reason == reason && strings.Contains(e.Message, text) {
+			return true
+		}
+	}
+	return false
 }
