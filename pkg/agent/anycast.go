@@ -41,6 +41,8 @@ type AnycastReconciler struct {
 	applied  bool
 	warnings string
 	waited   bool // the "not synced" line was logged
+	// announcedOnce: the announcer has been given a set.
+	announcedOnce bool
 
 	// mu guards what State reads: Reconcile runs in one goroutine and
 	// writes these only where it changes them.
@@ -131,6 +133,13 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 	}
 	if err := r.kernel.SyncAnycast(desired); err != nil {
 		r.a.log.Error("sync anycast routes", "err", err)
+		if r.announce != nil && !r.announcedOnce {
+			// SyncAnycast applies all it can. The BGP controller renders
+			// nothing until it has heard a set once (it waits for it after a
+			// restart), so a route that keeps failing (a pod's veth gone
+			// before its DEL) must not hold up BIRD's whole config.
+			r.setAnnounced(active)
+		}
 		r.applied = false
 		return
 	}
@@ -148,6 +157,7 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 
 func (r *AnycastReconciler) setAnnounced(active []netip.Addr) {
 	r.announce.SetAnycast(active)
+	r.announcedOnce = true
 	r.mu.Lock()
 	r.announced = active
 	r.mu.Unlock()
