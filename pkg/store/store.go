@@ -2,7 +2,9 @@
 // per attachment (container id + interface), written to a temporary file and
 // renamed into place. A rename is atomic, so a crash at any point leaves
 // either the old file or the new one, and a torn write can only ever damage
-// the temporary file of the one allocation being written.
+// the temporary file of the one allocation being written. A file damaged
+// some other way (a disk error, an operator's editor) is quarantined by Open;
+// the agent then rebuilds what it can from the kernel (agent.Restore).
 package store
 
 import (
