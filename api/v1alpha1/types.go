@@ -347,4 +347,24 @@ type NodeConfigStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// DrainingPools are former pools of the node (spec.cidr6 or spec.cidr4
+	// changed) in which pods still hold addresses. The agent keeps routing
+	// and announcing each one until its last pod is deleted, then drops it
+	// from this list; new pods get addresses from the current pools only.
+	// +optional
+	// +listType=map
+	// +listMapKey=cidr
+	// +kubebuilder:validation:MaxItems=64
+	DrainingPools []DrainingPool `json:"drainingPools,omitempty"`
+}
+
+// DrainingPool is a former pool that still holds pods.
+type DrainingPool struct {
+	// CIDR is the former pool (or, for a pod whose allocation predates
+	// recording its pool, the pod's address as a /128 or /32).
+	// +kubebuilder:validation:MaxLength=49
+	CIDR string `json:"cidr"`
+	// Allocations is the number of pod attachments with an address in it.
+	// +kubebuilder:validation:Minimum=0
+	Allocations int32 `json:"allocations"`
 }

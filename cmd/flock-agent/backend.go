@@ -16,9 +16,10 @@ import (
 )
 
 // syncWait is how long the agent waits for its caches before it serves
-// anyway: until they fill, ADD fails with an error naming the node, which
-// is more useful to the runtime than a socket that is not there.
-const syncWait = 30 * time.Second
+// anyway (--sync-wait): until they fill, ADD fails with an error naming the
+// node, which is more useful to the runtime than a socket that is not
+// there, and nothing the agent owns is pruned or withdrawn.
+var syncWait = 30 * time.Second
 
 // backend is what the agent talks to in the chosen mode.
 type backend struct {
@@ -38,6 +39,9 @@ type backend struct {
 type kubeParts struct {
 	client kubernetes.Interface
 	src    *kube.Source
+	rec    *kube.Recorder
+	// draining are the pools last reported draining (reportDrains).
+	draining map[string]bool
 }
 
 // fileWatchEvery is how often file mode checks the NodeConfig file for a
@@ -95,6 +99,6 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 			go kube.KeepNodeNetworkReady(ctx, client, m.NodeName, kube.NodeReadyEvery, log)
 		},
 		stop: rec.Shutdown,
-		kube: &kubeParts{client: client, src: src},
+		kube: &kubeParts{client: client, src: src, rec: rec},
 	}, nil
 }

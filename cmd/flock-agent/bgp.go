@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/kube"
 	"github.com/fritzlab/flock/pkg/routing"
@@ -47,7 +48,9 @@ func secretsNamespace(flag string) string {
 
 // startBGP starts the controller that renders BIRD's config from the node
 // and reloads BIRD; it runs until ctx ends.
-func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend) (*routing.Controller, error) {
+// With anycast on, the controller waits for the anycast reconciler's first
+// set before it renders (see routing.Options.AwaitAnycast).
+func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, a *agent.Agent, anycast bool) (*routing.Controller, error) {
 	// The DaemonSet's BIRD waits for the file to appear in this directory.
 	if err := bird.PrepareDir(f.Config); err != nil {
 		return nil, err
@@ -61,6 +64,9 @@ func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend) (*
 		Addresses: ifs,
 		Reloader:  bird.NewReloader(f.Config, bird.NewClient(f.Socket)),
 		Log:       log,
+		// Old pools that still hold pods stay announced.
+		Draining:     a.Draining,
+		AwaitAnycast: anycast,
 	}
 	if b.kube != nil {
 		opts.Secrets = kube.NewSecrets(b.kube.client, f.Namespace)

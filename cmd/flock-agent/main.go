@@ -43,6 +43,9 @@ func main() {
 		birdConfig = flag.String("bird-config", "", "BIRD config file the agent renders and BIRD reads (bird -c); empty: BGP off")
 		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
 		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else flock-system); a NodeConfig naming a Secret in another namespace is rejected")
+		sweepEvery = flag.Duration("leak-sweep", agent.DefaultSweepEvery, "how often allocations are checked for leaks (pod gone from the API and netns gone, for runtimes that never call CNI GC); 0: never")
+		sweepGrace = flag.Duration("leak-sweep-grace", agent.DefaultSweepGrace, "the leak sweep leaves allocations younger than this alone")
+		syncWaitF  = flag.Duration("sync-wait", syncWait, "how long to wait for the informer caches at start before serving anyway (Kubernetes mode)")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
@@ -62,6 +65,7 @@ func main() {
 		os.Exit(2)
 	}
 	m.Netpol = m.Kube && *netpolOn
+	syncWait = *syncWaitF
 	m.Namespace = secretsNamespace(*namespace)
 	bf := birdFlags{Config: *birdConfig, Socket: *birdSocket, Namespace: m.Namespace}
 	if err := bf.check(); err != nil {
@@ -71,7 +75,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket)}
-	if err := run(ctx, log, m, bf, socks, *stateDir, *syncEvery, *fsync); err != nil {
+	sw := sweepFlags{Every: *sweepEvery, Grace: *sweepGrace}
+	if err := run(ctx, log, m, bf, socks, sw, *stateDir, *syncEvery, *fsync); err != nil {
 		log.Error("flock-agent failed", "err", err)
 		os.Exit(1)
 	}
@@ -80,7 +85,10 @@ func main() {
 // sockets are where the agent serves: the CNI plugin, and the admin API.
 type sockets struct{ CNI, Admin string }
 
-func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sockets, stateDir string, every time.Duration, fsync bool) error {
+// sweepFlags tune the leak sweep (Every 0: off).
+type sweepFlags struct{ Every, Grace time.Duration }
+
+func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sockets, sw sweepFlags, stateDir string, every time.Duration, fsync bool) error {
 	dp, err := datapath.New()
 	if err != nil {
 		return err
@@ -88,11 +96,11 @@ func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sock
 	if err := dp.Init(); err != nil {
 		return err
 	}
-	return serve(ctx, log, m, bf, dp, socks, stateDir, every, fsync)
+	return serve(ctx, log, m, bf, dp, socks, sw, stateDir, every, fsync)
 }
 
 // serve runs the agent on a data path until ctx ends.
-func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent.Datapath, socks sockets, stateDir string, every time.Duration, fsync bool) error {
+func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent.Datapath, socks sockets, sw sweepFlags, stateDir string, every time.Duration, fsync bool) error {
 	st, err := store.Open(stateDir, store.Options{Sync: fsync}, log)
 	if err != nil {
 		return err
@@ -108,6 +116,20 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	}
 	defer b.stop()
 	a := agent.New(b.src, b.rec, dp, st, log)
+	// Before the first Sync seeds the allocator: an address a veth carries
+	// is never handed out, whatever the files say.
+	if err := a.Restore(); err != nil {
+		return err
+	}
+	var bgpRef *routing.Controller // set below; the hook runs later
+	a.SetDrainHook(func(n *model.Node, drains []agent.Drain) {
+		if bgpRef != nil {
+			bgpRef.Trigger()
+		}
+		if b.kube != nil {
+			reportDrains(b.kube, n, drains)
+		}
+	})
 	parts := adminParts{mode: m, agent: a, src: b.src, store: st}
 	if m.Netpol {
 		// Before the socket listens: no ADD may go without the policy hook.
@@ -128,10 +150,12 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	// installed before it announces them.
 	var bgp *routing.Controller
 	if bf.enabled() {
-		if bgp, err = startBGP(ctx, log, bf, b); err != nil {
+		_, anycastOn := dp.(agent.AnycastKernel)
+		if bgp, err = startBGP(ctx, log, bf, b, a, anycastOn); err != nil {
 			return err
 		}
 		parts.bird = bird.NewClient(bf.Socket)
+		bgpRef = bgp
 	}
 	parts.anycast, parts.ready = startAnycast(ctx, a, dp, b, bgp)
 	// Before the CNI socket, so that whoever waits for that one finds this
@@ -144,6 +168,9 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 		return err
 	}
 	go a.Run(ctx, every)
+	if sw.Every > 0 {
+		go a.RunSweep(ctx, sw.Every, sw.Grace)
+	}
 	if b.changes != nil {
 		go syncOnChange(ctx, a, bgp, b.changes, log)
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fritzlab/flock/pkg/datapath"
@@ -30,6 +31,13 @@ type Source interface {
 	Node(ctx context.Context) (*model.Node, error)
 	// Pod returns a pod's metadata, or an error wrapping model.ErrPodNotFound.
 	Pod(ctx context.Context, namespace, name string) (*model.Pod, error)
+}
+
+// Synced is what a Source also implements when it fills from caches that
+// must list first (the Kubernetes informers): until HasSynced, a pod it
+// does not know may well exist. A Source without it is always synced.
+type Synced interface {
+	HasSynced() bool
 }
 
 // Recorder reports problems with a pod's annotations where the pod's owner
@@ -65,6 +73,20 @@ type Agent struct {
 	mu    sync.RWMutex
 	node  *model.Node
 	alloc *ipam.Allocator
+
+	// held are addresses the kernel shows in use on flock veths that no
+	// allocation records (see Restore): every allocator is seeded with
+	// them, so they are never handed out while a veth carries them.
+	held map[netip.Addr]string
+
+	// drainMu guards the draining pools last applied (syncDrains).
+	drainMu     sync.Mutex
+	drains      []Drain
+	drainsKnown bool
+	drainHook   DrainHook
+
+	// leaks counts the allocations the leak sweep released.
+	leaks atomic.Uint64
 
 	// locks serialise calls for one attachment (striped by key hash), so
 	// ADD, DEL and CHECK of one container never interleave while calls for
@@ -109,12 +131,33 @@ func (a *Agent) Sync(ctx context.Context) (*model.Node, *ipam.Allocator, error) 
 			a.log.Warn("allocation on disk conflicts", "container", r.ContainerID, "ifname", r.IfName, "err", err)
 		}
 	}
-	if err := a.dp.SyncPools(datapath.Pools{Pool6: node.Pool6, Pool4: node.Pool4}); err != nil {
+	for addr, owner := range a.held {
+		if err := alloc.Reserve(owner, addr); err != nil {
+			a.log.Warn("address in use in the kernel conflicts", "address", addr, "err", err)
+		}
+	}
+	drains := Drains(node.Pool6, node.Pool4, recs)
+	if err := a.dp.SyncPools(poolsFor(node, drains)); err != nil {
 		return nil, nil, fmt.Errorf("install pool routes for node %s: %w", node.Name, err)
 	}
 	a.log.Info("node configuration applied", "node", node.Name, "pool6", node.Pool6, "pool4", node.Pool4, "allocations", len(recs))
 	a.node, a.alloc = node, alloc
+	a.drainMu.Lock()
+	a.logDrains(node, drains)
+	a.drains, a.drainsKnown = drains, true
+	if a.drainHook != nil {
+		a.drainHook(node, drains)
+	}
+	a.drainMu.Unlock()
 	return node, alloc, nil
+}
+
+// Synced reports whether the source's caches have listed once. Until they
+// have, the agent prunes nothing it owns and changes no announcement: after
+// a restart with the API server unreachable, every pod looks gone.
+func (a *Agent) Synced() bool {
+	s, ok := a.src.(Synced)
+	return !ok || s.HasSynced()
 }
 
 // Ready reports whether the agent can serve ADD.
@@ -142,9 +185,10 @@ func (a *Agent) Run(ctx context.Context, every time.Duration) {
 			}
 			continue
 		}
-		if err := a.dp.SyncPools(datapath.Pools{Pool6: node.Pool6, Pool4: node.Pool4}); err != nil {
+		if err := a.dp.SyncPools(poolsFor(node, Drains(node.Pool6, node.Pool4, a.store.List()))); err != nil {
 			a.log.Error("self-heal pool routes", "node", node.Name, "err", err)
 		}
+		a.syncDrains()
 	}
 }
 

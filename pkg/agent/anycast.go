@@ -40,6 +40,9 @@ type AnycastReconciler struct {
 	last     map[netip.Addr][]anycast.NextHop
 	applied  bool
 	warnings string
+	waited   bool // the "not synced" line was logged
+	// announcedOnce: the announcer has been given a set.
+	announcedOnce bool
 
 	// mu guards what State reads: Reconcile runs in one goroutine and
 	// writes these only where it changes them.
@@ -65,9 +68,8 @@ func (r *AnycastReconciler) Poke() {
 }
 
 // Run reconciles on every poke, every change of readiness and every tick
-// (a safety net) until ctx ends. Start it only once the pod informer has
-// synced: before that every pod looks pending and the first run would
-// withdraw every anycast address of a restarted agent.
+// (a safety net) until ctx ends. Until the agent's source has synced it
+// does nothing (see Reconcile); the tick runs it once it has.
 func (r *AnycastReconciler) Run(ctx context.Context, every time.Duration, readyChanges <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -89,7 +91,19 @@ func (r *AnycastReconciler) Run(ctx context.Context, every time.Duration, readyC
 // Reconcile computes the desired anycast routes and applies what changed.
 // With resync it re-applies to the kernel even when nothing changed, which
 // repairs drift (SyncAnycast writes nothing when the kernel matches).
+//
+// Until the agent's source has synced it leaves the kernel routes and
+// BIRD's announcements as a previous agent left them: before that every
+// pod looks not Ready, and a restart while the API server is unreachable
+// would withdraw every anycast address of the node.
 func (r *AnycastReconciler) Reconcile(resync bool) {
+	if !r.a.Synced() {
+		if !r.waited {
+			r.waited = true
+			r.a.log.Info("anycast routes and announcements kept as they are until the pod informer has synced")
+		}
+		return
+	}
 	var allocs []anycast.Allocation
 	ready := map[string]bool{}
 	for _, rec := range r.a.store.List() {
@@ -119,6 +133,13 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 	}
 	if err := r.kernel.SyncAnycast(desired); err != nil {
 		r.a.log.Error("sync anycast routes", "err", err)
+		if r.announce != nil && !r.announcedOnce {
+			// SyncAnycast applies all it can. The BGP controller renders
+			// nothing until it has heard a set once (it waits for it after a
+			// restart), so a route that keeps failing (a pod's veth gone
+			// before its DEL) must not hold up BIRD's whole config.
+			r.setAnnounced(active)
+		}
 		r.applied = false
 		return
 	}
@@ -136,6 +157,7 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 
 func (r *AnycastReconciler) setAnnounced(active []netip.Addr) {
 	r.announce.SetAnycast(active)
+	r.announcedOnce = true
 	r.mu.Lock()
 	r.announced = active
 	r.mu.Unlock()

@@ -13,9 +13,11 @@ import (
 
 // fakeSource serves one node and a map of pods.
 type fakeSource struct {
-	mu   sync.Mutex
-	node *model.Node
-	pods map[string]*model.Pod
+	mu       sync.Mutex
+	node     *model.Node
+	pods     map[string]*model.Pod
+	gone     map[string]bool // ns/name the API does not have
+	unsynced bool
 }
 
 func (s *fakeSource) Node(context.Context) (*model.Node, error) {
@@ -31,6 +33,9 @@ func (s *fakeSource) Node(context.Context) (*model.Node, error) {
 func (s *fakeSource) Pod(_ context.Context, ns, name string) (*model.Pod, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gone[ns+"/"+name] {
+		return nil, fmt.Errorf("pod %s/%s: %w", ns, name, model.ErrPodNotFound)
+	}
 	if p, ok := s.pods[ns+"/"+name]; ok {
 		return p, nil
 	}
@@ -59,6 +64,8 @@ type fakeDatapath struct {
 	failTeardow error
 	stray       []string // host ifaces with no attachment
 	anycast     map[string][]netip.Addr
+	goneNetns   map[string]bool
+	live        []datapath.Live
 }
 
 func newFakeDatapath() *fakeDatapath { return &fakeDatapath{up: map[string]datapath.Attachment{}} }
@@ -126,4 +133,26 @@ func (d *fakeDatapath) HostIfaces() ([]string, error) {
 		out = append(out, name)
 	}
 	return out, nil
+}
+
+// HasSynced makes fakeSource a Synced source; unsynced plays an informer
+// that has not listed yet.
+func (s *fakeSource) HasSynced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.unsynced
+}
+
+// NetnsExists: every netns exists but those in goneNetns.
+func (d *fakeDatapath) NetnsExists(path string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.goneNetns[path], nil
+}
+
+// Attached lists live (what a test put there).
+func (d *fakeDatapath) Attached() ([]datapath.Live, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]datapath.Live(nil), d.live...), nil
 }

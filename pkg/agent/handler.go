@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -56,6 +57,7 @@ func attachment(r store.Record) datapath.Attachment {
 	return datapath.Attachment{
 		ContainerID: r.ContainerID, IfName: r.IfName, Netns: r.Netns, HostIface: r.HostIface,
 		IPv6: r.IPv6, IPv4: r.IPv4, Gateway4: r.Gateway4, MTU: r.MTU,
+		Namespace: r.Namespace, Name: r.Name, UID: r.UID,
 	}
 }
 
@@ -102,7 +104,13 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		if err != nil {
 			return rpc.ErrorResponse(rpc.ErrAllocate, "cannot allocate for pod "+pod.Key(), err)
 		}
-		rec = store.Record{IPv6: got.IPv6, IPv4: got.IPv4, Gateway4: got.Gateway4}
+		rec = store.Record{IPv6: got.IPv6, IPv4: got.IPv4, Gateway4: got.Gateway4, Created: time.Now()}
+		if got.IPv6.IsValid() {
+			rec.Pool6 = node.Pool6
+		}
+		if got.IPv4.IsValid() {
+			rec.Pool4 = node.Pool4
+		}
 	}
 	anycast, warnings := annotations.Anycast(pod.Annotations, rec.IPv6, rec.IPv4, node.AnycastAllowed, []netip.Prefix{node.Pool6, node.Pool4})
 	for _, w := range warnings {
@@ -208,6 +216,7 @@ func (a *Agent) release(key store.Key, netns string) error {
 	if alloc != nil {
 		alloc.Release(addrs(rec)...)
 	}
+	a.syncDrains()
 	a.log.Info("pod deleted", "pod", rec.Namespace+"/"+rec.Name, "container", key.ContainerID, "ipv6", rec.IPv6, "ipv4", rec.IPv4)
 	return nil
 }
@@ -229,6 +238,12 @@ func (a *Agent) check(req *rpc.Request) *rpc.Response {
 }
 
 func (a *Agent) gc(req *rpc.Request) *rpc.Response {
+	if !a.Synced() {
+		// Nothing is pruned before the caches have listed; the runtime
+		// calls GC again later.
+		return rpc.ErrorResponse(types.ErrTryAgainLater, "garbage collection deferred",
+			errors.New("the agent's pod informer has not synced yet"))
+	}
 	valid := map[store.Key]bool{}
 	validIfaces := map[string]bool{}
 	for _, v := range req.ValidAttachments {

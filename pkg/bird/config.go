@@ -37,6 +37,12 @@ type Config struct {
 	// Anycast are the anycast addresses served by Ready pods on this node,
 	// announced as /128 and /32. Order and duplicates do not matter.
 	Anycast []netip.Addr
+	// Draining are the node's former pools that still hold pods (the
+	// NodeConfig changed the pool under them): announced and owned like
+	// Pool6 and Pool4 until the last pod in them is gone, so that the
+	// router keeps sending those pods their traffic. Order and duplicates
+	// do not matter.
+	Draining []netip.Prefix
 }
 
 // Peer is one BGP neighbour.
@@ -131,6 +137,11 @@ func (c *Config) Validate() error {
 	}
 	checkPool("pool6", c.Pool6, true)
 	checkPool("pool4", c.Pool4, false)
+	for i, p := range c.Draining {
+		if err := checkPoolPrefix(p, p.Addr().Is6()); err != nil {
+			bad("draining[%d] %q: %w", i, p, err)
+		}
+	}
 	for i, a := range c.Anycast {
 		if err := checkUnicast(a); err != nil {
 			bad("anycast[%d] %q: %w", i, a, err)

@@ -133,11 +133,23 @@ func (c *Config) family(v int) family {
 	if v == 4 {
 		pool = c.Pool4
 	}
-	var own []netip.Prefix
+	pools := []netip.Prefix{}
 	if pool.IsValid() {
-		f.Announce = append(f.Announce, pool.String())
-		f.Own = append(f.Own, pool.String()+"+")
-		own = append(own, pool)
+		pools = append(pools, pool)
+	}
+	var draining []netip.Prefix
+	for _, p := range c.Draining {
+		if family6or4(p.Addr()) == v && p != pool {
+			draining = append(draining, p)
+		}
+	}
+	slices.SortFunc(draining, netip.Prefix.Compare)
+	pools = append(pools, slices.Compact(draining)...)
+	var own []netip.Prefix
+	for _, p := range pools {
+		f.Announce = append(f.Announce, p.String())
+		f.Own = append(f.Own, p.String()+"+")
+		own = append(own, p)
 	}
 	var anycast []netip.Prefix
 	for _, a := range c.Anycast {

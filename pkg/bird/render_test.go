@@ -70,6 +70,13 @@ func goldens(t *testing.T) map[string][]byte {
 	c.Anycast = []netip.Addr{addr("2001:db8:ffff::53"), addr("192.0.2.53"), addr("2001:db8:ffff::53")}
 	render("full", c)
 
+	// A node whose pools moved: the old ones still hold pods, so they stay
+	// announced and owned until drained (listed twice, and the current
+	// pool once more, which renders once).
+	c = typicalNode()
+	c.Draining = []netip.Prefix{pfx("2001:db8:41:1::/64"), pfx("10.41.1.0/24"), pfx("2001:db8:41:1::/64"), pfx("2001:db8:42:1::/64")}
+	render("draining", c)
+
 	// An IPv6-only node: the router id must be given.
 	render("ipv6-only", &Config{
 		RouterID:  addr("10.255.0.1"),
@@ -110,6 +117,37 @@ func birdBinary(t testing.TB) string {
 		t.Skip("bird not installed, so rendered configs are not checked by BIRD: apt-get install -y bird2 (CI installs it)")
 	}
 	return bin
+}
+
+// TestRenderDraining: a draining pool is announced (a static blackhole in
+// the export list) and rejected from the peers with everything inside it,
+// exactly as the pool is; without it, it is gone.
+func TestRenderDraining(t *testing.T) {
+	c := typicalNode()
+	c.Draining = []netip.Prefix{pfx("2001:db8:41:1::/64"), pfx("10.41.1.0/24")}
+	b, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"route 2001:db8:41:1::/64 blackhole;", "route 10.41.1.0/24 blackhole;",
+		`net ~ [ 2001:db8:42:1::/64, 2001:db8:41:1::/64 ]`, `net ~ [ 10.42.1.0/24, 10.41.1.0/24 ]`,
+		`if net ~ [ 2001:db8:42:1::/64+, 2001:db8:41:1::/64+ ] then reject;`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("config lacks %q:\n%s", want, b)
+		}
+	}
+	c.Draining = nil
+	if b, err = Render(c); err != nil || strings.Contains(string(b), "2001:db8:41:1::") || strings.Contains(string(b), "10.41.1.0") {
+		t.Errorf("drained pool still in the config (%v):\n%s", err, b)
+	}
+	for _, bad := range []netip.Prefix{{}, pfx("2001:db8:41:1::1/64"), pfx("::ffff:10.0.0.0/104")} {
+		c.Draining = []netip.Prefix{bad}
+		if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "draining[0]") {
+			t.Errorf("draining %v: err %v, want one naming draining[0]", bad, err)
+		}
+	}
 }
 
 func TestRenderContent(t *testing.T) {

@@ -115,6 +115,15 @@ type Attachment struct {
 	Gateway4 netip.Addr
 	// MTU of both veth ends; 0 means DefaultMTU.
 	MTU int
+	// Namespace, Name and UID are the pod's, recorded with the container id
+	// in the host veth's alias (Owner) so that a lost allocation can be
+	// rebuilt from the kernel. Optional.
+	Namespace, Name, UID string
+}
+
+// owner is what the host veth's alias records of a.
+func (a Attachment) owner() Owner {
+	return Owner{ContainerID: a.ContainerID, IfName: a.podIface(), Netns: a.Netns, Namespace: a.Namespace, Name: a.Name, UID: a.UID}
 }
 
 // hostIface is the host end's name, derived when not given.
@@ -210,6 +219,12 @@ type Result struct {
 // family.
 type Pools struct {
 	Pool6, Pool4 netip.Prefix
+	// Draining are former pools that still hold pods (the NodeConfig moved
+	// the pool under them): blackholed like the pools until they are empty.
+	Draining []netip.Prefix
+	// DrainGateways4 are the IPv4 gateways the pods in Draining still route
+	// via: they stay on lo, as the current pool's gateway is.
+	DrainGateways4 []netip.Addr
 }
 
 // PoolGateway4 is the gateway of an IPv4 pool: its network address + 1.

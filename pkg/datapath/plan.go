@@ -110,7 +110,22 @@ func PlanPools(p Pools) (PoolPlan, error) {
 		pp.Blackholes = append(pp.Blackholes, p.Pool4.Masked())
 		pp.LoAddrs = append(pp.LoAddrs, netip.PrefixFrom(PoolGateway4(p.Pool4), 32))
 	}
+	for _, d := range p.Draining {
+		if !d.IsValid() {
+			return PoolPlan{}, fmt.Errorf("draining pool %s is not a prefix", d)
+		}
+		pp.Blackholes = append(pp.Blackholes, d.Masked())
+	}
+	for _, gw := range p.DrainGateways4 {
+		if !gw.Is4() {
+			return PoolPlan{}, fmt.Errorf("draining pool gateway %s is not an IPv4 address", gw)
+		}
+		pp.LoAddrs = append(pp.LoAddrs, netip.PrefixFrom(gw, 32))
+	}
 	slices.SortFunc(pp.Blackholes, comparePrefix)
+	pp.Blackholes = slices.Compact(pp.Blackholes)
+	slices.SortFunc(pp.LoAddrs, comparePrefix)
+	pp.LoAddrs = slices.Compact(pp.LoAddrs)
 	return pp, nil
 }
 

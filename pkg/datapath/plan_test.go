@@ -128,6 +128,18 @@ func TestPlanPools(t *testing.T) {
 				LoAddrs:    []netip.Prefix{netip.MustParsePrefix("192.0.2.5/32")},
 			},
 		},
+		{
+			name: "draining pools and their gateway kept, duplicates once",
+			p: Pools{Pool6: netip.MustParsePrefix("2001:db8:42:2::/64"), Pool4: netip.MustParsePrefix("10.42.2.0/24"),
+				Draining: []netip.Prefix{netip.MustParsePrefix("2001:db8:42:1::/64"), netip.MustParsePrefix("10.42.1.0/24"),
+					netip.MustParsePrefix("2001:db8:42:1::/64")},
+				DrainGateways4: []netip.Addr{netip.MustParseAddr("10.42.1.1"), netip.MustParseAddr("10.42.1.1")}},
+			want: PoolPlan{
+				Blackholes: []netip.Prefix{netip.MustParsePrefix("10.42.1.0/24"), netip.MustParsePrefix("10.42.2.0/24"),
+					netip.MustParsePrefix("2001:db8:42:1::/64"), netip.MustParsePrefix("2001:db8:42:2::/64")},
+				LoAddrs: []netip.Prefix{netip.MustParsePrefix("10.42.1.1/32"), netip.MustParsePrefix("10.42.2.1/32")},
+			},
+		},
 		{name: "ipv4 /31", p: Pools{Pool4: netip.MustParsePrefix("192.0.2.4/31")}, wantErr: "ipv4 pool 192.0.2.4/31"},
 		{name: "ipv6 in pool4", p: Pools{Pool4: netip.MustParsePrefix("2001:db8::/64")}, wantErr: "ipv4 pool"},
 		{name: "ipv4 in pool6", p: Pools{Pool6: netip.MustParsePrefix("10.0.0.0/8")}, wantErr: "ipv6 pool 10.0.0.0/8"},

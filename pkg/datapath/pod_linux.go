@@ -66,7 +66,7 @@ func (k *Kernel) Setup(a Attachment) (Result, error) {
 	if err := k.h.LinkAdd(veth); err != nil {
 		return Result{}, fmt.Errorf("add veth %s in %s: %w", p.HostIface, a.Netns, err)
 	}
-	res, err := k.configure(p, veth, pod)
+	res, err := k.configure(p, veth, pod, a.owner())
 	if err != nil {
 		// The veth is all Setup creates: deleting it takes the pod end and
 		// both ends' addresses, neighbours, routes and sysctls with it.
@@ -80,7 +80,14 @@ func (k *Kernel) Setup(a Attachment) (Result, error) {
 
 // configure installs p on a fresh veth. Host routes come last: once they
 // exist the node sends the pod traffic, so the pod must be ready for it.
-func (k *Kernel) configure(p Plan, host *netlink.Veth, pod *podNetns) (Result, error) {
+func (k *Kernel) configure(p Plan, host *netlink.Veth, pod *podNetns, owner Owner) (Result, error) {
+	if alias, ok := owner.Alias(); ok {
+		// ip link set HOST alias "flock:v1 c=…": who owns the veth, for a
+		// restarted agent whose allocation file is damaged.
+		if err := k.h.LinkSetAlias(host, alias); err != nil {
+			return Result{}, fmt.Errorf("set alias of %s: %w", p.HostIface, err)
+		}
+	}
 	if p.ProxyARP {
 		if err := k.setSysctl("net/ipv4/conf/"+p.HostIface+"/proxy_arp", "1"); err != nil {
 			return Result{}, err

@@ -43,6 +43,9 @@ type NodeConfigs struct {
 	// bgp is the BGPConfigured condition the BGP controller last reported;
 	// nil when the agent does not drive BIRD.
 	bgp atomic.Pointer[metav1.Condition]
+	// draining is the status.drainingPools the agent last reported; nil
+	// before the first report.
+	draining atomic.Pointer[[]v1alpha1.DrainingPool]
 	// changes pokes the agent; statusPoke pokes the status worker. Both hold
 	// one pending poke: a burst of events is one wake-up.
 	changes    chan struct{}
@@ -135,6 +138,19 @@ func (c *NodeConfigs) Node(context.Context) (*model.Node, error) {
 		return nil, &NoConfigError{Node: c.node, Syncing: !c.inf.HasSynced()}
 	}
 	return s.node, s.err
+}
+
+// UID returns the UID of the cached NodeConfig, "" while there is none.
+func (c *NodeConfigs) UID() string {
+	obj, ok, err := c.inf.GetStore().GetByKey(c.node)
+	if err != nil || !ok {
+		return ""
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return ""
+	}
+	return string(u.GetUID())
 }
 
 // Changes is poked whenever the NodeConfig changes or goes away.

@@ -13,12 +13,14 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
 // Recorder reports a pod's annotation problems in the agent's log and as a
 // Warning Event on the pod, where `kubectl describe pod` shows them.
 type Recorder struct {
+	node  string
 	log   *slog.Logger
 	bcast record.EventBroadcaster
 	rec   record.EventRecorder
@@ -31,6 +33,7 @@ func NewRecorder(ctx context.Context, client kubernetes.Interface, node string, 
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	return &Recorder{
+		node:  node,
 		log:   log,
 		bcast: b,
 		rec:   b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flock-agent", Host: node}),
@@ -51,6 +54,20 @@ func (r *Recorder) PodWarning(pod *model.Pod, reason, message string) {
 // namespace, where `kubectl describe nc` finds them.
 func (r *Recorder) NodeConfigWarning(nc *unstructured.Unstructured, reason, message string) {
 	r.rec.Event(nodeConfigRef(nc), corev1.EventTypeWarning, reason, message)
+}
+
+// NodeWarning records a Warning Event on the agent's Node (the caller
+// logs). Like the kubelet's, its reference carries the node's name as UID.
+func (r *Recorder) NodeWarning(reason, message string) {
+	ref := &corev1.ObjectReference{Kind: "Node", Name: r.node, UID: types.UID(r.node)}
+	r.rec.Event(ref, corev1.EventTypeWarning, reason, message)
+}
+
+// NodeConfigEvent records an Event on the node's NodeConfig (uid from the
+// informer's copy; the caller logs).
+func (r *Recorder) NodeConfigEvent(uid, eventType, reason, message string) {
+	ref := &corev1.ObjectReference{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.NodeConfigKind, Name: r.node, UID: types.UID(uid)}
+	r.rec.Event(ref, eventType, reason, message)
 }
 
 // Shutdown stops the broadcaster; Events not yet written are dropped.

@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -62,6 +63,13 @@ func (s *Source) Changes() <-chan struct{} { return s.configs.Changes() }
 func (s *Source) SetBGPCondition(ok bool, reason, message string, generation int64) {
 	s.configs.SetBGPCondition(ok, reason, message, generation)
 }
+
+// SetDrainingPools sets the NodeConfig's status.drainingPools (see
+// NodeConfigs.SetDrainingPools).
+func (s *Source) SetDrainingPools(pools []v1alpha1.DrainingPool) { s.configs.SetDrainingPools(pools) }
+
+// NodeConfigUID is the UID of the node's NodeConfig, "" while it has none.
+func (s *Source) NodeConfigUID() string { return s.configs.UID() }
 
 // Pod returns a pod's metadata, or an error wrapping model.ErrPodNotFound.
 func (s *Source) Pod(ctx context.Context, namespace, name string) (*model.Pod, error) {

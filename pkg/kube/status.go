@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -42,6 +43,14 @@ func (c *NodeConfigs) SetBGPCondition(ok bool, reason, message string, generatio
 	}
 	c.bgp.Store(&metav1.Condition{Type: v1alpha1.ConditionBGPConfigured, Status: status,
 		Reason: reason, Message: message, ObservedGeneration: generation})
+	poke(c.statusPoke)
+}
+
+// SetDrainingPools sets the NodeConfig's status.drainingPools (nil or
+// empty: none); the status worker writes it.
+func (c *NodeConfigs) SetDrainingPools(pools []v1alpha1.DrainingPool) {
+	cp := slices.Clone(pools)
+	c.draining.Store(&cp)
 	poke(c.statusPoke)
 }
 
@@ -97,15 +106,38 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 		}
 		bgpChanged = setCondition(&conds, bc)
 	}
-	if !acceptedChanged && !bgpChanged && observed == want.ObservedGeneration {
+	status := map[string]any{
+		"observedGeneration": want.ObservedGeneration,
+		"conditions":         conds,
+	}
+	drainChanged := false
+	if d := c.draining.Load(); d != nil {
+		var have []v1alpha1.DrainingPool
+		if raw, ok, _ := unstructured.NestedSlice(u.Object, "status", "drainingPools"); ok {
+			for _, r := range raw {
+				if m, ok := r.(map[string]any); ok {
+					var p v1alpha1.DrainingPool
+					if runtime.DefaultUnstructuredConverter.FromUnstructured(m, &p) == nil {
+						have = append(have, p)
+					}
+				}
+			}
+		}
+		if !slices.Equal(have, *d) {
+			drainChanged = true
+			if len(*d) == 0 {
+				status["drainingPools"] = nil // a merge patch's null removes it
+			} else {
+				status["drainingPools"] = *d
+			}
+		}
+	}
+	if !acceptedChanged && !bgpChanged && !drainChanged && observed == want.ObservedGeneration {
 		return nil
 	}
 	// A merge patch replaces the whole list; the agent is the only writer
 	// of this object's conditions.
-	patch, err := json.Marshal(map[string]any{"status": map[string]any{
-		"observedGeneration": want.ObservedGeneration,
-		"conditions":         conds,
-	}})
+	patch, err := json.Marshal(map[string]any{"status": status})
 	if err != nil {
 		return err
 	}

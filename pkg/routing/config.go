@@ -21,10 +21,11 @@ import (
 )
 
 // BirdConfig builds the BIRD model of a node with BGP (n.BGP not nil).
-// passwords holds the value of every Secret key the peers name. Peers keep
+// draining are old pools that still hold pods, announced like the pools
+// until they are empty. passwords holds the value of every Secret key the peers name. Peers keep
 // the NodeConfig's order, so that an error bird reports for peers[i] is
 // about spec.bgp.peers[i].
-func BirdConfig(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, passwords map[model.SecretRef]string) *bird.Config {
+func BirdConfig(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, draining []netip.Prefix, passwords map[model.SecretRef]string) *bird.Config {
 	cfg := &bird.Config{
 		RouterID:  n.BGP.RouterID,
 		ASN:       n.BGP.ASN,
@@ -32,6 +33,7 @@ func BirdConfig(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, passw
 		Pool6:     n.Pool6,
 		Pool4:     n.Pool4,
 		Anycast:   slices.Clone(anycast),
+		Draining:  slices.Clone(draining),
 	}
 	for _, p := range n.BGP.Peers {
 		bp := bird.Peer{
@@ -61,11 +63,11 @@ func BirdConfig(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, passw
 // Render renders the bird.conf of a node: the bootstrap config (no BGP)
 // when n is nil or has no spec.bgp, the full one otherwise. A render error
 // names the NodeConfig field it is about (see specError).
-func Render(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, passwords map[model.SecretRef]string) ([]byte, error) {
+func Render(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, draining []netip.Prefix, passwords map[model.SecretRef]string) ([]byte, error) {
 	if n == nil || n.BGP == nil {
 		return bird.RenderBootstrap(), nil
 	}
-	conf, err := bird.Render(BirdConfig(n, addrs, anycast, passwords))
+	conf, err := bird.Render(BirdConfig(n, addrs, anycast, draining, passwords))
 	if err != nil {
 		return nil, fmt.Errorf("nodeconfig %s: %w", n.Name, specError(err))
 	}

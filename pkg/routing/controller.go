@@ -70,6 +70,16 @@ type Options struct {
 	Log      *slog.Logger
 	// Resync is DefaultResync when 0.
 	Resync time.Duration
+	// AwaitAnycast says that an anycast reconciler will call SetAnycast:
+	// until its first call the controller renders nothing and BIRD keeps
+	// announcing what it does. Otherwise a restarted agent would withdraw
+	// the node's anycast addresses between its caches' sync and the
+	// reconciler's first run.
+	AwaitAnycast bool
+	// Draining returns the prefixes of old pools that still hold pods of n
+	// (see agent.Agent.Draining): BIRD keeps announcing them as it does the
+	// pools. Nil: none.
+	Draining func(n *model.Node) []netip.Prefix
 }
 
 // Controller keeps BIRD's config in step with the node. It is level
@@ -82,9 +92,10 @@ type Controller struct {
 	poke     chan struct{} // a change of the node or the anycast set
 	reloaded chan struct{} // the Reloader has news
 
-	mu      sync.Mutex
-	anycast []netip.Addr
-	reloads int // the Reloader's count at its last status
+	mu         sync.Mutex
+	anycast    []netip.Addr
+	anycastSet bool // SetAnycast was called
+	reloads    int  // the Reloader's count at its last status
 
 	// Used by the Run goroutine only.
 	secrets  map[model.SecretRef]string // passwords read at the last resync
@@ -126,8 +137,8 @@ func (c *Controller) Trigger() { poke(c.poke) }
 func (c *Controller) SetAnycast(addrs []netip.Addr) {
 	s := sortedAddrs(addrs)
 	c.mu.Lock()
-	changed := !slices.Equal(s, c.anycast)
-	c.anycast = s
+	changed := !slices.Equal(s, c.anycast) || !c.anycastSet
+	c.anycast, c.anycastSet = s, true
 	c.mu.Unlock()
 	if changed {
 		c.Trigger()
@@ -183,6 +194,13 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 		c.keep(nil)
 		return
 	}
+	c.mu.Lock()
+	anycast, anycastSet := c.anycast, c.anycastSet
+	c.mu.Unlock()
+	if c.o.AwaitAnycast && !anycastSet {
+		c.keep(nil) // SetAnycast pokes
+		return
+	}
 	n, err := c.o.Nodes.Node(ctx)
 	switch {
 	case errors.Is(err, model.ErrNoNodeConfig):
@@ -212,10 +230,11 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 		fail(v1alpha1.ReasonPasswordUnavailable, err)
 		return
 	}
-	c.mu.Lock()
-	anycast := c.anycast
-	c.mu.Unlock()
-	conf, err := Render(n, addrs, anycast, passwords)
+	var draining []netip.Prefix
+	if c.o.Draining != nil {
+		draining = c.o.Draining(n)
+	}
+	conf, err := Render(n, addrs, anycast, draining, passwords)
 	if err != nil {
 		fail(v1alpha1.ReasonInvalid, err)
 		return

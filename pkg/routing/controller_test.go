@@ -146,7 +146,7 @@ func TestFullAndBootstrapConfig(t *testing.T) {
 		e.secrets.set("bgp/router", "s3cret")
 		e.update(node(), nil)
 		e.settle()
-		want, err := Render(node(), e.addrs.addrs, nil, map[model.SecretRef]string{{Name: "bgp", Key: "router"}: "s3cret"})
+		want, err := Render(node(), e.addrs.addrs, nil, nil, map[model.SecretRef]string{{Name: "bgp", Key: "router"}: "s3cret"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,6 +351,46 @@ func TestUnsyncedSourceKeepsBird(t *testing.T) {
 		synctest.Wait()
 		if b, _ := os.ReadFile(path); string(b) != string(bird.RenderBootstrap()) {
 			t.Errorf("first boot: the config file is\n%s\nwant the bootstrap config", b)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+// With AwaitAnycast, a synced controller still keeps BIRD's config until
+// the anycast reconciler has said what is active: rendering before that
+// would withdraw every anycast address a restarted agent's BIRD announces.
+// Draining pools are announced as the pool is.
+func TestAwaitAnycastAndDraining(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "bird.conf")
+		if err := os.WriteFile(path, []byte("# the config of the last run\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fb := &fakeBird{path: path}
+		addrs := &fakeAddrs{}
+		addrs.set("2001:db8:1ab:1::2/64", "198.19.1.2/24")
+		n := node()
+		n.BGP.Peers = n.BGP.Peers[:1]
+		n.BGP.Peers[0].Password = nil
+		draining := []netip.Prefix{prefix("2001:db8:41:1::/64")}
+		c := New(Options{Nodes: &fakeNodes{node: n}, Addresses: addrs, Reloader: bird.NewReloader(path, fb),
+			Log: slog.New(slog.DiscardHandler), AwaitAnycast: true,
+			Draining: func(*model.Node) []netip.Prefix { return draining }})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go c.Run(ctx)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if b, _ := os.ReadFile(path); string(b) != "# the config of the last run\n" {
+			t.Errorf("before the first anycast set: the config file became\n%s", b)
+		}
+		c.SetAnycast(nil) // the reconciler ran: nothing active is news too
+		time.Sleep(bird.CoalesceWindow)
+		synctest.Wait()
+		conf, _ := fb.state()
+		if !strings.Contains(conf, "route 2001:db8:41:1::/64 blackhole;") || !strings.Contains(conf, "route 2001:db8:42:1::/64 blackhole;") {
+			t.Errorf("after the first anycast set, bird runs\n%s\nwant the pool and the draining pool announced", conf)
 		}
 		cancel()
 		synctest.Wait()

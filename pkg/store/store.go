@@ -2,7 +2,9 @@
 // per attachment (container id + interface), written to a temporary file and
 // renamed into place. A rename is atomic, so a crash at any point leaves
 // either the old file or the new one, and a torn write can only ever damage
-// the temporary file of the one allocation being written.
+// the temporary file of the one allocation being written. A file damaged
+// some other way (a disk error, an operator's editor) is quarantined by Open;
+// the agent then rebuilds what it can from the kernel (agent.Restore).
 package store
 
 import (
@@ -15,9 +17,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Record is one attachment's allocation and what is needed to tear it down.
@@ -35,6 +39,14 @@ type Record struct {
 	MTU         int        `json:"mtu,omitempty"`
 	// Anycast are the anycast addresses accepted for the pod (on its lo).
 	Anycast []netip.Addr `json:"anycast,omitempty"`
+	// Pool6 and Pool4 are the node pools the addresses came from, so that a
+	// pool the NodeConfig replaced stays announced while it holds pods.
+	Pool6 netip.Prefix `json:"pool6,omitzero"`
+	Pool4 netip.Prefix `json:"pool4,omitzero"`
+	// Created is when the allocation was first made (for a record written
+	// before the field existed: its file's modification time). The leak
+	// sweep leaves young allocations alone.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Key identifies an attachment.
@@ -50,6 +62,19 @@ type Store struct {
 
 	mu      sync.Mutex
 	records map[Key]Record
+	// quarantined are the files Open moved aside.
+	quarantined []Quarantined
+}
+
+// Quarantined is an allocation file Open could not use and moved aside.
+type Quarantined struct {
+	// File is the allocation file's name in the store's directory (the
+	// hash of its key: KeyFile(key) of the attachment it was for).
+	File string
+	// Path is where it is now.
+	Path string
+	// Err says what was wrong with it.
+	Err error
 }
 
 // Options tune the store.
@@ -64,9 +89,15 @@ const (
 	tmpPrefix = ".tmp-"
 )
 
+// QuarantineSuffix is appended to the name of an allocation file that could
+// not be used: Open renames it so and keeps it for the operator to read.
+const QuarantineSuffix = ".corrupt"
+
 // Open loads every allocation in dir, creating dir if needed. Leftover
 // temporary files are removed; a file that cannot be parsed is renamed to
-// *.corrupt and reported, and never stops the others from loading.
+// *.corrupt (QuarantineSuffix) and listed by Quarantined, and never stops
+// the others from loading. The caller reports those (it can tell, after a
+// look at the kernel, what became of the attachment).
 func Open(dir string, opt Options, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -88,9 +119,18 @@ func Open(dir string, opt Options, log *slog.Logger) (*Store, error) {
 				err = fmt.Errorf("file name does not match %s/%s", rec.ContainerID, rec.IfName)
 			}
 			if err != nil {
-				log.Error("allocation file unreadable, moved aside", "file", path, "err", err)
-				_ = os.Rename(path, path+".corrupt")
+				q := Quarantined{File: name, Path: path + QuarantineSuffix, Err: err}
+				if rerr := os.Rename(path, q.Path); rerr != nil {
+					log.Error("allocation file unreadable and cannot be moved aside", "file", path, "err", err, "rename", rerr)
+					q.Path = path
+				}
+				s.quarantined = append(s.quarantined, q)
 				continue
+			}
+			if rec.Created.IsZero() {
+				if info, err := e.Info(); err == nil {
+					rec.Created = info.ModTime()
+				}
 			}
 			s.records[rec.Key()] = rec
 		}
@@ -112,6 +152,13 @@ func readRecord(path string) (Record, error) {
 	}
 	return rec, nil
 }
+
+// Quarantined lists the allocation files Open moved aside.
+func (s *Store) Quarantined() []Quarantined { return slices.Clone(s.quarantined) }
+
+// KeyFile is the name of the allocation file of k in the store's
+// directory.
+func KeyFile(k Key) string { return fileName(k) }
 
 // fileName hashes the key, so no container id can form a path and every
 // name has the same length.

@@ -20,7 +20,8 @@ import (
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func rec(id string, v6, v4 string) Record {
-	r := Record{ContainerID: id, IfName: "eth0", Namespace: "ns", Name: "pod-" + id, HostIface: "flock" + id[:min(8, len(id))]}
+	r := Record{ContainerID: id, IfName: "eth0", Namespace: "ns", Name: "pod-" + id, HostIface: "flock" + id[:min(8, len(id))],
+		Created: time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)}
 	if v6 != "" {
 		r.IPv6 = netip.MustParseAddr(v6)
 	}
@@ -53,11 +54,33 @@ func TestSaveReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]Record{want[0], want[2]}, s2.List(), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+	if diff := cmp.Diff([]Record{want[0], want[2]}, s2.List(), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Errorf("after reopen (-want +got):\n%s", diff)
 	}
 	if _, ok := s2.Get(Key{"bbbb", "eth0"}); ok {
 		t.Error("deleted record came back")
+	}
+}
+
+// TestCreatedFallback: a record written before Created existed gets its
+// file's modification time, so the leak sweep's grace period still holds.
+func TestCreatedFallback(t *testing.T) {
+	dir := t.TempDir()
+	k := Key{"old", "eth0"}
+	path := filepath.Join(dir, fileName(k))
+	if err := os.WriteFile(path, []byte(`{"containerID":"old","ifName":"eth0","hostIface":"flockold"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, Options{}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := s.Get(k); !ok || !r.Created.Equal(mtime) {
+		t.Errorf("Created = %v (found %v), want the file's mtime %v", r.Created, ok, mtime)
 	}
 }
 
@@ -81,11 +104,23 @@ func TestTornAndForeignFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]Record{good}, s2.List(), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+	if diff := cmp.Diff([]Record{good}, s2.List(), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
 	if _, err := os.Stat(torn + ".corrupt"); err != nil {
 		t.Errorf("torn file not moved aside: %v", err)
+	}
+	// Every bad file is listed once, by name, for the agent to report.
+	var names []string
+	for _, q := range s2.Quarantined() {
+		names = append(names, q.File)
+		if q.Path != filepath.Join(dir, q.File)+QuarantineSuffix || q.Err == nil {
+			t.Errorf("quarantined %+v", q)
+		}
+	}
+	want := []string{KeyFile(Key{"torn", "eth0"}), KeyFile(Key{"other", "eth0"}), KeyFile(Key{"empty", "eth0"})}
+	if diff := cmp.Diff(want, names, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("quarantined (-want +got):\n%s", diff)
 	}
 	if _, err := os.Stat(filepath.Join(dir, tmpPrefix+"123")); !os.IsNotExist(err) {
 		t.Errorf("temp file left behind: %v", err)
