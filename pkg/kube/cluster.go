@@ -6,12 +6,15 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
@@ -26,7 +29,9 @@ import (
 // only what the translator reads (policy specs; namespace labels; pod
 // labels, addresses, node, host-network flag, phase and named container
 // ports). Its handlers only filter out updates that change none of that
-// and poke one channel.
+// and poke one channel. Once told its node (SetNode), the pod handler also
+// skips changes of pods elsewhere that no policy selecting one of the
+// node's pods names as a peer (relevance.go).
 type Cluster struct {
 	client     kubernetes.Interface
 	policies   cache.SharedIndexInformer
@@ -34,6 +39,26 @@ type Cluster struct {
 	pods       cache.SharedIndexInformer
 	podLister  corelisters.PodLister
 	changes    chan struct{}
+
+	node string
+	// relMu guards the policies that select a local pod, rebuilt from the
+	// caches when dirty (a policy, a namespace or a local pod changed).
+	relMu  sync.Mutex
+	dirty  bool
+	active []policySelectors
+	// Pod events that poked, and those skipped as irrelevant.
+	podPokes, podSkips atomic.Uint64
+}
+
+// nodeIndex indexes the pod cache by node name, so the node's own pods are
+// found without a scan of the cluster.
+const nodeIndex = "node"
+
+func podNode(obj any) ([]string, error) {
+	if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+		return []string{p.Spec.NodeName}, nil
+	}
+	return nil, nil
 }
 
 // NewCluster builds the three informers; nothing runs until Run.
@@ -42,8 +67,9 @@ func NewCluster(client kubernetes.Interface) *Cluster {
 		client:     client,
 		policies:   networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
 		namespaces: coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
-		pods:       coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		pods:       coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, nodeIndex: podNode}),
 		changes:    make(chan struct{}, 1),
+		dirty:      true,
 	}
 	c.podLister = corelisters.NewPodLister(c.pods.GetIndexer())
 	// The errors are only for informers that already run.
@@ -53,19 +79,125 @@ func NewCluster(client kubernetes.Interface) *Cluster {
 	for inf, same := range map[cache.SharedIndexInformer]func(a, b any) bool{
 		c.policies:   samePolicy,
 		c.namespaces: sameNamespace,
-		c.pods:       samePolicyPod,
 	} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { poke(c.changes) },
-			DeleteFunc: func(any) { poke(c.changes) },
+			AddFunc:    func(any) { c.invalidate() },
+			DeleteFunc: func(any) { c.invalidate() },
 			UpdateFunc: func(old, cur any) {
 				if !same(old, cur) {
-					poke(c.changes)
+					c.invalidate()
 				}
 			},
 		})
 	}
+	_, _ = c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.podChanged(obj, nil) },
+		DeleteFunc: func(obj any) { c.podChanged(obj, nil) },
+		UpdateFunc: func(old, cur any) {
+			if !samePolicyPod(old, cur) {
+				c.podChanged(old, cur)
+			}
+		},
+	})
 	return c
+}
+
+// SetNode tells the cluster which node's ruleset it feeds, before Run;
+// without it every pod change pokes.
+func (c *Cluster) SetNode(node string) { c.node = node }
+
+// PodEvents counts the pod changes that poked the controller and those
+// skipped because no rule of the node's could reference the pod.
+func (c *Cluster) PodEvents() (poked, skipped uint64) { return c.podPokes.Load(), c.podSkips.Load() }
+
+// invalidate pokes after a change of a policy, a namespace or a local pod,
+// which can change which policies select the node's pods.
+func (c *Cluster) invalidate() {
+	c.relMu.Lock()
+	c.dirty = true
+	c.relMu.Unlock()
+	poke(c.changes)
+}
+
+// podChanged pokes when the pod, before (old) or after (cur) a change, is
+// the node's own or a peer of a policy selecting one of the node's pods.
+func (c *Cluster) podChanged(old, cur any) {
+	if c.node == "" || c.local(old) || c.local(cur) {
+		c.podPokes.Add(1)
+		if c.node != "" {
+			c.invalidate()
+		} else {
+			poke(c.changes)
+		}
+		return
+	}
+	c.relMu.Lock()
+	if c.dirty {
+		c.active, c.dirty = c.activePolicies(), false
+	}
+	active := c.active
+	c.relMu.Unlock()
+	for _, obj := range []any{old, cur} {
+		if obj == nil {
+			continue
+		}
+		v, ok := c.view(obj)
+		if !ok || peerOfAny(active, v) {
+			c.podPokes.Add(1)
+			poke(c.changes)
+			return
+		}
+	}
+	c.podSkips.Add(1)
+}
+
+func asPod(obj any) (*corev1.Pod, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	return p, ok
+}
+
+func (c *Cluster) local(obj any) bool {
+	if obj == nil {
+		return false
+	}
+	p, ok := asPod(obj)
+	return !ok || p.Spec.NodeName == c.node // an unknown object counts as local: it pokes
+}
+
+func (c *Cluster) view(obj any) (podView, bool) {
+	p, ok := asPod(obj)
+	if !ok {
+		return podView{}, false
+	}
+	v := podView{namespace: p.Namespace, labels: labels.Set(p.Labels)}
+	if o, ok, _ := c.namespaces.GetStore().GetByKey(p.Namespace); ok {
+		if ns, ok := o.(*corev1.Namespace); ok {
+			v.nsLabels = labels.Set(ns.Labels)
+		}
+	}
+	return v, true
+}
+
+// activePolicies parses every cached policy and keeps those selecting a
+// pod of the node; the caller holds relMu.
+func (c *Cluster) activePolicies() []policySelectors {
+	local := map[string][]labels.Set{}
+	objs, _ := c.pods.GetIndexer().ByIndex(nodeIndex, c.node)
+	for _, o := range objs {
+		if p, ok := o.(*corev1.Pod); ok {
+			local[p.Namespace] = append(local[p.Namespace], labels.Set(p.Labels))
+		}
+	}
+	var all []policySelectors
+	for _, o := range c.policies.GetStore().List() {
+		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+			all = append(all, compileSelectors(np))
+		}
+	}
+	return activePolicies(all, local)
 }
 
 // Run runs the informers until ctx ends.
