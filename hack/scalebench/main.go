@@ -163,6 +163,9 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 			return 0, 0, err
 		}
 		fmt.Printf("%-8d %10s %10s %10.1f %12.2f\n", level, ms(pct(lat, 50)), ms(pct(lat, 99)), st.rssMiB(), st.cpu.Seconds())
+		if level == c.nodePods {
+			fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f\n", level, st.rssMiB())
+		}
 		fmt.Printf("RESULT add_latency pods=%d p50_ms=%.2f p99_ms=%.2f rss_mib=%.1f\n", level, msf(pct(lat, 50)), msf(pct(lat, 99)), st.rssMiB())
 		rssLast = st.rssMiB()
 	}

@@ -36,18 +36,31 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 		return res, err
 	}
 	total := c.nodes * c.podsPerNode
-	start = time.Now()
-	err = parallel(total, 64, func(j int) error {
-		i, k := j/c.podsPerNode, j%c.podsPerNode
-		_, err := a.pod(ctx, fmt.Sprintf("c-%d", i%namespaces), fmt.Sprintf("p-%d-%d", i, k), fmt.Sprintf("fn-%d", i),
-			map[string]string{"app": app(k)}, nil,
-			fmt.Sprintf("2001:db8:1:%x::%x", i, k+1), fmt.Sprintf("10.%d.%d.%d", i>>8, i&255, k+1))
-		return err
-	})
-	if err != nil {
-		return res, err
+	// In five steps, reading the agent after each: its memory against the
+	// cluster's pods.
+	var took time.Duration
+	for step := 1; step <= 5; step++ {
+		from, to := total*(step-1)/5, total*step/5
+		start = time.Now()
+		err = parallel(to-from, 64, func(j int) error {
+			j += from
+			i, k := j/c.podsPerNode, j%c.podsPerNode
+			_, err := a.pod(ctx, fmt.Sprintf("c-%d", i%namespaces), fmt.Sprintf("p-%d-%d", i, k), fmt.Sprintf("fn-%d", i),
+				map[string]string{"app": app(k)}, nil,
+				fmt.Sprintf("2001:db8:1:%x::%x", i, k+1), fmt.Sprintf("10.%d.%d.%d", i>>8, i&255, k+1))
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		took += time.Since(start)
+		settle(nd)
+		st, err := nd.stat()
+		if err != nil {
+			return res, err
+		}
+		fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f\n", to+len(nd.pods), st.rssMiB())
 	}
-	took := time.Since(start)
 	fmt.Printf("%d pods created with their addresses (create + status, 64 clients) in %s: %.0f pods/s\n",
 		total, took.Round(time.Millisecond), float64(total)/took.Seconds())
 	start = time.Now()
