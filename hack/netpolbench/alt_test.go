@@ -99,3 +99,14 @@ func TestIptablesRules(t *testing.T) {
 		}
 	}
 }
+
+func TestPairLast(t *testing.T) {
+	m := pairLast(altModel(), "flock00000001")
+	var got []string
+	for _, p := range m.Pods {
+		got = append(got, p.Name)
+	}
+	if strings.Join(got, ",") != "b,c,a" {
+		t.Errorf("pairLast order %v, want b,c,a", got)
+	}
+}

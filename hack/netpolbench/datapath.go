@@ -179,7 +179,9 @@ func dataPath(ctx context.Context, in *policy.Input, rounds int, d time.Duration
 	if _, err := knftApply(ctx, node.NS.Path, knftTable, m); err != nil {
 		return res, err
 	}
-	if _, err := iptablesApply(ctx, node.NS.Name, m); err != nil {
+	// An iptables engine appends a new pod's jumps to FORWARD: the pair,
+	// attached last, is matched after every other pod's jump.
+	if _, err := iptablesApply(ctx, node.NS.Name, pairLast(m, server.pod.Iface, client.pod.Iface)); err != nil {
 		return res, err
 	}
 	// Every ruleset but the one measured is dormant: its hooks are
@@ -261,6 +263,21 @@ func meanF(x []float64) float64 {
 		t += v
 	}
 	return t / float64(len(x))
+}
+
+// pairLast is m with the pods of the given interfaces moved to the end.
+func pairLast(m *policy.Model, ifaces ...string) *policy.Model {
+	out := &policy.Model{Warnings: m.Warnings}
+	var last []policy.PodPolicy
+	for _, p := range m.Pods {
+		if slices.Contains(ifaces, p.Iface) {
+			last = append(last, p)
+		} else {
+			out.Pods = append(out.Pods, p)
+		}
+	}
+	out.Pods = append(out.Pods, last...)
+	return out
 }
 
 // pairPolicies let the client reach the server on port: the server (also
