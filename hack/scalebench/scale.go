@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -47,7 +48,7 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 			i, k := j/c.podsPerNode, j%c.podsPerNode
 			_, err := a.pod(ctx, fmt.Sprintf("c-%d", i%namespaces), fmt.Sprintf("p-%d-%d", i, k), fmt.Sprintf("fn-%d", i),
 				map[string]string{"app": app(k)}, nil,
-				fmt.Sprintf("2001:db8:1:%x::%x", i, k+1), fmt.Sprintf("10.%d.%d.%d", i>>8, i&255, k+1))
+				canonical(fmt.Sprintf("2001:db8:1:%x::%x", i, k+1)), fmt.Sprintf("10.%d.%d.%d", i>>8, i&255, k+1))
 			return err
 		})
 		if err != nil {
@@ -111,6 +112,10 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 	return res, nil
 }
 
+// canonical writes an address as RFC 5952 says (the API server warns on
+// every other spelling).
+func canonical(addr string) string { return netip.MustParseAddr(addr).String() }
+
 type churnResult struct {
 	pods                               int
 	rate, cpuMsPerS, syncsPerS, txPerS float64
@@ -141,7 +146,7 @@ func churn(ctx context.Context, a *api, nd *node, c config, ns, label string) (c
 			i := base + j
 			node := i % c.nodes
 			_, err := a.pod(ctx, ns, fmt.Sprintf("churn-%s-%d", label, i), fmt.Sprintf("fn-%d", node), map[string]string{"app": label}, nil,
-				fmt.Sprintf("2001:db8:2:%x::%x", node, i+1), fmt.Sprintf("10.%d.%d.%d", 128+i>>16, (i>>8)&255, i&255))
+				canonical(fmt.Sprintf("2001:db8:2:%x::%x", node, i+1)), fmt.Sprintf("10.%d.%d.%d", 128+i>>16, (i>>8)&255, i&255))
 			return err
 		}); err != nil {
 			return r, err
