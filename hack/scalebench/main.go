@@ -42,6 +42,7 @@ type config struct {
 	churn, idle                  time.Duration
 	bgpNodes                     int
 	bgpOnly                      bool
+	agentEnv                     string
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&c.churn, "churn", 20*time.Second, "how long each churn runs")
 	flag.DurationVar(&c.idle, "idle", time.Minute, "idle period for the agent's idle CPU")
 	flag.IntVar(&c.bgpNodes, "bgp-nodes", 50, "BIRD node sessions at the lab router (0: skip)")
+	flag.StringVar(&c.agentEnv, "agent-env", "", "KEY=VALUE,… more environment for the agent (GOGC=50, GOMEMLIMIT=64MiB, to compare)")
 	flag.BoolVar(&c.bgpOnly, "bgp-only", false, "only BGP at scale (no API server)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -85,7 +87,7 @@ func run(c config) error {
 		return err
 	}
 	defer a.cp.Stop()
-	nd, err := startNode(ctx, a, dir, c.localPolicies, c.cluster)
+	nd, err := startNode(ctx, a, dir, c.localPolicies, c.cluster, c.agentEnv)
 	if nd != nil {
 		defer nd.close()
 	}

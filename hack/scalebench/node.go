@@ -36,7 +36,7 @@ type node struct {
 	pods  []*cnitest.Netns
 }
 
-func startNode(ctx context.Context, a *api, dir string, policies int, clusterPeers bool) (*node, error) {
+func startNode(ctx context.Context, a *api, dir string, policies int, clusterPeers bool, env string) (*node, error) {
 	bin := filepath.Join(dir, "bin")
 	if err := cnitest.BuildBinaries(bin); err != nil {
 		return nil, err
@@ -83,6 +83,9 @@ func startNode(ctx context.Context, a *api, dir string, policies int, clusterPee
 		"--kubeconfig", kc, "--node-name", benchNode, "--socket", n.Socket,
 		"--state-dir", filepath.Join(n.Dir, "allocations"), "--log-level", "debug")
 	nd.agent.Stdout, nd.agent.Stderr = logf, logf
+	if env != "" {
+		nd.agent.Env = append(os.Environ(), strings.Split(env, ",")...)
+	}
 	if err := nd.agent.Start(); err != nil {
 		return nd, err
 	}
