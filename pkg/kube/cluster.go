@@ -12,13 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fritzlab/flock/pkg/policy"
@@ -37,7 +35,6 @@ type Cluster struct {
 	policies   cache.SharedIndexInformer
 	namespaces cache.SharedIndexInformer
 	pods       cache.SharedIndexInformer
-	podLister  corelisters.PodLister
 	changes    chan struct{}
 
 	node string
@@ -55,8 +52,8 @@ type Cluster struct {
 const nodeIndex = "node"
 
 func podNode(obj any) ([]string, error) {
-	if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
-		return []string{p.Spec.NodeName}, nil
+	if p, ok := obj.(*PolicyPod); ok && p.Pod.Node != "" {
+		return []string{p.Pod.Node}, nil
 	}
 	return nil, nil
 }
@@ -71,7 +68,6 @@ func NewCluster(client kubernetes.Interface) *Cluster {
 		changes:    make(chan struct{}, 1),
 		dirty:      true,
 	}
-	c.podLister = corelisters.NewPodLister(c.pods.GetIndexer())
 	// The errors are only for informers that already run.
 	_ = c.policies.SetTransform(StripNetworkPolicy)
 	_ = c.namespaces.SetTransform(StripNamespace)
@@ -151,11 +147,11 @@ func (c *Cluster) podChanged(old, cur any) {
 	c.podSkips.Add(1)
 }
 
-func asPod(obj any) (*corev1.Pod, bool) {
+func asPod(obj any) (*PolicyPod, bool) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	p, ok := obj.(*corev1.Pod)
+	p, ok := obj.(*PolicyPod)
 	return p, ok
 }
 
@@ -164,7 +160,7 @@ func (c *Cluster) local(obj any) bool {
 		return false
 	}
 	p, ok := asPod(obj)
-	return !ok || p.Spec.NodeName == c.node // an unknown object counts as local: it pokes
+	return !ok || p.Pod.Node == c.node // an unknown object counts as local: it pokes
 }
 
 func (c *Cluster) view(obj any) (podView, bool) {
@@ -172,7 +168,7 @@ func (c *Cluster) view(obj any) (podView, bool) {
 	if !ok {
 		return podView{}, false
 	}
-	v := podView{namespace: p.Namespace, labels: labels.Set(p.Labels)}
+	v := podView{namespace: p.Namespace, labels: labels.Set(p.Pod.Labels)}
 	if o, ok, _ := c.namespaces.GetStore().GetByKey(p.Namespace); ok {
 		if ns, ok := o.(*corev1.Namespace); ok {
 			v.nsLabels = labels.Set(ns.Labels)
@@ -187,8 +183,8 @@ func (c *Cluster) activePolicies() []policySelectors {
 	local := map[string][]labels.Set{}
 	objs, _ := c.pods.GetIndexer().ByIndex(nodeIndex, c.node)
 	for _, o := range objs {
-		if p, ok := o.(*corev1.Pod); ok {
-			local[p.Namespace] = append(local[p.Namespace], labels.Set(p.Labels))
+		if p, ok := o.(*PolicyPod); ok {
+			local[p.Namespace] = append(local[p.Namespace], labels.Set(p.Pod.Labels))
 		}
 	}
 	var all []policySelectors
@@ -232,11 +228,11 @@ func (c *Cluster) Input() *policy.Input {
 			in.Namespaces = append(in.Namespaces, policy.Namespace{Name: ns.Name, Labels: ns.Labels})
 		}
 	}
-	for _, o := range c.pods.GetStore().List() {
-		if p, ok := o.(*corev1.Pod); ok {
-			if pp, ok := policyPod(p); ok {
-				in.Pods = append(in.Pods, pp)
-			}
+	objs := c.pods.GetStore().List()
+	in.Pods = make([]policy.Pod, 0, len(objs))
+	for _, o := range objs {
+		if p, ok := o.(*PolicyPod); ok && p.Applies {
+			in.Pods = append(in.Pods, p.Pod)
 		}
 	}
 	return in
@@ -247,18 +243,20 @@ func (c *Cluster) Input() *policy.Input {
 // (uid, when set, is the one wanted). A CNI ADD can come before the pod's
 // watch event, and its labels decide its rules.
 func (c *Cluster) Pod(ctx context.Context, namespace, name, uid string) (*policy.Pod, error) {
-	p, err := c.podLister.Pods(namespace).Get(name)
-	if err != nil && !apierrors.IsNotFound(err) {
+	o, ok, err := c.pods.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil {
 		return nil, fmt.Errorf("read pod %s/%s from cache: %w", namespace, name, err)
 	}
-	if err != nil || (uid != "" && string(p.UID) != uid) {
-		// policyPod reads only fields the transform keeps: the full pod
-		// converts the same as a cached one.
-		if p, err = c.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
-			return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
-		}
+	if p, isPod := o.(*PolicyPod); ok && isPod && (uid == "" || p.Pod.UID == uid) {
+		pp := p.Pod
+		return &pp, nil
 	}
-	pp, _ := policyPod(p)
+	// The cache converts with policyPod too: a fetched pod is the same.
+	full, err := c.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
+	}
+	pp, _ := policyPod(full)
 	return &pp, nil
 }
 
@@ -292,38 +290,33 @@ func policyPod(p *corev1.Pod) (policy.Pod, bool) {
 	return out, !p.Spec.HostNetwork && !done
 }
 
-// StripPolicyPod is the cluster pod informer's transform: identity, labels,
-// node, host-network flag, phase, addresses and the named container ports;
-// everything else (specs, statuses, annotations, managed fields) is dropped,
-// so a large cluster's pods fit in a small cache.
+// PolicyPod is what the cluster pod informer keeps of a pod: its identity
+// for the cache's keys and resource versions, and the translator's pod,
+// converted once when the pod arrives (policyPod). A corev1.Pod, even
+// stripped, is a few kilobytes of mostly empty structs; this is a few
+// hundred bytes, which is what makes a cache of 30,000 pods small.
+type PolicyPod struct {
+	metav1.ObjectMeta // name, namespace, uid and resource version only
+	Pod               policy.Pod
+	// Applies is false for pods NetworkPolicy neither applies to nor
+	// selects (host-network, finished).
+	Applies bool
+}
+
+// StripPolicyPod is the cluster pod informer's transform: a pod becomes a
+// *PolicyPod (identity, labels, node, addresses, named container ports,
+// whether policy applies to it); everything else is dropped.
 func StripPolicyPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
-		return obj, nil // a tombstone holds an already stripped pod
+		return obj, nil // a tombstone, or an already converted pod
 	}
-	out := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            pod.Name,
-			Namespace:       pod.Namespace,
-			UID:             pod.UID,
-			ResourceVersion: pod.ResourceVersion,
-			Labels:          pod.Labels,
-		},
-		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName, HostNetwork: pod.Spec.HostNetwork},
-		Status: corev1.PodStatus{Phase: pod.Status.Phase, PodIPs: pod.Status.PodIPs},
-	}
-	for _, c := range pod.Spec.Containers {
-		var ports []corev1.ContainerPort
-		for _, p := range c.Ports {
-			if p.Name != "" {
-				ports = append(ports, corev1.ContainerPort{Name: p.Name, Protocol: p.Protocol, ContainerPort: p.ContainerPort})
-			}
-		}
-		if len(ports) > 0 {
-			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Ports: ports})
-		}
-	}
-	return out, nil
+	pp, applies := policyPod(pod)
+	return &PolicyPod{
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion},
+		Pod:        pp,
+		Applies:    applies,
+	}, nil
 }
 
 // StripNamespace keeps a namespace's name and labels.
@@ -368,13 +361,12 @@ func sameNamespace(a, b any) bool {
 }
 
 func samePolicyPod(a, b any) bool {
-	x, ok1 := a.(*corev1.Pod)
-	y, ok2 := b.(*corev1.Pod)
-	if !ok1 || !ok2 {
-		return false
-	}
-	return x.UID == y.UID && maps.Equal(x.Labels, y.Labels) &&
-		x.Spec.NodeName == y.Spec.NodeName && x.Spec.HostNetwork == y.Spec.HostNetwork &&
-		x.Status.Phase == y.Status.Phase && slices.Equal(x.Status.PodIPs, y.Status.PodIPs) &&
-		equality.Semantic.DeepEqual(x.Spec.Containers, y.Spec.Containers)
+	x, ok1 := a.(*PolicyPod)
+	y, ok2 := b.(*PolicyPod)
+	return ok1 && ok2 && x.UID == y.UID && x.Applies == y.Applies && samePod(&x.Pod, &y.Pod)
+}
+
+func samePod(x, y *policy.Pod) bool {
+	return maps.Equal(x.Labels, y.Labels) && x.Node == y.Node && x.Iface == y.Iface &&
+		slices.Equal(x.IPs, y.IPs) && slices.Equal(x.Ports, y.Ports)
 }
