@@ -53,7 +53,7 @@ func TestStripPolicyPod(t *testing.T) {
 	want := &PolicyPod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", UID: "u1", ResourceVersion: "1"},
 		Pod: policy.Pod{Namespace: "x", Name: "a", UID: "u1", Labels: map[string]string{"pod": "a"}, Node: "node-1",
-			IPs: []netip.Addr{netip.MustParseAddr("2001:db8::a"), netip.MustParseAddr("10.0.0.10")},
+			IPs:   []netip.Addr{netip.MustParseAddr("2001:db8::a"), netip.MustParseAddr("10.0.0.10")},
 			Ports: []policy.ContainerPort{{Name: "http", Protocol: policy.TCP, Port: 80}, {Name: "dns", Protocol: policy.UDP, Port: 53}}},
 		Applies: true,
 	}
