@@ -229,7 +229,9 @@ func (nd *node) policyReconcile(ctx context.Context, tag string, count int) (wal
 		before := nd.log()
 		applied := logCount(before, "networkpolicy applied")
 		start := time.Now()
-		np := appPolicy(benchNS, fmt.Sprintf("probe-%s-%d", tag, k), app(k), app(k+7), nil, 9000+k)
+		// A port of its own per call, so every probe changes the ruleset.
+		probePort++
+		np := appPolicy(benchNS, fmt.Sprintf("probe-%s-%d", tag, k), app(k), app(k+7), nil, probePort)
 		if err := nd.api.policy(ctx, np); err != nil {
 			return nil, nil, err
 		}
@@ -249,6 +251,9 @@ func (nd *node) policyReconcile(ctx context.Context, tag string, count int) (wal
 	}
 	return wall, work, nil
 }
+
+// probePort is the last port a probe policy used.
+var probePort = 9000
 
 func pct(d []time.Duration, p int) time.Duration {
 	if len(d) == 0 {
