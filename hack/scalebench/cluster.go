@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
+	"github.com/fritzlab/flock/internal/lab/nsnet"
 )
 
 // api is the benchmark's control plane and its admin clients, with limits
@@ -162,16 +162,11 @@ func (a *api) policy(ctx context.Context, np *networkingv1.NetworkPolicy) error 
 	return ignoreExists(err)
 }
 
-// forward listens on 127.0.0.1:6443 inside the namespace at netnsPath and
+// forward listens on 127.0.0.1:6443 inside the namespace netns and
 // copies every connection to the API server, so an agent in a node
 // namespace reaches it as it would on a node.
-func forward(ctx context.Context, netnsPath, target string) (string, error) {
-	var ln net.Listener
-	err := ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
-		var err error
-		ln, err = net.Listen("tcp", "127.0.0.1:6443")
-		return err
-	})
+func forward(ctx context.Context, netns, target string) (string, error) {
+	ln, err := nsnet.Listen(ctx, netns, "tcp", "127.0.0.1:6443")
 	if err != nil {
 		return "", err
 	}

@@ -65,7 +65,7 @@ func startNode(ctx context.Context, a *api, dir string, policies int, clusterPee
 	if err != nil {
 		return nd, err
 	}
-	server, err := forward(ctx, n.NS.Path, apiHost(a.cp.Server))
+	server, err := forward(ctx, n.NS.Name, apiHost(a.cp.Server))
 	if err != nil {
 		return nd, err
 	}
