@@ -27,6 +27,7 @@ func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend,
 		return nil, fmt.Errorf("--netpol needs the nft binary (Debian package nftables): %w", err)
 	}
 	cluster := kube.NewCluster(b.kube.client)
+	cluster.SetNode(node)
 	go cluster.Run(ctx)
 	c := netpol.New(node, cluster, st, policy.NewApplier(policy.NFT{}), log)
 	a.SetPolicy(c)

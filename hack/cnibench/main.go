@@ -1,9 +1,15 @@
 // Command cnibench measures CNI ADD and DEL latency of flock against the
 // reference ptp + host-local plugins (containernetworking/plugins, built from
 // the pinned module), in the same run on the same machine: 100 pods one at a
-// time and 10 at a time, dual-stack for both. Its last line is
+// time and 10 at a time, dual-stack and MTU 1500 for all. There are two
+// references: ptp as it ships, which waits for IPv6 duplicate address
+// detection on every ADD, and the fair one, ptp with DAD off
+// (accept_dad=0 in the node's and every pod's namespace before ADD), since
+// flock adds its addresses without DAD. Then flock's ADD is split into its
+// phases: exec + libcni, the RPC to the agent, and the agent's own work
+// (from its "add timings" debug log line). Its last line is
 //
-//	add_p50_ratio=<flock/ref> parallel_wall_ratio=<flock/ref>
+//	add_p50_ratio=<flock/fair> parallel_wall_ratio=<flock/fair> add_p50_ratio_dad=<flock/ptp> parallel_wall_ratio_dad=<flock/ptp>
 //
 // Run it as root: `make bench-cni`.
 package main
@@ -69,7 +75,7 @@ func run(count, par int) error {
 		return err
 	}
 
-	flock, err := newImpl("flock", bin, filepath.Join(dir, "flock"), count, func(n *cnitest.Node) (*libcni.NetworkConfigList, error) {
+	flock, err := newImpl("flock", bin, filepath.Join(dir, "flock"), count, nil, func(n *cnitest.Node) (*libcni.NetworkConfigList, error) {
 		if err := n.StartAgent(); err != nil {
 			return nil, err
 		}
@@ -79,24 +85,21 @@ func run(count, par int) error {
 		return err
 	}
 	defer flock.close()
-	ref, err := newImpl("ptp+host-local", bin, filepath.Join(dir, "ref"), count, func(n *cnitest.Node) (*libcni.NetworkConfigList, error) {
-		return cnitest.Conflist("1.1.0", "ref", map[string]any{
-			"type": "ptp", "ipMasq": false, "mtu": 1500,
-			"ipam": map[string]any{
-				"type":    "host-local",
-				"dataDir": filepath.Join(n.Dir, "host-local"),
-				"ranges": []any{
-					[]any{map[string]any{"subnet": "2001:db8:42:2::/64"}},
-					[]any{map[string]any{"subnet": "198.51.104.0/22"}},
-				},
-				"routes": []any{map[string]any{"dst": "0.0.0.0/0"}, map[string]any{"dst": "::/0"}},
-			},
-		})
-	})
+	ref, err := newImpl("ptp+host-local", bin, filepath.Join(dir, "ref"), count, nil, ptpConflist("2001:db8:42:2::/64", "198.51.104.0/22"))
 	if err != nil {
 		return err
 	}
 	defer ref.close()
+	fair, err := newImpl("ptp nodad", bin, filepath.Join(dir, "fair"), count, noDAD, func(n *cnitest.Node) (*libcni.NetworkConfigList, error) {
+		if err := noDAD(n.NS); err != nil {
+			return nil, err
+		}
+		return ptpConflist("2001:db8:42:3::/64", "198.51.108.0/22")(n)
+	})
+	if err != nil {
+		return err
+	}
+	defer fair.close()
 
 	fmt.Printf("%d pods per phase, dual-stack, %d concurrent in the parallel phase\n", count, par)
 	fmt.Printf("%-16s %-10s %10s %10s %10s %10s %10s\n", "plugin", "phase", "add_p50", "add_p99", "del_p50", "del_p99", "wall")
@@ -105,7 +108,7 @@ func run(count, par int) error {
 		name string
 		par  int
 	}{{"serial", 1}, {fmt.Sprintf("parallel%d", par), par}} {
-		for _, im := range []*impl{flock, ref} {
+		for _, im := range []*impl{flock, ref, fair} {
 			im.measure(5, phase.par) // warm-up: page cache, first exec of each binary
 			s, err := im.measure(count, phase.par)
 			if err != nil {
@@ -127,12 +130,49 @@ func run(count, par int) error {
 	fs := results["flock/serial"]
 	fp := results[fmt.Sprintf("flock/parallel%d", par)]
 	rs, rp := results["ptp+host-local/serial"], results[fmt.Sprintf("ptp+host-local/parallel%d", par)]
-	fmt.Printf("add_p50_ratio=%.3f parallel_wall_ratio=%.3f\n",
-		float64(fs.addP50)/float64(rs.addP50), float64(fp.wall)/float64(rp.wall))
+	ns, np := results["ptp nodad/serial"], results[fmt.Sprintf("ptp nodad/parallel%d", par)]
+
+	sp, err := flock.split(count, fs.addP50)
+	if err != nil {
+		return fmt.Errorf("flock ADD split: %w", err)
+	}
+	fmt.Printf("flock ADD split (serial p50 of each part): %s\n", sp)
+	fmt.Printf("ratios: add_p50_ratio and parallel_wall_ratio against ptp nodad (fair); *_dad against ptp as shipped (waits for DAD)\n")
+	fmt.Printf("add_p50_ratio=%.3f parallel_wall_ratio=%.3f add_p50_ratio_dad=%.3f parallel_wall_ratio_dad=%.3f\n",
+		ratio(fs.addP50, ns.addP50), ratio(fp.wall, np.wall), ratio(fs.addP50, rs.addP50), ratio(fp.wall, rp.wall))
 	return nil
 }
 
-func newImpl(name, bin, dir string, count int, setup func(*cnitest.Node) (*libcni.NetworkConfigList, error)) (*impl, error) {
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// ptpConflist is the reference: ptp + host-local on its own ranges, both
+// families, MTU 1500 like flock's default.
+func ptpConflist(subnet6, subnet4 string) func(*cnitest.Node) (*libcni.NetworkConfigList, error) {
+	return func(n *cnitest.Node) (*libcni.NetworkConfigList, error) {
+		return cnitest.Conflist("1.1.0", "ref", map[string]any{
+			"type": "ptp", "ipMasq": false, "mtu": 1500,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"dataDir": filepath.Join(n.Dir, "host-local"),
+				"ranges": []any{
+					[]any{map[string]any{"subnet": subnet6}},
+					[]any{map[string]any{"subnet": subnet4}},
+				},
+				"routes": []any{map[string]any{"dst": "0.0.0.0/0"}, map[string]any{"dst": "::/0"}},
+			},
+		})
+	}
+}
+
+// noDAD turns duplicate address detection off for every interface created
+// in ns from now on (ptp creates the veth in the pod's namespace and moves
+// the host end to the node's).
+func noDAD(ns *cnitest.Netns) error {
+	_, err := ns.Run("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+	return err
+}
+
+func newImpl(name, bin, dir string, count int, podSetup func(*cnitest.Netns) error, setup func(*cnitest.Node) (*libcni.NetworkConfigList, error)) (*impl, error) {
 	n, err := cnitest.NewNode(bin, dir, nodeConfig)
 	if err != nil {
 		return nil, err
@@ -152,6 +192,13 @@ func newImpl(name, bin, dir string, count int, setup func(*cnitest.Node) (*libcn
 		if err != nil {
 			im.close()
 			return nil, err
+		}
+		if podSetup != nil {
+			if err := podSetup(ns); err != nil {
+				ns.Close()
+				im.close()
+				return nil, err
+			}
 		}
 		im.pods = append(im.pods, cnitest.Runtime(strings.ReplaceAll(ns.Name, "-", ""), ns.Path, "bench", fmt.Sprintf("pod-%d", i)))
 	}

@@ -42,30 +42,45 @@ type benchPod struct {
 	pod   policy.Pod
 }
 
+// The rulesets the data path alternates between.
+type ruleset int
+
+const (
+	rsNone     ruleset = iota // flock's table with empty maps: no NetworkPolicy
+	rsFlock                   // flock's table with every policy
+	rsKnft                    // the same model loaded with knftables
+	rsIptables                // the same model as iptables-nft linear chains
+	numRulesets
+)
+
+var rulesetNames = [numRulesets]string{"none", "flock", "knftables", "iptables"}
+
 // dataPath measures TCP connections per second from one pod to another on
-// a real node, alternately with the cluster's policies loaded (both pods
-// under them, the pair allowed) and with no table, and returns the ratio.
-func dataPath(ctx context.Context, in *policy.Input, rounds int, d time.Duration) (float64, error) {
+// a real node, alternately with no policy and with the cluster's policies
+// loaded (both pods under them, the pair allowed) by each of flock,
+// knftables and iptables, and returns each one's ratio to none.
+func dataPath(ctx context.Context, in *policy.Input, rounds int, d time.Duration) ([numRulesets]float64, error) {
+	var res [numRulesets]float64
 	dir, err := os.MkdirTemp("", "flock-netpolbench-")
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "bin")
 	if err := cnitest.BuildBinaries(bin); err != nil {
-		return 0, err
+		return res, err
 	}
 	node, err := cnitest.NewNode(bin, filepath.Join(dir, "node"), nodeConfig)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer node.Close()
 	if err := node.StartAgent(); err != nil {
-		return 0, err
+		return res, err
 	}
 	list, err := node.FlockConflist("1.1.0")
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	attach := func(name string, labels map[string]string) (*benchPod, error) {
 		nsn, err := cnitest.NewNetns("npbpod")
@@ -97,12 +112,12 @@ func dataPath(ctx context.Context, in *policy.Input, rounds int, d time.Duration
 	// pair too.
 	server, err := attach("bench-server", map[string]string{"app": "app-1", "tier": "api", "bench": "server"})
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer server.netns.Close()
 	client, err := attach("bench-client", map[string]string{"app": "app-2", "tier": "web", "bench": "client"})
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer client.netns.Close()
 
@@ -127,7 +142,7 @@ func dataPath(ctx context.Context, in *policy.Input, rounds int, d time.Duration
 	}
 	if sp == nil || cp == nil || sp.Ingress == nil || cp.Egress == nil ||
 		!sp.Ingress.Permits(client.pod.IPs[0], policy.TCP, serverPort) || !cp.Egress.Permits(dst, policy.TCP, serverPort) {
-		return 0, fmt.Errorf("the pair is not isolated and allowed as the benchmark needs: server %+v client %+v", sp, cp)
+		return res, fmt.Errorf("the pair is not isolated and allowed as the benchmark needs: server %+v client %+v", sp, cp)
 	}
 	fmt.Printf("data path: %s -> [%s]:%d on node %s, server ingress-isolated (%d rules), client egress-isolated (%d rules)\n",
 		client.pod.Key(), dst, serverPort, node.NS.Name, len(sp.Ingress.Rules), len(cp.Egress.Rules))
@@ -136,7 +151,7 @@ func dataPath(ctx context.Context, in *policy.Input, rounds int, d time.Duration
 	defer stop()
 	for _, port := range []int{serverPort, serverPort + 1} {
 		if err := listen(lctx, server.netns.Path, port); err != nil {
-			return 0, err
+			return res, err
 		}
 	}
 	target := netip.AddrPortFrom(dst, serverPort)
@@ -149,79 +164,120 @@ func dataPath(ctx context.Context, in *policy.Input, rounds int, d time.Duration
 	// measurements can alternate quickly, and neither pays for a reload
 	// (or for the kernel freeing the previous table) while it runs.
 	if _, err := policy.NewApplier(nft).Apply(ctx, m); err != nil {
-		return 0, err
+		return res, err
 	}
 	empty, err := policy.Render(policy.Translate(&policy.Input{Node: policytest.Node, Pods: withPair.Pods, Namespaces: in.Namespaces}))
 	if err != nil {
-		return 0, err
+		return res, err
 	}
-	const emptyTable = policy.TableName + "_nopolicy"
+	const emptyTable, knftTable = policy.TableName + "_nopolicy", policy.TableName + "_knft"
 	empty = []byte(strings.ReplaceAll(string(empty), "inet "+policy.TableName+"\n", "inet "+emptyTable+"\n"))
 	empty = []byte(strings.Replace(string(empty), "table inet "+policy.TableName+" {", "table inet "+emptyTable+" {", 1))
 	if _, err := nft.Run(ctx, empty, "-f", "-"); err != nil {
-		return 0, err
+		return res, err
 	}
-	use := func(policies bool) error {
-		on, off := policy.TableName, emptyTable
-		if !policies {
-			on, off = off, on
+	if _, err := knftApply(ctx, node.NS.Path, knftTable, m); err != nil {
+		return res, err
+	}
+	// An iptables engine appends a new pod's jumps to FORWARD: the pair,
+	// attached last, is matched after every other pod's jump.
+	if _, err := iptablesApply(ctx, node.NS.Name, pairLast(m, server.pod.Iface, client.pod.Iface)); err != nil {
+		return res, err
+	}
+	// Every ruleset but the one measured is dormant: its hooks are
+	// unregistered, so it costs the packets nothing.
+	tables := [numRulesets][]string{{"inet " + emptyTable}, {"inet " + policy.TableName}, {"inet " + knftTable}, {"ip filter", "ip6 filter"}}
+	use := func(on ruleset) error {
+		var b strings.Builder
+		for rs, ts := range tables {
+			for _, t := range ts {
+				if ruleset(rs) == on {
+					fmt.Fprintf(&b, "add table %s\n", t)
+				} else {
+					fmt.Fprintf(&b, "add table %s { flags dormant; }\n", t)
+				}
+			}
 		}
-		_, err := nft.Run(ctx, fmt.Appendf(nil, "add table inet %s\nadd table inet %s { flags dormant; }\n", on, off), "-f", "-")
+		_, err := nft.Run(ctx, []byte(b.String()), "-f", "-")
 		return err
 	}
 	// The switch works: a port the pair's policies do not allow is closed
-	// with the policies and open without.
+	// with each policy ruleset and open without.
 	closed := netip.AddrPortFrom(dst, serverPort+1)
-	for _, policies := range []bool{true, false} {
-		if err := use(policies); err != nil {
-			return 0, err
+	for rs := range numRulesets {
+		if err := use(rs); err != nil {
+			return res, err
 		}
 		_, err := connectLoop(client.netns.Path, closed, 0)
-		if (err != nil) != policies {
-			return 0, fmt.Errorf("with policies %v, a connection to %s: %v", policies, closed, err)
+		if (err != nil) != (rs != rsNone) {
+			return res, fmt.Errorf("with ruleset %s, a connection to %s: %v", rulesetNames[rs], closed, err)
+		}
+		if _, err := connectLoop(client.netns.Path, target, 0); err != nil {
+			return res, fmt.Errorf("with ruleset %s, the allowed connection: %w", rulesetNames[rs], err)
 		}
 	}
 	if _, err := connectLoop(client.netns.Path, target, d); err != nil { // warm-up
-		return 0, err
+		return res, err
 	}
-	var with, without []float64
+	var rates [numRulesets][]float64
 	for r := range rounds {
-		// Alternate which goes first, so a trend in the machine's load
+		// Rotate which goes first, so a trend in the machine's load
 		// cancels.
-		for _, policies := range []bool{r%2 == 0, r%2 == 1} {
-			if err := use(policies); err != nil {
-				return 0, err
+		for i := range numRulesets {
+			rs := (ruleset(r) + i) % numRulesets
+			if err := use(rs); err != nil {
+				return res, err
 			}
 			n, err := connectLoop(client.netns.Path, target, d)
 			if err != nil {
-				return 0, err
+				return res, err
 			}
-			rate := float64(n) / d.Seconds()
-			if policies {
-				with = append(with, rate)
-			} else {
-				without = append(without, rate)
-			}
+			rates[rs] = append(rates[rs], float64(n)/d.Seconds())
 		}
 	}
-	// The machine's load changes from second to second; the two
-	// measurements of a round are next to each other in time, so the ratio
-	// is taken per round and the median of those reported.
-	var ratios []float64
-	for r := range rounds {
-		ratios = append(ratios, with[r]/without[r])
-	}
-	slices.Sort(ratios)
-	mean := func(x []float64) float64 {
-		t := 0.0
-		for _, v := range x {
-			t += v
+	// The machine's load changes from second to second; the measurements
+	// of a round are next to each other in time, so the ratio is taken per
+	// round and the median of those reported.
+	fmt.Printf("TCP connections/s between two local pods, %d rounds of %s each, %d policies:\n", rounds, d, len(withPair.Policies))
+	for rs := range numRulesets {
+		var ratios []float64
+		for r := range rounds {
+			ratios = append(ratios, rates[rs][r]/rates[rsNone][r])
 		}
-		return t / float64(len(x))
+		res[rs] = medianF(ratios)
+		fmt.Printf("  %-10s %6.0f conn/s, per-round ratio to none: median %.3f (min %.3f, max %.3f)\n",
+			rulesetNames[rs], meanF(rates[rs]), res[rs], slices.Min(ratios), slices.Max(ratios))
 	}
-	fmt.Printf("TCP connections/s between two local pods, %d rounds of %s each: with %d policies %.0f, without any %.0f; per-round ratio median %.3f (min %.3f, max %.3f)\n",
-		rounds, d, len(withPair.Policies), mean(with), mean(without), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
-	return ratios[len(ratios)/2], nil
+	return res, nil
+}
+
+func medianF(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func meanF(x []float64) float64 {
+	t := 0.0
+	for _, v := range x {
+		t += v
+	}
+	return t / float64(len(x))
+}
+
+// pairLast is m with the pods of the given interfaces moved to the end.
+func pairLast(m *policy.Model, ifaces ...string) *policy.Model {
+	out := &policy.Model{Warnings: m.Warnings}
+	var last []policy.PodPolicy
+	for _, p := range m.Pods {
+		if slices.Contains(ifaces, p.Iface) {
+			last = append(last, p)
+		} else {
+			out.Pods = append(out.Pods, p)
+		}
+	}
+	out.Pods = append(out.Pods, last...)
+	return out
 }
 
 // pairPolicies let the client reach the server on port: the server (also

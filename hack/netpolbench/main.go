@@ -12,12 +12,18 @@
 //     plugin), with the cluster's policies loaded (both pods isolated, the
 //     pair allowed), against the same node without any NetworkPolicy
 //     (flock's table with empty maps), in many short rounds alternating
-//     between the two.
+//     between the two;
+//   - the same two for the same model loaded two other ways (alt.go):
+//     with sigs.k8s.io/knftables as kube-proxy's nftables mode does, and as
+//     iptables-style linear chains with iptables-nft (one rule per peer and
+//     port, one jump per pod).
 //
 // Its last line is
 //
 //	netpol_full_apply_ms=<n> netpol_pod_add_ms=<n> datapath_ratio=<with/without>
+//	knft_full_apply_ms=<n> knft_datapath_ratio=<n> iptables_full_apply_ms=<n> iptables_datapath_ratio=<n>
 //
+// (one line), every datapath ratio against the same node without policy.
 // Run it as root: `make bench-netpol`.
 package main
 
@@ -75,16 +81,46 @@ func run(runs, adds, rounds int, dur time.Duration) error {
 	if err != nil {
 		return err
 	}
+	knft, err := altSync(runs, "knftables (kube-proxy's library, one command per element)", func() (int, error) {
+		return knftApply(ctx, scratch.Path, "flock_knft", policy.Translate(in))
+	})
+	if err != nil {
+		return fmt.Errorf("knftables: %w", err)
+	}
+	ipt, err := altSync(runs, "iptables-nft-restore (linear chains, one rule per peer and port)", func() (int, error) {
+		return iptablesApply(ctx, scratch.Name, policy.Translate(in))
+	})
+	if err != nil {
+		return fmt.Errorf("iptables: %w", err)
+	}
 	add, err := podAdds(ctx, nft, in, adds)
 	if err != nil {
 		return err
 	}
-	ratio, err := dataPath(ctx, in, rounds, dur)
+	ratios, err := dataPath(ctx, in, rounds, dur)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("netpol_full_apply_ms=%.1f netpol_pod_add_ms=%.1f datapath_ratio=%.3f\n", ms(full), ms(add), ratio)
+	fmt.Printf("netpol_full_apply_ms=%.1f netpol_pod_add_ms=%.1f datapath_ratio=%.3f knft_full_apply_ms=%.1f knft_datapath_ratio=%.3f iptables_full_apply_ms=%.1f iptables_datapath_ratio=%.3f\n",
+		ms(full), ms(add), ratios[rsFlock], ms(knft), ratios[rsKnft], ms(ipt), ratios[rsIptables])
 	return nil
+}
+
+// altSync times another way of loading the cluster (translate included,
+// from nothing each time) and returns the median.
+func altSync(runs int, what string, apply func() (int, error)) (time.Duration, error) {
+	var total []time.Duration
+	var n int
+	for range runs {
+		start := time.Now()
+		var err error
+		if n, err = apply(); err != nil {
+			return 0, err
+		}
+		total = append(total, time.Since(start))
+	}
+	fmt.Printf("full sync with %s, median of %d: %s ms  [%d operations/rules]\n", what, runs, fmtMs(median(total)), n)
+	return median(total), nil
 }
 
 // fullSync times translate, render and load from nothing (a fresh Applier

@@ -74,9 +74,19 @@ type routerPeer struct {
 
 // renderRouterConf is the router's BIRD config for the lab's nodes.
 func renderRouterConf(nodes []Node) ([]byte, error) {
+	tn := make([]topology.Node, len(nodes))
+	for i, n := range nodes {
+		tn[i] = n.Node
+	}
+	return RouterConf(tn)
+}
+
+// RouterConf is the lab router's BIRD config for nodes of a topology (the
+// lab's, or hack/scalebench's many BIRD-only nodes).
+func RouterConf(nodes []topology.Node) ([]byte, error) {
 	peers := make([]routerPeer, len(nodes))
 	for i, n := range nodes {
-		peers[i] = routerPeer{Node: n.Node, Name: fmt.Sprintf("node%d", n.Index), ASN: NodeASN(n.Index)}
+		peers[i] = routerPeer{Node: n, Name: fmt.Sprintf("node%d", n.Index), ASN: NodeASN(n.Index)}
 	}
 	var b bytes.Buffer
 	err := routerConf.Execute(&b, struct {

@@ -67,6 +67,8 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		return rpc.ErrorResponse(types.ErrInvalidEnvironmentVariables, "CNI_ARGS lacks the pod",
 			fmt.Errorf("K8S_POD_NAMESPACE %q and K8S_POD_NAME %q must both be set", args.Namespace, args.Name))
 	}
+	var tm addTimer
+	tm.start()
 	node, alloc, err := a.Sync(ctx)
 	if err != nil {
 		return rpc.ErrorResponse(rpc.ErrNoNodeConfig, "node not configured", err)
@@ -89,6 +91,7 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 
 	key := store.Key{ContainerID: req.ContainerID, IfName: req.IfName}
 	defer a.lock(key)()
+	tm.mark(&tm.lookup)
 	// A repeated ADD for a live attachment rebuilds its data path on the
 	// addresses it already has.
 	rec, existed := a.store.Get(key)
@@ -126,12 +129,14 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		}
 		return rpc.ErrorResponse(types.ErrIOFailure, "persist allocation", err)
 	}
+	tm.mark(&tm.ipamStore)
 	if a.policy != nil {
 		if err := a.policy.PodAdded(ctx, pod, rec.HostIface, addrs(rec)); err != nil {
 			a.rollback(alloc, rec)
 			return rpc.ErrorResponse(rpc.ErrDatapath, "apply NetworkPolicy for "+pod.Key(), err)
 		}
 	}
+	tm.mark(&tm.policy)
 	res, err := a.dp.Setup(attachment(rec))
 	if err == nil && len(rec.Anycast) > 0 {
 		if err = a.dp.SetPodAnycast(rec.Netns, rec.Anycast); err != nil {
@@ -145,7 +150,9 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		a.rollback(alloc, rec)
 		return rpc.ErrorResponse(rpc.ErrDatapath, "set up pod network for "+pod.Key(), err)
 	}
+	tm.mark(&tm.netlink)
 	a.pokeAnycast(len(rec.Anycast) > 0)
+	a.log.Debug("add timings", tm.attrs()...)
 	a.log.Info("pod added", "pod", pod.Key(), "container", req.ContainerID, "ipv6", rec.IPv6, "ipv4", rec.IPv4, "veth", rec.HostIface, "anycast", rec.Anycast)
 	return &rpc.Response{Result: buildResult(rec, res)}
 }

@@ -6,16 +6,17 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fritzlab/flock/pkg/policy"
@@ -26,14 +27,35 @@ import (
 // only what the translator reads (policy specs; namespace labels; pod
 // labels, addresses, node, host-network flag, phase and named container
 // ports). Its handlers only filter out updates that change none of that
-// and poke one channel.
+// and poke one channel. Once told its node (SetNode), the pod handler also
+// skips changes of pods elsewhere that no policy selecting one of the
+// node's pods names as a peer (relevance.go).
 type Cluster struct {
 	client     kubernetes.Interface
 	policies   cache.SharedIndexInformer
 	namespaces cache.SharedIndexInformer
 	pods       cache.SharedIndexInformer
-	podLister  corelisters.PodLister
 	changes    chan struct{}
+
+	node string
+	// relMu guards the policies that select a local pod, rebuilt from the
+	// caches when dirty (a policy, a namespace or a local pod changed).
+	relMu  sync.Mutex
+	dirty  bool
+	active []policySelectors
+	// Pod events that poked, and those skipped as irrelevant.
+	podPokes, podSkips atomic.Uint64
+}
+
+// nodeIndex indexes the pod cache by node name, so the node's own pods are
+// found without a scan of the cluster.
+const nodeIndex = "node"
+
+func podNode(obj any) ([]string, error) {
+	if p, ok := obj.(*PolicyPod); ok && p.Pod.Node != "" {
+		return []string{p.Pod.Node}, nil
+	}
+	return nil, nil
 }
 
 // NewCluster builds the three informers; nothing runs until Run.
@@ -42,10 +64,10 @@ func NewCluster(client kubernetes.Interface) *Cluster {
 		client:     client,
 		policies:   networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
 		namespaces: coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
-		pods:       coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		pods:       coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, nodeIndex: podNode}),
 		changes:    make(chan struct{}, 1),
+		dirty:      true,
 	}
-	c.podLister = corelisters.NewPodLister(c.pods.GetIndexer())
 	// The errors are only for informers that already run.
 	_ = c.policies.SetTransform(StripNetworkPolicy)
 	_ = c.namespaces.SetTransform(StripNamespace)
@@ -53,19 +75,125 @@ func NewCluster(client kubernetes.Interface) *Cluster {
 	for inf, same := range map[cache.SharedIndexInformer]func(a, b any) bool{
 		c.policies:   samePolicy,
 		c.namespaces: sameNamespace,
-		c.pods:       samePolicyPod,
 	} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { poke(c.changes) },
-			DeleteFunc: func(any) { poke(c.changes) },
+			AddFunc:    func(any) { c.invalidate() },
+			DeleteFunc: func(any) { c.invalidate() },
 			UpdateFunc: func(old, cur any) {
 				if !same(old, cur) {
-					poke(c.changes)
+					c.invalidate()
 				}
 			},
 		})
 	}
+	_, _ = c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.podChanged(obj, nil) },
+		DeleteFunc: func(obj any) { c.podChanged(obj, nil) },
+		UpdateFunc: func(old, cur any) {
+			if !samePolicyPod(old, cur) {
+				c.podChanged(old, cur)
+			}
+		},
+	})
 	return c
+}
+
+// SetNode tells the cluster which node's ruleset it feeds, before Run;
+// without it every pod change pokes.
+func (c *Cluster) SetNode(node string) { c.node = node }
+
+// PodEvents counts the pod changes that poked the controller and those
+// skipped because no rule of the node's could reference the pod.
+func (c *Cluster) PodEvents() (poked, skipped uint64) { return c.podPokes.Load(), c.podSkips.Load() }
+
+// invalidate pokes after a change of a policy, a namespace or a local pod,
+// which can change which policies select the node's pods.
+func (c *Cluster) invalidate() {
+	c.relMu.Lock()
+	c.dirty = true
+	c.relMu.Unlock()
+	poke(c.changes)
+}
+
+// podChanged pokes when the pod, before (old) or after (cur) a change, is
+// the node's own or a peer of a policy selecting one of the node's pods.
+func (c *Cluster) podChanged(old, cur any) {
+	if c.node == "" || c.local(old) || c.local(cur) {
+		c.podPokes.Add(1)
+		if c.node != "" {
+			c.invalidate()
+		} else {
+			poke(c.changes)
+		}
+		return
+	}
+	c.relMu.Lock()
+	if c.dirty {
+		c.active, c.dirty = c.activePolicies(), false
+	}
+	active := c.active
+	c.relMu.Unlock()
+	for _, obj := range []any{old, cur} {
+		if obj == nil {
+			continue
+		}
+		v, ok := c.view(obj)
+		if !ok || peerOfAny(active, v) {
+			c.podPokes.Add(1)
+			poke(c.changes)
+			return
+		}
+	}
+	c.podSkips.Add(1)
+}
+
+func asPod(obj any) (*PolicyPod, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	p, ok := obj.(*PolicyPod)
+	return p, ok
+}
+
+func (c *Cluster) local(obj any) bool {
+	if obj == nil {
+		return false
+	}
+	p, ok := asPod(obj)
+	return !ok || p.Pod.Node == c.node // an unknown object counts as local: it pokes
+}
+
+func (c *Cluster) view(obj any) (podView, bool) {
+	p, ok := asPod(obj)
+	if !ok {
+		return podView{}, false
+	}
+	v := podView{namespace: p.Namespace, labels: labels.Set(p.Pod.Labels)}
+	if o, ok, _ := c.namespaces.GetStore().GetByKey(p.Namespace); ok {
+		if ns, ok := o.(*corev1.Namespace); ok {
+			v.nsLabels = labels.Set(ns.Labels)
+		}
+	}
+	return v, true
+}
+
+// activePolicies parses every cached policy and keeps those selecting a
+// pod of the node; the caller holds relMu.
+func (c *Cluster) activePolicies() []policySelectors {
+	local := map[string][]labels.Set{}
+	objs, _ := c.pods.GetIndexer().ByIndex(nodeIndex, c.node)
+	for _, o := range objs {
+		if p, ok := o.(*PolicyPod); ok {
+			local[p.Namespace] = append(local[p.Namespace], labels.Set(p.Pod.Labels))
+		}
+	}
+	var all []policySelectors
+	for _, o := range c.policies.GetStore().List() {
+		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+			all = append(all, compileSelectors(np))
+		}
+	}
+	return activePolicies(all, local)
 }
 
 // Run runs the informers until ctx ends.
@@ -100,11 +228,11 @@ func (c *Cluster) Input() *policy.Input {
 			in.Namespaces = append(in.Namespaces, policy.Namespace{Name: ns.Name, Labels: ns.Labels})
 		}
 	}
-	for _, o := range c.pods.GetStore().List() {
-		if p, ok := o.(*corev1.Pod); ok {
-			if pp, ok := policyPod(p); ok {
-				in.Pods = append(in.Pods, pp)
-			}
+	objs := c.pods.GetStore().List()
+	in.Pods = make([]policy.Pod, 0, len(objs))
+	for _, o := range objs {
+		if p, ok := o.(*PolicyPod); ok && p.Applies {
+			in.Pods = append(in.Pods, p.Pod)
 		}
 	}
 	return in
@@ -115,18 +243,20 @@ func (c *Cluster) Input() *policy.Input {
 // (uid, when set, is the one wanted). A CNI ADD can come before the pod's
 // watch event, and its labels decide its rules.
 func (c *Cluster) Pod(ctx context.Context, namespace, name, uid string) (*policy.Pod, error) {
-	p, err := c.podLister.Pods(namespace).Get(name)
-	if err != nil && !apierrors.IsNotFound(err) {
+	o, ok, err := c.pods.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil {
 		return nil, fmt.Errorf("read pod %s/%s from cache: %w", namespace, name, err)
 	}
-	if err != nil || (uid != "" && string(p.UID) != uid) {
-		// policyPod reads only fields the transform keeps: the full pod
-		// converts the same as a cached one.
-		if p, err = c.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
-			return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
-		}
+	if p, isPod := o.(*PolicyPod); ok && isPod && (uid == "" || p.Pod.UID == uid) {
+		pp := p.Pod
+		return &pp, nil
 	}
-	pp, _ := policyPod(p)
+	// The cache converts with policyPod too: a fetched pod is the same.
+	full, err := c.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
+	}
+	pp, _ := policyPod(full)
 	return &pp, nil
 }
 
@@ -160,38 +290,33 @@ func policyPod(p *corev1.Pod) (policy.Pod, bool) {
 	return out, !p.Spec.HostNetwork && !done
 }
 
-// StripPolicyPod is the cluster pod informer's transform: identity, labels,
-// node, host-network flag, phase, addresses and the named container ports;
-// everything else (specs, statuses, annotations, managed fields) is dropped,
-// so a large cluster's pods fit in a small cache.
+// PolicyPod is what the cluster pod informer keeps of a pod: its identity
+// for the cache's keys and resource versions, and the translator's pod,
+// converted once when the pod arrives (policyPod). A corev1.Pod, even
+// stripped, is a few kilobytes of mostly empty structs; this is a few
+// hundred bytes, which is what makes a cache of 30,000 pods small.
+type PolicyPod struct {
+	metav1.ObjectMeta // name, namespace, uid and resource version only
+	Pod               policy.Pod
+	// Applies is false for pods NetworkPolicy neither applies to nor
+	// selects (host-network, finished).
+	Applies bool
+}
+
+// StripPolicyPod is the cluster pod informer's transform: a pod becomes a
+// *PolicyPod (identity, labels, node, addresses, named container ports,
+// whether policy applies to it); everything else is dropped.
 func StripPolicyPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
-		return obj, nil // a tombstone holds an already stripped pod
+		return obj, nil // a tombstone, or an already converted pod
 	}
-	out := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            pod.Name,
-			Namespace:       pod.Namespace,
-			UID:             pod.UID,
-			ResourceVersion: pod.ResourceVersion,
-			Labels:          pod.Labels,
-		},
-		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName, HostNetwork: pod.Spec.HostNetwork},
-		Status: corev1.PodStatus{Phase: pod.Status.Phase, PodIPs: pod.Status.PodIPs},
-	}
-	for _, c := range pod.Spec.Containers {
-		var ports []corev1.ContainerPort
-		for _, p := range c.Ports {
-			if p.Name != "" {
-				ports = append(ports, corev1.ContainerPort{Name: p.Name, Protocol: p.Protocol, ContainerPort: p.ContainerPort})
-			}
-		}
-		if len(ports) > 0 {
-			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Ports: ports})
-		}
-	}
-	return out, nil
+	pp, applies := policyPod(pod)
+	return &PolicyPod{
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion},
+		Pod:        pp,
+		Applies:    applies,
+	}, nil
 }
 
 // StripNamespace keeps a namespace's name and labels.
@@ -236,13 +361,12 @@ func sameNamespace(a, b any) bool {
 }
 
 func samePolicyPod(a, b any) bool {
-	x, ok1 := a.(*corev1.Pod)
-	y, ok2 := b.(*corev1.Pod)
-	if !ok1 || !ok2 {
-		return false
-	}
-	return x.UID == y.UID && maps.Equal(x.Labels, y.Labels) &&
-		x.Spec.NodeName == y.Spec.NodeName && x.Spec.HostNetwork == y.Spec.HostNetwork &&
-		x.Status.Phase == y.Status.Phase && slices.Equal(x.Status.PodIPs, y.Status.PodIPs) &&
-		equality.Semantic.DeepEqual(x.Spec.Containers, y.Spec.Containers)
+	x, ok1 := a.(*PolicyPod)
+	y, ok2 := b.(*PolicyPod)
+	return ok1 && ok2 && x.UID == y.UID && x.Applies == y.Applies && samePod(&x.Pod, &y.Pod)
+}
+
+func samePod(x, y *policy.Pod) bool {
+	return maps.Equal(x.Labels, y.Labels) && x.Node == y.Node && x.Iface == y.Iface &&
+		slices.Equal(x.IPs, y.IPs) && slices.Equal(x.Ports, y.Ports)
 }

@@ -50,15 +50,14 @@ func TestStripPolicyPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", UID: "u1", ResourceVersion: "1", Labels: map[string]string{"pod": "a"}},
-		Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "serve", Ports: []corev1.ContainerPort{
-			{Name: "http", ContainerPort: 80, Protocol: corev1.ProtocolTCP},
-			{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
-		}}}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIPs: []corev1.PodIP{{IP: "2001:db8::a"}, {IP: "10.0.0.10"}}},
+	want := &PolicyPod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", UID: "u1", ResourceVersion: "1"},
+		Pod: policy.Pod{Namespace: "x", Name: "a", UID: "u1", Labels: map[string]string{"pod": "a"}, Node: "node-1",
+			IPs:   []netip.Addr{netip.MustParseAddr("2001:db8::a"), netip.MustParseAddr("10.0.0.10")},
+			Ports: []policy.ContainerPort{{Name: "http", Protocol: policy.TCP, Port: 80}, {Name: "dns", Protocol: policy.UDP, Port: 53}}},
+		Applies: true,
 	}
-	if d := cmp.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); d != "" {
 		t.Errorf("StripPolicyPod (-want +got):\n%s", d)
 	}
 	ns, _ := StripNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}}})
