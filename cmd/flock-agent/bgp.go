@@ -60,6 +60,7 @@ func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend) (*
 	opts := routing.Options{
 		Nodes:     b.src,
 		Addresses: ifs,
+		Gateways:  ifs,
 		Reloader:  bird.NewReloader(f.Config, bird.NewClient(f.Socket)),
 		Log:       log,
 	}
