@@ -31,7 +31,7 @@ type Peer struct {
 	// of that family, which the BIRD renderer's caller resolves (see
 	// routing.ResolvePeers). 0 for a peer with a fixed Address.
 	DefaultGateway int
-	ASN     uint32
+	ASN            uint32
 	// SourceAddress is the node address of the session; the zero Addr: the
 	// node address on the neighbour's subnet.
 	SourceAddress netip.Addr
