@@ -39,13 +39,18 @@ func TestApplyDryRun(t *testing.T) {
 		"rolebinding.rbac.authorization.k8s.io/flock-agent",
 		"configmap/flock-cni-",
 		"daemonset.apps/flock-agent",
+		"customresourcedefinition.apiextensions.k8s.io/nodepools.flock.fritzlab.net",
+		"serviceaccount/flock-controller",
+		"clusterrole.rbac.authorization.k8s.io/flock-controller",
+		"role.rbac.authorization.k8s.io/flock-controller",
+		"deployment.apps/flock-controller",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl apply did not report %s:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "(server dry run)"); n != 8 {
-		t.Errorf("%d objects dry-run applied, want 8:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 15 {
+		t.Errorf("%d objects dry-run applied, want 15:\n%s", n, out)
 	}
 }
 
