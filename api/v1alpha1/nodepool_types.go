@@ -78,8 +78,8 @@ type NodePoolList struct {
 // NodePoolSpec is a cluster range per family carved into per-node blocks,
 // and the rest of the NodeConfig every selected Node gets.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.cidr6) || has(self.cidr4) || self.ipv4FromPodCIDRs",message="at least one of spec.cidr6, spec.cidr4 and spec.ipv4FromPodCIDRs must be set"
-// +kubebuilder:validation:XValidation:rule="!(has(self.cidr4) && self.ipv4FromPodCIDRs)",message="spec.cidr4 and spec.ipv4FromPodCIDRs exclude each other"
+// +kubebuilder:validation:XValidation:rule="has(self.cidr6) || has(self.cidr4) || (has(self.ipv4FromPodCIDRs) && self.ipv4FromPodCIDRs)",message="at least one of spec.cidr6, spec.cidr4 and spec.ipv4FromPodCIDRs must be set"
+// +kubebuilder:validation:XValidation:rule="!(has(self.cidr4) && has(self.ipv4FromPodCIDRs) && self.ipv4FromPodCIDRs)",message="spec.cidr4 and spec.ipv4FromPodCIDRs exclude each other"
 // +kubebuilder:validation:XValidation:rule="!has(self.cidr6) || !isCIDR(self.cidr6) || (self.blockSize6 >= cidr(self.cidr6).prefixLength() && self.blockSize6 - cidr(self.cidr6).prefixLength() <= 24)",message="spec.blockSize6 must be at least the prefix length of spec.cidr6 and at most 24 more"
 // +kubebuilder:validation:XValidation:rule="!has(self.cidr4) || !isCIDR(self.cidr4) || (self.blockSize4 >= cidr(self.cidr4).prefixLength() && self.blockSize4 - cidr(self.cidr4).prefixLength() <= 24)",message="spec.blockSize4 must be at least the prefix length of spec.cidr4 and at most 24 more"
 // +kubebuilder:validation:XValidation:rule="!has(self.bgp) || !has(self.bgp.routerID)",message="spec.bgp.routerID is per node: leave it out of a NodePool (the agent derives it)"

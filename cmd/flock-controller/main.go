@@ -70,6 +70,9 @@ func run(ctx context.Context, log *slog.Logger, kubeconfig string, lc leader.Con
 		return err
 	}
 	cfg.UserAgent = "flock-controller/" + lc.Identity
+	// client-go's default of 5 requests/s would take 10 s for 50 Nodes
+	// joining at once; the writes are one per Node and bounded by them.
+	cfg.QPS, cfg.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
