@@ -72,11 +72,17 @@ type routerPeer struct {
 	ASN  int
 }
 
-// renderRouterConf is the router's BIRD config for the lab's nodes.
-func renderRouterConf(nodes []Node) ([]byte, error) {
+// renderRouterConf is the router's BIRD config for the lab's nodes: each
+// in an AS of its own with explicit NodeConfigs, all in PoolASN with the
+// NodePool.
+func renderRouterConf(nodes []Node, explicit bool) ([]byte, error) {
 	peers := make([]routerPeer, len(nodes))
 	for i, n := range nodes {
-		peers[i] = routerPeer{Node: n.Node, Name: fmt.Sprintf("node%d", n.Index), ASN: NodeASN(n.Index)}
+		asn := PoolASN
+		if explicit {
+			asn = NodeASN(n.Index)
+		}
+		peers[i] = routerPeer{Node: n.Node, Name: fmt.Sprintf("node%d", n.Index), ASN: asn}
 	}
 	var b bytes.Buffer
 	err := routerConf.Execute(&b, struct {
