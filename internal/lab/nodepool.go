@@ -24,7 +24,7 @@ const (
 	// PoolName is the lab's NodePool.
 	PoolName = "lab"
 	// PoolASN is every node's AS when the NodePool makes the NodeConfigs.
-	PoolASN = 65100
+	PoolASN              = 65100
 	poolCIDR6, poolCIDR4 = "2001:db8:42::/48", "198.18.0.0/16"
 	// Replicas of flock-controller the lab runs: two, so that killing the
 	// leader shows a real failover.
