@@ -36,7 +36,9 @@ type Config struct {
 	// LeaseDuration is how long a lease that is not renewed keeps the
 	// others waiting; RenewDeadline how long the leader keeps trying to
 	// renew before it gives up leading; RetryPeriod how often candidates
-	// try. Zero: the defaults above.
+	// try. Zero: the defaults above. The Lease records LeaseDuration in
+	// whole seconds, which is what the other candidates go by: give at
+	// least a second.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	Log                                       *slog.Logger
 }
@@ -62,6 +64,9 @@ func Run(ctx context.Context, c Config, lead func(context.Context)) error {
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
+	}
+	if c.LeaseDuration < time.Second || c.RenewDeadline >= c.LeaseDuration {
+		return fmt.Errorf("leader: lease duration %s must be at least 1s and longer than the renew deadline %s", c.LeaseDuration, c.RenewDeadline)
 	}
 	log := c.Log.With("lease", c.Namespace+"/"+c.Name, "identity", c.Identity)
 	lock := &resourcelock.LeaseLock{
