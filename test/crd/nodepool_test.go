@@ -2,6 +2,7 @@ package crd
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/pkg/nodepool"
 )
 
@@ -114,5 +116,25 @@ func TestInvalidNodePool(t *testing.T) {
 				t.Errorf("error %q\nwant one naming %s with %q", err, tc.field, tc.msg)
 			}
 		})
+	}
+}
+
+// examples/nodepool-racks.yaml is accepted as it is.
+func TestNodePoolExample(t *testing.T) {
+	root, err := controlplane.SourceRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := controlplane.ReadObjects(filepath.Join(root, "examples", "nodepool-racks.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 2 {
+		t.Fatalf("%d objects, want 2 NodePools", len(objs))
+	}
+	for _, o := range objs {
+		if _, err := pools(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Errorf("%s: %v", o.GetName(), err)
+		}
 	}
 }
