@@ -59,7 +59,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
 	}
-	l.logf("building flock, flock-agent, flockctl, flock-lab and portmap into %s", l.BinDir)
+	l.logf("building flock, flock-agent, flockctl, flock-controller, flock-lab and portmap into %s", l.BinDir)
 	if err := buildBinaries(ctx, source, l.BinDir); err != nil {
 		return nil, err
 	}
