@@ -22,10 +22,17 @@ const (
 	NodeConfigResource = "nodeconfigs"
 	// NodeConfigKind is the kind of a NodeConfig object.
 	NodeConfigKind = "NodeConfig"
+	// NodePoolResource is the plural resource name of NodePools.
+	NodePoolResource = "nodepools"
+	// NodePoolKind is the kind of a NodePool object.
+	NodePoolKind = "NodePool"
 )
 
 // NodeConfigGVR is the resource a dynamic client or an informer watches.
 var NodeConfigGVR = SchemeGroupVersion.WithResource(NodeConfigResource)
+
+// NodePoolGVR is the NodePool resource.
+var NodePoolGVR = SchemeGroupVersion.WithResource(NodePoolResource)
 
 var (
 	// SchemeBuilder registers the API's types with a scheme.
@@ -42,7 +49,7 @@ func Resource(resource string) schema.GroupResource {
 }
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &NodeConfig{}, &NodeConfigList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &NodeConfig{}, &NodeConfigList{}, &NodePool{}, &NodePoolList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

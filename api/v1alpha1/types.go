@@ -99,6 +99,13 @@ const (
 	ReasonReloadFailed = "ReloadFailed"
 )
 
+// Peer addresses that stand for the node's default gateway of a family
+// (BGPPeer.Address), resolved by the agent from the node's routing table.
+const (
+	PeerDefaultGateway6 = "default-gateway-ipv6"
+	PeerDefaultGateway4 = "default-gateway-ipv4"
+)
+
 // NodeConfig is the configuration of one node; its name is the Node's name.
 //
 // +kubebuilder:object:root=true
@@ -208,14 +215,19 @@ type BGPSpec struct {
 // BGPPeer is one BGP neighbour.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.address) || ip(self.sourceAddress).family() == ip(self.address).family()",message="sourceAddress must be of the family of address"
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || isIP(self.address) || (self.address == 'default-gateway-ipv6') == (ip(self.sourceAddress).family() == 6)",message="sourceAddress must be of the family of the default gateway address names"
 type BGPPeer struct {
 	// Address is the neighbour's IPv6 or IPv4 unicast address in canonical
 	// form (lower case, zeros compressed: 2001:db8::1), so that two spellings
 	// of one address cannot both be listed. Link-local neighbours are not
-	// supported: they would need an interface.
+	// supported: they would need an interface. The value
+	// default-gateway-ipv6 (or default-gateway-ipv4) stands for the gateway
+	// of the node's default route of that family, which the agent reads from
+	// the node's routing table each time it renders BIRD's config: one
+	// NodeConfig template (a NodePool's) fits nodes on different links.
 	// +required
 	// +kubebuilder:validation:MaxLength=45
-	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="address must be an IP address such as 2001:db8::1 or 192.0.2.1"
+	// +kubebuilder:validation:XValidation:rule="isIP(self) || self in ['default-gateway-ipv6', 'default-gateway-ipv4']",message="address must be an IP address such as 2001:db8::1 or 192.0.2.1, or default-gateway-ipv6 or default-gateway-ipv4"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).isGlobalUnicast()",message="address must be a unicast address (not link-local, loopback, multicast or unspecified)"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip.isCanonical(self)",message="address must be in canonical form (lower case, zeros compressed, e.g. 2001:db8::1)"
 	Address string `json:"address"`

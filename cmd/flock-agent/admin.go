@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 
 	"github.com/fritzlab/flock/pkg/admin"
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/netpol"
 	"github.com/fritzlab/flock/pkg/policy"
+	"github.com/fritzlab/flock/pkg/routing"
 	"github.com/fritzlab/flock/pkg/rpc"
 	"github.com/fritzlab/flock/pkg/store"
 )
@@ -88,6 +91,7 @@ func (n adminNode) Node(ctx context.Context) (admin.Node, error) {
 		return admin.Node{}, err
 	}
 	out := admin.Node{Name: node.Name, Pool6: node.Pool6, Pool4: node.Pool4}
+	node = resolveGateways(node)
 	if node.BGP != nil {
 		out.ASN = node.BGP.ASN
 		for _, p := range node.BGP.Peers {
@@ -95,6 +99,30 @@ func (n adminNode) Node(ctx context.Context) (admin.Node, error) {
 		}
 	}
 	return out, nil
+}
+
+// resolveGateways gives peers written as the node's default gateway the
+// address BIRD peers with (as the BGP controller resolves them), so
+// flockctl bgp matches them to BIRD's protocols; unresolvable ones keep no
+// address and show as missing.
+func resolveGateways(node *model.Node) *model.Node {
+	if node.BGP == nil || !slices.ContainsFunc(node.BGP.Peers, func(p model.Peer) bool { return p.DefaultGateway != 0 }) {
+		return node
+	}
+	ifs, err := routing.NewInterfaces()
+	if err != nil {
+		return node
+	}
+	defer ifs.Close()
+	gws, err := ifs.DefaultGateways()
+	if err != nil {
+		return node
+	}
+	resolved, err := routing.ResolvePeers(node, gws)
+	if err != nil {
+		return node
+	}
+	return resolved
 }
 
 type adminAllocations struct{ st *store.Store }

@@ -62,6 +62,7 @@ func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, a 
 	opts := routing.Options{
 		Nodes:     b.src,
 		Addresses: ifs,
+		Gateways:  ifs,
 		Reloader:  bird.NewReloader(f.Config, bird.NewClient(f.Socket)),
 		Log:       log,
 		// Old pools that still hold pods stay announced.

@@ -85,6 +85,8 @@ flock-lab is up: %d nodes, API server %s
 	}
 	cmd.Flags().IntVar(&opts.Nodes, "nodes", 2, "number of nodes")
 	cmd.Flags().BoolVar(&opts.SkipPackages, "skip-packages", false, "do not apt-get install missing Debian packages")
+	cmd.Flags().BoolVar(&opts.ExplicitNodeConfigs, "explicit-nodeconfigs", false,
+		"write each node's NodeConfig by hand (pools 2001:db8:42:<i>::/64 and 198.18.<i>.0/24, AS 65100+i) instead of a NodePool and flock-controller")
 	return cmd
 }
 

@@ -72,21 +72,30 @@ type routerPeer struct {
 	ASN  int
 }
 
-// renderRouterConf is the router's BIRD config for the lab's nodes.
-func renderRouterConf(nodes []Node) ([]byte, error) {
+// renderRouterConf is the router's BIRD config for the lab's nodes: each
+// in an AS of its own with explicit NodeConfigs, all in PoolASN with the
+// NodePool.
+func renderRouterConf(nodes []Node, explicit bool) ([]byte, error) {
 	tn := make([]topology.Node, len(nodes))
 	for i, n := range nodes {
 		tn[i] = n.Node
 	}
-	return RouterConf(tn)
+	asn := func(int) int { return PoolASN }
+	if explicit {
+		asn = NodeASN
+	}
+	return routerConfFor(tn, asn)
 }
 
-// RouterConf is the lab router's BIRD config for nodes of a topology (the
-// lab's, or hack/scalebench's many BIRD-only nodes).
-func RouterConf(nodes []topology.Node) ([]byte, error) {
+// RouterConf is the lab router's BIRD config for nodes of a topology, each
+// in an AS of its own (hack/scalebench's many BIRD-only nodes).
+func RouterConf(nodes []topology.Node) ([]byte, error) { return routerConfFor(nodes, NodeASN) }
+
+// routerConfFor renders the router's config with node i in AS asn(i).
+func routerConfFor(nodes []topology.Node, asn func(int) int) ([]byte, error) {
 	peers := make([]routerPeer, len(nodes))
 	for i, n := range nodes {
-		peers[i] = routerPeer{Node: n, Name: fmt.Sprintf("node%d", n.Index), ASN: NodeASN(n.Index)}
+		peers[i] = routerPeer{Node: n, Name: fmt.Sprintf("node%d", n.Index), ASN: asn(n.Index)}
 	}
 	var b bytes.Buffer
 	err := routerConf.Execute(&b, struct {

@@ -32,6 +32,10 @@ type Options struct {
 	// SkipPackages leaves Debian packages alone instead of installing what
 	// the lab needs.
 	SkipPackages bool
+	// ExplicitNodeConfigs writes every node's NodeConfig by hand (the
+	// topology's pools, AS 65100+i) instead of the default: a NodePool and
+	// flock-controller making them.
+	ExplicitNodeConfigs bool
 }
 
 // Packages are the Debian packages the lab uses: etcd for the control plane,

@@ -25,7 +25,7 @@ const KubeletUser = "flock-lab-kubelet"
 
 // identities are the static tokens the lab's processes authenticate with.
 type identities struct {
-	agent, kubelet controlplane.Token
+	agent, kubelet, controller controlplane.Token
 }
 
 // newIdentities gives the agents the ServiceAccount that deploy/rbac.yaml
@@ -46,7 +46,27 @@ func newIdentities(source string) (identities, error) {
 	if name == "" {
 		return identities{}, fmt.Errorf("no ServiceAccount in deploy/rbac.yaml")
 	}
+	objs, err = controlplane.ReadObjects(filepath.Join(source, "deploy", "controller-rbac.yaml"))
+	if err != nil {
+		return identities{}, err
+	}
+	var controller controlplane.Token
+	for _, o := range objs {
+		if o.GetKind() == "ServiceAccount" {
+			cns := o.GetNamespace()
+			controller = controlplane.Token{
+				Token:  controlplane.NewToken(),
+				User:   "system:serviceaccount:" + cns + ":" + o.GetName(),
+				UID:    "flock-lab-controller",
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + cns},
+			}
+		}
+	}
+	if controller.User == "" {
+		return identities{}, fmt.Errorf("no ServiceAccount in deploy/controller-rbac.yaml")
+	}
 	return identities{
+		controller: controller,
 		agent: controlplane.Token{
 			Token:  controlplane.NewToken(),
 			User:   "system:serviceaccount:" + ns + ":" + name,

@@ -44,6 +44,7 @@ var binaries = []string{
 	"./cmd/flock",
 	"./cmd/flock-agent",
 	"./cmd/flockctl",
+	"./cmd/flock-controller",
 	"./cmd/flock-lab",
 	"github.com/containernetworking/plugins/plugins/meta/portmap",
 }

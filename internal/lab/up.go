@@ -59,7 +59,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
 	}
-	l.logf("building flock, flock-agent, flockctl, flock-lab and portmap into %s", l.BinDir)
+	l.logf("building flock, flock-agent, flockctl, flock-controller, flock-lab and portmap into %s", l.BinDir)
 	if err := buildBinaries(ctx, source, l.BinDir); err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 		Dir:      opts.controlPlaneDir(),
 		CacheDir: opts.CacheDir,
 		Log:      opts.Log,
-		Tokens:   []controlplane.Token{ids.agent, ids.kubelet},
+		Tokens:   []controlplane.Token{ids.agent, ids.kubelet, ids.controller},
 		Detach:   true,
 	})
 	if err != nil {
@@ -86,7 +86,8 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := l.save(); err != nil {
 		return nil, err
 	}
-	if err := controlplane.ApplyFiles(ctx, cp.RESTConfig(), filepath.Join(source, "deploy", "rbac.yaml")); err != nil {
+	if err := controlplane.ApplyFiles(ctx, cp.RESTConfig(), filepath.Join(source, "deploy", "rbac.yaml"),
+		filepath.Join(source, "deploy", "controller-rbac.yaml")); err != nil {
 		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(cp.RESTConfig())
@@ -97,12 +98,32 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	if !opts.ExplicitNodeConfigs {
+		l.logf("starting %d flock-controller replicas and the NodePool %s", controllerReplicas, PoolName)
+		if err := applyNodePool(ctx, dc); err != nil {
+			return nil, err
+		}
+		if err := l.startControllers(cp, ids); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range nodes {
 		node, err := createNode(ctx, cs, n)
 		if err != nil {
 			return nil, err
 		}
-		if err := applyNodeConfig(ctx, dc, n, node); err != nil {
+		if opts.ExplicitNodeConfigs {
+			if err := applyNodeConfig(ctx, dc, n, node); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !opts.ExplicitNodeConfigs {
+		if err := l.adoptPools(ctx, dc); err != nil {
+			return nil, err
+		}
+		nodes = l.Nodes
+		if err := l.save(); err != nil {
 			return nil, err
 		}
 	}
@@ -112,7 +133,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, err
 	}
 	// Routes to the pods come only from the nodes' BGP announcements.
-	routerConf, err := renderRouterConf(nodes)
+	routerConf, err := renderRouterConf(nodes, opts.ExplicitNodeConfigs)
 	if err != nil {
 		return nil, err
 	}

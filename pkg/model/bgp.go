@@ -24,8 +24,14 @@ type BGP struct {
 
 // Peer is one BGP neighbour with every optional value resolved.
 type Peer struct {
+	// Address is the neighbour; the zero Addr when DefaultGateway is set.
 	Address netip.Addr
-	ASN     uint32
+	// DefaultGateway is 6 or 4 for a peer written as default-gateway-ipv6
+	// or default-gateway-ipv4: the neighbour is the node's default gateway
+	// of that family, which the BIRD renderer's caller resolves (see
+	// routing.ResolvePeers). 0 for a peer with a fixed Address.
+	DefaultGateway int
+	ASN            uint32
 	// SourceAddress is the node address of the session; the zero Addr: the
 	// node address on the neighbour's subnet.
 	SourceAddress netip.Addr
@@ -40,6 +46,14 @@ type Peer struct {
 	Password         *SecretRef
 	Communities      []Community
 	LargeCommunities []LargeCommunity
+}
+
+// Is4 says whether the peer is an IPv4 neighbour.
+func (p Peer) Is4() bool {
+	if p.DefaultGateway != 0 {
+		return p.DefaultGateway == 4
+	}
+	return p.Address.Is4()
 }
 
 // SecretRef is one key of a Secret in the agent's namespace.
@@ -89,16 +103,18 @@ func parseBGP(s *v1alpha1.BGPSpec) (*BGP, error) {
 	if len(s.Peers) > v1alpha1.MaxBGPPeers {
 		return nil, fmt.Errorf("spec.bgp.peers: %d peers, at most %d allowed", len(s.Peers), v1alpha1.MaxBGPPeers)
 	}
-	seen := map[netip.Addr]int{}
+	// Addresses are canonical (parseUnicast), so the text is the key; a
+	// gateway that equals a fixed peer is caught once it is resolved.
+	seen := map[string]int{}
 	for i := range s.Peers {
 		p, err := parsePeer(fmt.Sprintf("spec.bgp.peers[%d]", i), &s.Peers[i])
 		if err != nil {
 			return nil, err
 		}
-		if j, dup := seen[p.Address]; dup {
+		if j, dup := seen[s.Peers[i].Address]; dup {
 			return nil, fmt.Errorf("spec.bgp.peers[%d].address %q: listed twice (also spec.bgp.peers[%d])", i, s.Peers[i].Address, j)
 		}
-		seen[p.Address] = i
+		seen[s.Peers[i].Address] = i
 		b.Peers = append(b.Peers, p)
 	}
 	return b, nil
@@ -110,8 +126,15 @@ func parsePeer(field string, s *v1alpha1.BGPPeer) (Peer, error) {
 		HoldTime: int(s.HoldTime), RestartTime: int(s.RestartTime), Multihop: int(s.Multihop),
 	}
 	var err error
-	if p.Address, err = parseUnicast(field+".address", s.Address); err != nil {
-		return Peer{}, err
+	switch s.Address {
+	case v1alpha1.PeerDefaultGateway6:
+		p.DefaultGateway = 6
+	case v1alpha1.PeerDefaultGateway4:
+		p.DefaultGateway = 4
+	default:
+		if p.Address, err = parseUnicast(field+".address", s.Address); err != nil {
+			return Peer{}, fmt.Errorf("%w (or %s, %s)", err, v1alpha1.PeerDefaultGateway6, v1alpha1.PeerDefaultGateway4)
+		}
 	}
 	if err := checkASN(field+".asn", s.ASN); err != nil {
 		return Peer{}, err
@@ -120,7 +143,7 @@ func parsePeer(field string, s *v1alpha1.BGPPeer) (Peer, error) {
 		if p.SourceAddress, err = parseUnicast(field+".sourceAddress", s.SourceAddress); err != nil {
 			return Peer{}, err
 		}
-		if p.SourceAddress.Is4() != p.Address.Is4() {
+		if p.SourceAddress.Is4() != p.Is4() {
 			return Peer{}, fmt.Errorf("%s.sourceAddress %q: not of the family of address %q", field, s.SourceAddress, s.Address)
 		}
 	}

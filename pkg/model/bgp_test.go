@@ -124,6 +124,13 @@ func TestBGPInvalid(t *testing.T) {
 		{"peer-address-broadcast", peer(1, func(p *v1alpha1.BGPPeer) { p.Address = "255.255.255.255" }), "not a unicast address"},
 		{"source-garbage", peer(1, func(p *v1alpha1.BGPPeer) { p.SourceAddress = "me" }), `spec.bgp.peers[1].sourceAddress "me"`},
 		{"source-link-local", peer(0, func(p *v1alpha1.BGPPeer) { p.SourceAddress = "fe80::2" }), `spec.bgp.peers[0].sourceAddress "fe80::2": not a unicast`},
+		{"source-family-gateway", func(nc *v1alpha1.NodeConfig) {
+			nc.Spec.BGP.Peers[0] = v1alpha1.BGPPeer{Address: "default-gateway-ipv4", ASN: 65000, SourceAddress: "2001:db8::2"}
+		}, `spec.bgp.peers[0].sourceAddress "2001:db8::2": not of the family of address "default-gateway-ipv4"`},
+		{"gateway-duplicate", func(nc *v1alpha1.NodeConfig) {
+			nc.Spec.BGP.Peers[0].Address, nc.Spec.BGP.Peers[1] = "default-gateway-ipv6", v1alpha1.BGPPeer{Address: "default-gateway-ipv6", ASN: 65001}
+		}, `spec.bgp.peers[1].address "default-gateway-ipv6": listed twice (also spec.bgp.peers[0])`},
+		{"gateway-misspelt", peer(0, func(p *v1alpha1.BGPPeer) { p.Address = "default-gateway" }), `spec.bgp.peers[0].address "default-gateway": ParseAddr`},
 		{"source-family", peer(1, func(p *v1alpha1.BGPPeer) { p.SourceAddress = "2001:db8::2" }), `spec.bgp.peers[1].sourceAddress "2001:db8::2": not of the family of address "192.0.2.1"`},
 		{"hold-time-1", peer(1, func(p *v1alpha1.BGPPeer) { p.HoldTime = 1 }), "spec.bgp.peers[1].holdTime 1: must be 0 (the default) or 3 to 65535"},
 		{"hold-time-2", peer(1, func(p *v1alpha1.BGPPeer) { p.HoldTime = 2 }), "spec.bgp.peers[1].holdTime 2"},
@@ -170,5 +177,30 @@ func TestBGPInvalid(t *testing.T) {
 				t.Errorf("error %v\nwant one naming host001 with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Peers written as the node's default gateway parse to a family and no
+// address; the two families are two peers.
+func TestBGPDefaultGateway(t *testing.T) {
+	nc := bgpConfig()
+	nc.Spec.BGP.Peers = []v1alpha1.BGPPeer{
+		{Address: "default-gateway-ipv6", ASN: 65000},
+		{Address: "default-gateway-ipv4", ASN: 65000, SourceAddress: "192.0.2.11"},
+		{Address: "2001:db8:42::1", ASN: 65000},
+	}
+	n, err := NodeFromConfig(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := n.BGP.Peers
+	if got[0].DefaultGateway != 6 || got[0].Address.IsValid() || got[0].Is4() {
+		t.Errorf("peers[0] = %+v, want the IPv6 default gateway", got[0])
+	}
+	if got[1].DefaultGateway != 4 || got[1].Address.IsValid() || !got[1].Is4() {
+		t.Errorf("peers[1] = %+v, want the IPv4 default gateway", got[1])
+	}
+	if got[2].DefaultGateway != 0 || got[2].Address != netip.MustParseAddr("2001:db8:42::1") {
+		t.Errorf("peers[2] = %+v, want a fixed address", got[2])
 	}
 }

@@ -58,6 +58,9 @@ const DefaultResync = 15 * time.Second
 type Options struct {
 	Nodes     Nodes
 	Addresses Addresses
+	// Gateways is nil where the node's routes cannot be read: a peer
+	// written as a default gateway is then reported AddressesUnavailable.
+	Gateways Gateways
 	// Secrets is nil where there are none (file mode): a peer with a
 	// passwordSecretRef is then reported PasswordUnavailable.
 	Secrets Secrets
@@ -224,6 +227,21 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 	if err != nil {
 		fail(v1alpha1.ReasonAddressesUnavailable, fmt.Errorf("read the node's interface addresses: %w", err))
 		return
+	}
+	if needsGateways(n) {
+		var gws []netip.Addr
+		if c.o.Gateways == nil {
+			fail(v1alpha1.ReasonAddressesUnavailable, errors.New("a peer is the node's default gateway, and the agent reads no routes in this mode"))
+			return
+		}
+		if gws, err = c.o.Gateways.DefaultGateways(); err != nil {
+			fail(v1alpha1.ReasonAddressesUnavailable, fmt.Errorf("read the node's default gateways: %w", err))
+			return
+		}
+		if n, err = ResolvePeers(n, gws); err != nil {
+			fail(v1alpha1.ReasonAddressesUnavailable, err)
+			return
+		}
 	}
 	passwords, err := c.passwords(ctx, n, resync)
 	if err != nil {

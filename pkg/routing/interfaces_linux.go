@@ -91,3 +91,48 @@ func (i *Interfaces) Addresses() ([]netip.Prefix, error) {
 	})
 	return slices.Compact(out), nil
 }
+
+// DefaultGateways returns the gateway of the node's default route of each
+// family (`ip -6 route show default`, `ip -4 …`), of several the one with
+// the lowest metric; a multipath default route gives its lowest next hop.
+func (i *Interfaces) DefaultGateways() ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, fam := range []int{netlink.FAMILY_V6, netlink.FAMILY_V4} {
+		filter := &netlink.Route{Table: unix.RT_TABLE_MAIN}
+		routes, err := rtnl.Dump(func() ([]netlink.Route, error) {
+			return i.h.RouteListFiltered(fam, filter, netlink.RT_FILTER_TABLE)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list routes: %w", err)
+		}
+		var best netip.Addr
+		bestPrio := -1
+		for _, r := range routes {
+			if r.Dst != nil {
+				if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+					continue
+				}
+			}
+			gws := []net.IP{r.Gw}
+			if len(r.MultiPath) > 0 {
+				gws = gws[:0]
+				for _, nh := range r.MultiPath {
+					gws = append(gws, nh.Gw)
+				}
+			}
+			var gw netip.Addr
+			for _, ip := range gws {
+				if a, ok := netip.AddrFromSlice(ip); ok && (!gw.IsValid() || a.Unmap().Less(gw)) {
+					gw = a.Unmap()
+				}
+			}
+			if gw.IsValid() && (bestPrio < 0 || r.Priority < bestPrio) {
+				best, bestPrio = gw, r.Priority
+			}
+		}
+		if best.IsValid() {
+			out = append(out, best)
+		}
+	}
+	return out, nil
+}

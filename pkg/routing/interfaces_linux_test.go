@@ -43,3 +43,32 @@ func TestInterfaces(t *testing.T) {
 		t.Errorf("Addresses (-want +got):\n%s", diff)
 	}
 }
+
+// DefaultGateways reads the default route of each family from a fresh
+// namespace; of two IPv4 default routes the lower metric wins.
+func TestDefaultGateways(t *testing.T) {
+	name := testns.New(t, "gw")
+	in := func(args ...string) { t.Helper(); testns.Run(t, append([]string{"ip", "-n", name}, args...)...) }
+	in("link", "add", "uplink", "type", "veth", "peer", "name", "router")
+	in("link", "set", "uplink", "up")
+	in("link", "set", "router", "up")
+	in("addr", "add", "198.19.1.2/24", "dev", "uplink")
+	in("addr", "add", "198.19.2.2/24", "dev", "router")
+	in("addr", "add", "2001:db8:1ab:1::2/64", "dev", "uplink", "nodad")
+	in("route", "add", "default", "via", "198.19.2.1", "metric", "200")
+	in("route", "add", "default", "via", "198.19.1.1", "metric", "100")
+	in("-6", "route", "add", "default", "via", "2001:db8:1ab:1::1")
+	ifs, err := NewInterfacesAt(testns.Path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ifs.Close()
+	got, err := ifs.DefaultGateways()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Addr{netip.MustParseAddr("2001:db8:1ab:1::1"), netip.MustParseAddr("198.19.1.1")}
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+		t.Errorf("DefaultGateways (-want +got):\n%s", diff)
+	}
+}

@@ -231,6 +231,8 @@ func TestInvalidNodeConfigs(t *testing.T) {
 		{"peer-asn-2^32", set("bgp.peers", peer("2001:db8::1", 4294967296)), "spec.bgp.peers[0].asn", "less than or equal to 4294967295", unrepresentable},
 		{"peer-address-missing", set("bgp.peers", []any{map[string]any{"asn": int64(65000)}}), "spec.bgp.peers[0].address", "Required value", rejects},
 		{"peer-address-garbage", set("bgp.peers", peer("router", 65000)), "spec.bgp.peers[0].address", "must be an IP address", rejects},
+		{"peer-address-gateway-misspelt", set("bgp.peers", peer("default-gateway", 65000)), "spec.bgp.peers[0].address", "or default-gateway-ipv6 or default-gateway-ipv4", rejects},
+		{"source-address-gateway-family", set("bgp.peers", peerWith("address", "default-gateway-ipv4", "sourceAddress", "2001:db8::2")), "spec.bgp.peers[0]", "of the family of the default gateway", rejects},
 		{"peer-address-cidr", set("bgp.peers", peer("2001:db8::1/64", 65000)), "spec.bgp.peers[0].address", "must be an IP address", rejects},
 		{"peer-address-zone", set("bgp.peers", peer("fe80::1%eth0", 65000)), "spec.bgp.peers[0].address", "must be an IP address", rejects},
 		{"peer-address-v4-mapped", set("bgp.peers", peer("::ffff:192.0.2.1", 65000)), "spec.bgp.peers[0].address", "must be an IP address", rejects},

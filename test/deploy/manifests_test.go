@@ -39,6 +39,23 @@ var agentRules = []string{
 // these, through a Role.
 var agentNamespaceRules = []string{"/secrets:get"}
 
+// controllerRules is what flock-controller calls cluster-wide, and
+// controllerLeaseRules in kube-system (name: the one Lease, or - for any);
+// controller-rbac.yaml must grant exactly these.
+var (
+	controllerRules = []string{
+		"/nodes:list", "/nodes:watch",
+		"flock.fritzlab.net/nodeconfigs:list", "flock.fritzlab.net/nodeconfigs:watch", "flock.fritzlab.net/nodeconfigs:create",
+		"flock.fritzlab.net/nodeconfigs:update", "flock.fritzlab.net/nodeconfigs:delete",
+		"flock.fritzlab.net/nodepools:list", "flock.fritzlab.net/nodepools:watch", "flock.fritzlab.net/nodepools/status:update",
+		"/events:create", "/events:patch",
+	}
+	controllerLeaseRules = []string{
+		"coordination.k8s.io/leases:create:-",
+		"coordination.k8s.io/leases:get:flock-controller", "coordination.k8s.io/leases:update:flock-controller",
+	}
+)
+
 // documents splits a manifest into its YAML documents.
 func documents(t *testing.T, name string) [][]byte {
 	t.Helper()
@@ -86,7 +103,7 @@ func TestKustomizationListsEverything(t *testing.T) {
 			t.Errorf("kustomization.yaml does not list %s", rel)
 		}
 	}
-	for _, want := range []string{"rbac.yaml", "admission.yaml", "daemonset.yaml"} {
+	for _, want := range []string{"rbac.yaml", "admission.yaml", "daemonset.yaml", "controller-rbac.yaml", "controller.yaml"} {
 		if !slices.Contains(k.Resources, want) {
 			t.Errorf("kustomization.yaml does not list %s", want)
 		}
@@ -226,6 +243,7 @@ func TestDockerfile(t *testing.T) {
 		"COPY --from=build /out/flock /out/portmap /opt/flock/bin/",
 		"COPY --from=build /out/flock-agent /usr/local/bin/flock-agent",
 		"./cmd/flock-agent ./cmd/flockctl", "COPY --from=build /out/flockctl /usr/local/bin/flockctl",
+		"./cmd/flock-controller", "COPY --from=build /out/flock-controller /usr/local/bin/flock-controller",
 	} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
@@ -294,5 +312,72 @@ func TestRBACRules(t *testing.T) {
 	if nsRoleBinding.Kind != "RoleBinding" || nsRoleBinding.Namespace != "flock-system" ||
 		nsRoleBinding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: nsRole.Name}) || !sameSubjectsAs(nsRoleBinding.Subjects) {
 		t.Errorf("RoleBinding %s/%s %+v %+v", nsRoleBinding.Namespace, nsRoleBinding.Name, nsRoleBinding.RoleRef, nsRoleBinding.Subjects)
+	}
+}
+
+func TestControllerRBACRules(t *testing.T) {
+	docs := documents(t, "controller-rbac.yaml")
+	if len(docs) != 5 {
+		t.Fatalf("controller-rbac.yaml has %d documents, want ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding", len(docs))
+	}
+	var (
+		sa            corev1.ServiceAccount
+		role          rbacv1.ClusterRole
+		binding       rbacv1.ClusterRoleBinding
+		nsRole        rbacv1.Role
+		nsRoleBinding rbacv1.RoleBinding
+		subject       = rbacv1.Subject{Kind: "ServiceAccount", Name: "flock-controller", Namespace: "kube-system"}
+	)
+	strict(t, docs[0], &sa)
+	strict(t, docs[1], &role)
+	strict(t, docs[2], &binding)
+	strict(t, docs[3], &nsRole)
+	strict(t, docs[4], &nsRoleBinding)
+	grants := func(rules []rbacv1.PolicyRule, named bool) []string {
+		var got []string
+		for _, r := range rules {
+			names := r.ResourceNames
+			if len(names) == 0 {
+				names = []string{"-"}
+			}
+			for _, g := range r.APIGroups {
+				for _, res := range r.Resources {
+					for _, v := range r.Verbs {
+						for _, n := range names {
+							if named {
+								got = append(got, g+"/"+res+":"+v+":"+n)
+							} else if n == "-" {
+								got = append(got, g+"/"+res+":"+v)
+							} else {
+								t.Errorf("ClusterRole rule names %s", n)
+							}
+						}
+					}
+				}
+			}
+		}
+		sort.Strings(got)
+		return got
+	}
+	want := slices.Clone(controllerRules)
+	sort.Strings(want)
+	if diff := cmp.Diff(want, grants(role.Rules, false)); diff != "" {
+		t.Errorf("ClusterRole grants (-want +got):\n%s", diff)
+	}
+	want = slices.Clone(controllerLeaseRules)
+	sort.Strings(want)
+	if diff := cmp.Diff(want, grants(nsRole.Rules, true)); diff != "" {
+		t.Errorf("Role grants (-want +got):\n%s", diff)
+	}
+	if sa.Name != subject.Name || sa.Namespace != subject.Namespace || nsRole.Namespace != "kube-system" ||
+		binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0] != subject ||
+		nsRoleBinding.RoleRef.Name != nsRole.Name || len(nsRoleBinding.Subjects) != 1 || nsRoleBinding.Subjects[0] != subject {
+		t.Errorf("ServiceAccount %s/%s, bindings %+v %+v, %+v %+v", sa.Namespace, sa.Name, binding.RoleRef, binding.Subjects, nsRoleBinding.RoleRef, nsRoleBinding.Subjects)
+	}
+	var d appsv1.Deployment
+	strict(t, documents(t, "controller.yaml")[0], &d)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 || d.Spec.Template.Spec.ServiceAccountName != sa.Name || !d.Spec.Template.Spec.HostNetwork {
+		t.Errorf("Deployment: replicas %v, serviceAccount %q, hostNetwork %v; want 2, %s, true (no pod network before NodeConfigs exist)",
+			d.Spec.Replicas, d.Spec.Template.Spec.ServiceAccountName, d.Spec.Template.Spec.HostNetwork, sa.Name)
 	}
 }

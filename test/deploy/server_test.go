@@ -48,13 +48,18 @@ func TestApplyDryRun(t *testing.T) {
 		"validatingadmissionpolicybinding.admissionregistration.k8s.io/flock-agent-own-node",
 		"configmap/flock-cni-",
 		"daemonset.apps/flock-agent",
+		"customresourcedefinition.apiextensions.k8s.io/nodepools.flock.fritzlab.net",
+		"serviceaccount/flock-controller",
+		"clusterrole.rbac.authorization.k8s.io/flock-controller",
+		"role.rbac.authorization.k8s.io/flock-controller",
+		"deployment.apps/flock-controller",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl apply did not report %s:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "(server dry run)"); n != 11 {
-		t.Errorf("%d objects dry-run applied, want 11:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 18 {
+		t.Errorf("%d objects dry-run applied, want 18:\n%s", n, out)
 	}
 }
 

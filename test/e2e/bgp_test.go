@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fritzlab/flock/internal/testns"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/bird/birdtest"
 )
@@ -73,6 +75,48 @@ func TestAgentDrivesBird(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the BGP protocols gone", func() bool { return len(sessions()) == 0 })
+}
+
+// Peers written as the node's default gateway: the agent reads the
+// node's default routes and BIRD peers with their gateways; with the
+// routes moved, the sessions follow on the next resync.
+func TestAgentPeersWithDefaultGateway(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("bird"); err != nil {
+		t.Skip("needs bird: apt-get install -y bird2 (CI installs it)")
+	}
+	n := newNode(t)
+	birdtest.Uplink(t, n.NS.Name)
+	testns.Run(t, "ip", "-n", n.NS.Name, "-6", "route", "add", "default", "via", peer6.String())
+	testns.Run(t, "ip", "-n", n.NS.Name, "route", "add", "default", "via", peer4.String())
+	b := birdtest.StartSidecar(t, n.NS.Name, n.Dir)
+	n.AgentArgs = b.AgentArgs()
+	if err := n.StartAgent(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WriteNodeConfig(nodeConfig + `  bgp:
+    asn: 65101
+    peers:
+      - address: default-gateway-ipv6
+        asn: 65000
+      - address: default-gateway-ipv4
+        asn: 65000
+`); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{bird.PeerName(peer4), bird.PeerName(peer6)}
+	waitUntil(t, "the BGP protocols of both default gateways", func() bool {
+		return slices.Equal(birdtest.Sessions(t, b.Client), want)
+	})
+	conf, err := os.ReadFile(b.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{peer6, peer4} {
+		if !strings.Contains(string(conf), "neighbor "+a.String()+" ") {
+			t.Errorf("bird.conf has no neighbor %s:\n%s", a, conf)
+		}
+	}
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

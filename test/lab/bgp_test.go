@@ -143,6 +143,9 @@ func TestBGP(t *testing.T) {
 	// node-1's IPv4 pool; put it back, it returns. The agent keeps running.
 	agentPid := e.lab.AgentPid("node-1")
 	n1 := e.lab.Nodes[0]
+	// The operator takes node-1's NodeConfig over from flock-controller,
+	// which from now on leaves it alone (it would undo the patches below).
+	e.patchNodeConfig("node-1", map[string]any{"metadata": map[string]any{"annotations": map[string]any{v1alpha1.AnnotationManaged: "false"}}})
 	v6peer := map[string]any{"address": n1.RouterAddr6.Addr().String(), "asn": lab.RouterASN}
 	v4peer := map[string]any{"address": n1.RouterAddr4.Addr().String(), "asn": lab.RouterASN}
 	e.patchNodeConfig("node-1", map[string]any{"spec": map[string]any{"bgp": map[string]any{"peers": []any{v6peer}}}})

@@ -31,7 +31,9 @@ func run(name, prefix string, measure func(ctx context.Context, l *lab.Lab, dir 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	opts := lab.Options{Nodes: 2, Prefix: fmt.Sprintf("flk-%s%d", prefix, os.Getpid()),
+	// Explicit NodeConfigs: the benchmarks patch them, which flock-controller
+	// would undo.
+	opts := lab.Options{Nodes: 2, Prefix: fmt.Sprintf("flk-%s%d", prefix, os.Getpid()), ExplicitNodeConfigs: true,
 		RunDir: filepath.Join(dir, "run"), StateDir: filepath.Join(dir, "state"), Log: os.Stderr}
 	ctx := context.Background()
 	l, err := lab.Up(ctx, opts)
