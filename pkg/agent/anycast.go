@@ -40,6 +40,9 @@ type AnycastReconciler struct {
 	last     map[netip.Addr][]anycast.NextHop
 	applied  bool
 	warnings string
+	// event is when the first poke or readiness change since the last
+	// reconcile came (zero: none), for the announce latency.
+	event time.Time
 
 	// mu guards what State reads: Reconcile runs in one goroutine and
 	// writes these only where it changes them.
@@ -78,11 +81,14 @@ func (r *AnycastReconciler) Run(ctx context.Context, every time.Duration, readyC
 		case <-ctx.Done():
 			return
 		case <-r.poke:
+			r.event = time.Now()
 		case <-readyChanges:
+			r.event = time.Now()
 		case <-t.C:
 			resync = true
 		}
 		r.Reconcile(resync)
+		r.event = time.Time{}
 	}
 }
 
@@ -108,6 +114,7 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 		}
 	}
 	if r.applied && !resync && anycast.Equal(desired, r.last) {
+		r.a.pass(r.a.anycastLoop, nil)
 		return
 	}
 	active, previous := anycast.Active(desired), anycast.Active(r.last)
@@ -120,13 +127,18 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 	if err := r.kernel.SyncAnycast(desired); err != nil {
 		r.a.log.Error("sync anycast routes", "err", err)
 		r.applied = false
+		r.a.pass(r.a.anycastLoop, err)
 		return
 	}
+	r.a.pass(r.a.anycastLoop, nil)
 	r.mu.Lock()
 	r.routed = desired
 	r.mu.Unlock()
 	if !shrinking && r.announce != nil {
 		r.setAnnounced(active)
+		if !subset(active, previous) && !r.event.IsZero() && r.a.obs != nil {
+			r.a.obs.AnycastAnnounced(time.Since(r.event))
+		}
 	}
 	if !anycast.Equal(desired, r.last) {
 		r.a.log.Info("anycast routes applied", "active", active)
