@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/health"
 	"github.com/fritzlab/flock/pkg/kube"
 	"github.com/fritzlab/flock/pkg/routing"
 )
@@ -48,7 +49,7 @@ func secretsNamespace(flag string) string {
 
 // startBGP starts the controller that renders BIRD's config from the node
 // and reloads BIRD; it runs until ctx ends.
-func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend) (*routing.Controller, error) {
+func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, loop *health.Loop) (*routing.Controller, error) {
 	// The DaemonSet's BIRD waits for the file to appear in this directory.
 	if err := os.MkdirAll(filepath.Dir(f.Config), 0o755); err != nil {
 		return nil, fmt.Errorf("bird config directory: %w", err)
@@ -62,6 +63,7 @@ func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend) (*
 		Addresses: ifs,
 		Reloader:  bird.NewReloader(f.Config, bird.NewClient(f.Socket)),
 		Log:       log,
+		Loop:      loop,
 	}
 	if b.kube != nil {
 		opts.Secrets = kube.NewSecrets(b.kube.client, f.Namespace)

@@ -21,7 +21,9 @@ import (
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/datapath"
+	"github.com/fritzlab/flock/pkg/metrics"
 	"github.com/fritzlab/flock/pkg/model"
+	"github.com/fritzlab/flock/pkg/netpol"
 	"github.com/fritzlab/flock/pkg/policy"
 	"github.com/fritzlab/flock/pkg/routing"
 	"github.com/fritzlab/flock/pkg/rpc"
@@ -43,6 +45,7 @@ func main() {
 		birdConfig = flag.String("bird-config", "", "BIRD config file the agent renders and BIRD reads (bird -c); empty: BGP off")
 		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
 		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else kube-system)")
+		metricsOn  = flag.String("metrics-addr", metrics.DefaultAddr, "host:port of /metrics (Prometheus), /healthz and /readyz; empty: none")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
@@ -69,15 +72,16 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket)}
+	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket), Metrics: *metricsOn}
 	if err := run(ctx, log, m, bf, socks, *stateDir, *syncEvery, *fsync); err != nil {
 		log.Error("flock-agent failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-// sockets are where the agent serves: the CNI plugin, and the admin API.
-type sockets struct{ CNI, Admin string }
+// sockets are where the agent serves: the CNI plugin, the admin API, and
+// metrics and health (a TCP address; empty: off).
+type sockets struct{ CNI, Admin, Metrics string }
 
 func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sockets, stateDir string, every time.Duration, fsync bool) error {
 	dp, err := datapath.New()
@@ -107,12 +111,35 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	}
 	defer b.stop()
 	a := agent.New(b.src, b.rec, dp, st, log)
+	obs := newObserver()
+	a.Instrument(agent.Instrumentation{Observer: obs.m, Ready: obs.ready,
+		Pools: obs.loops.Register(loopPools, every), Anycast: obs.loops.Register(loopAnycast, anycastEvery)})
+	// The store is loaded (store.Open) before anything serves.
+	obs.check("nodeconfig", a.Ready)
+	if b.kube != nil {
+		obs.check("informers", func(context.Context) error {
+			if !b.kube.src.HasSynced() {
+				return errors.New("the nodeconfig and pod caches have not synced yet")
+			}
+			return nil
+		})
+	}
 	parts := adminParts{mode: m, agent: a, src: b.src, store: st}
+	var applier *policy.Applier
 	if m.Netpol {
+		applier = policy.NewApplier(policy.NFT{})
+		rules := meteredRuleset{Applier: applier, m: obs.m, loop: obs.loops.Register(loopPolicy, netpol.DefaultResync)}
 		// Before the socket listens: no ADD may go without the policy hook.
-		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a); err != nil {
+		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a, rules); err != nil {
 			return err
 		}
+		np := parts.netpol
+		obs.check("networkpolicy", func(context.Context) error {
+			if _, synced := np.Applied(); !synced {
+				return netpol.ErrNotSynced
+			}
+			return nil
+		})
 	} else if m.Kube {
 		// Not fatal: pods are networked without it.
 		if err := removeNetpol(ctx, log, policy.NewApplier(policy.NFT{})); err != nil {
@@ -127,12 +154,18 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	// installed before it announces them.
 	var bgp *routing.Controller
 	if bf.enabled() {
-		if bgp, err = startBGP(ctx, log, bf, b); err != nil {
+		if bgp, err = startBGP(ctx, log, bf, b, obs.loops.Register(loopBGP, routing.DefaultResync)); err != nil {
 			return err
 		}
 		parts.bird = bird.NewClient(bf.Socket)
+		obs.check("bird", birdReachable(parts.bird))
 	}
 	parts.anycast, parts.ready = startAnycast(ctx, a, dp, b, bgp)
+	obs.watch(a, st, parts.bird, parts.anycast, parts.netpol, applier)
+	if err := serveMetrics(ctx, log, socks.Metrics, obs); err != nil {
+		// Not fatal: pods are networked without it (the probes will say).
+		log.Error("metrics and health not served", "err", err)
+	}
 	// Before the CNI socket, so that whoever waits for that one finds this
 	// one too.
 	if err := startAdmin(ctx, log, socks.Admin, parts); err != nil {
@@ -146,9 +179,9 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	if b.changes != nil {
 		go syncOnChange(ctx, a, bgp, b.changes, log)
 	}
-	b.serving(ctx)
+	b.serving(ctx, obs.ready)
 	log.Info("flock-agent serving", "socket", socks.CNI, "admin", socks.Admin, "state", stateDir, "allocations", len(st.List()))
-	return rpc.Serve(ctx, ln, a, log)
+	return rpc.Serve(ctx, ln, meteredHandler{a, obs.m}, log)
 }
 
 // syncOnChange applies a new NodeConfig as soon as the informer (or the
