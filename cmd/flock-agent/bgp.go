@@ -48,20 +48,22 @@ func secretsNamespace(flag string) string {
 }
 
 // startBGP starts the controller that renders BIRD's config from the node
-// and reloads BIRD; it runs until ctx ends.
-func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, loop *health.Loop) (*routing.Controller, error) {
+// and reloads BIRD; it runs until ctx ends. It returns the controller and
+// its Reloader (flockctl doctor asks it whether BIRD is in step).
+func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, loop *health.Loop) (*routing.Controller, *bird.Reloader, error) {
 	// The DaemonSet's BIRD waits for the file to appear in this directory.
 	if err := os.MkdirAll(filepath.Dir(f.Config), 0o755); err != nil {
-		return nil, fmt.Errorf("bird config directory: %w", err)
+		return nil, nil, fmt.Errorf("bird config directory: %w", err)
 	}
 	ifs, err := routing.NewInterfaces()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	reloader := bird.NewReloader(f.Config, bird.NewClient(f.Socket))
 	opts := routing.Options{
 		Nodes:     b.src,
 		Addresses: ifs,
-		Reloader:  bird.NewReloader(f.Config, bird.NewClient(f.Socket)),
+		Reloader:  reloader,
 		Log:       log,
 		Loop:      loop,
 	}
@@ -75,7 +77,7 @@ func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, lo
 		c.Run(ctx)
 	}()
 	log.Info("driving bird", "config", f.Config, "socket", f.Socket)
-	return c, nil
+	return c, reloader, nil
 }
 
 // bgpReporter writes the BGPConfigured condition on the NodeConfig.

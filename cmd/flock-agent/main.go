@@ -45,6 +45,7 @@ func main() {
 		birdConfig = flag.String("bird-config", "", "BIRD config file the agent renders and BIRD reads (bird -c); empty: BGP off")
 		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
 		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else kube-system)")
+		procSys    = flag.String("proc-sys", datapath.DefaultProcSys, "where the node's sysctls are: /proc/sys, or a writable mount of the host's /proc/sys/net below DIR/net (an unprivileged container's /proc/sys is read-only)")
 		metricsOn  = flag.String("metrics-addr", metrics.DefaultAddr, "host:port of /metrics (Prometheus), /healthz and /readyz; empty: none")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
@@ -73,7 +74,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket), Metrics: *metricsOn}
-	if err := run(ctx, log, m, bf, socks, *stateDir, *syncEvery, *fsync); err != nil {
+	if err := run(ctx, log, m, bf, socks, *procSys, *stateDir, *syncEvery, *fsync); err != nil {
 		log.Error("flock-agent failed", "err", err)
 		os.Exit(1)
 	}
@@ -83,11 +84,12 @@ func main() {
 // metrics and health (a TCP address; empty: off).
 type sockets struct{ CNI, Admin, Metrics string }
 
-func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sockets, stateDir string, every time.Duration, fsync bool) error {
+func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sockets, procSys, stateDir string, every time.Duration, fsync bool) error {
 	dp, err := datapath.New()
 	if err != nil {
 		return err
 	}
+	dp.SetProcSys(procSys)
 	if err := dp.Init(); err != nil {
 		return err
 	}
@@ -124,10 +126,11 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 			return nil
 		})
 	}
-	parts := adminParts{mode: m, agent: a, src: b.src, store: st}
+	parts := adminParts{mode: m, agent: a, src: b.src, store: st, dp: dp}
 	var applier *policy.Applier
 	if m.Netpol {
 		applier = policy.NewApplier(policy.NFT{})
+		parts.applier = applier
 		rules := meteredRuleset{Applier: applier, m: obs.m, loop: obs.loops.Register(loopPolicy, netpol.DefaultResync)}
 		// Before the socket listens: no ADD may go without the policy hook.
 		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a, rules); err != nil {
@@ -154,7 +157,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	// installed before it announces them.
 	var bgp *routing.Controller
 	if bf.enabled() {
-		if bgp, err = startBGP(ctx, log, bf, b, obs.loops.Register(loopBGP, routing.DefaultResync)); err != nil {
+		if bgp, parts.reloader, err = startBGP(ctx, log, bf, b, obs.loops.Register(loopBGP, routing.DefaultResync)); err != nil {
 			return err
 		}
 		parts.bird = bird.NewClient(bf.Socket)

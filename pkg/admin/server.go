@@ -83,6 +83,9 @@ type Sources struct {
 	BIRD        BIRDSource
 	Anycast     AnycastSource
 	Policy      PolicySource
+	// Drops and Doctor are nil where there is nothing to read.
+	Drops  DropSource
+	Doctor DoctorSource
 }
 
 // birdTimeout bounds a question to BIRD, so that a hung BIRD delays a
@@ -101,6 +104,13 @@ func Handler(src Sources) http.Handler {
 		},
 		PathAnycast: func(*http.Request) any { return s.anycast(s.allocations()) },
 		PathPolicy:  func(*http.Request) any { return s.policy(s.allocations()) },
+		PathDrops:   s.drops,
+		PathDoctor: func(r *http.Request) any {
+			if s.src.Doctor == nil {
+				return Doctor{Checks: []string{}, Problems: []Problem{}}
+			}
+			return s.src.Doctor.Doctor(r.Context())
+		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, ok := routes[r.URL.Path]
@@ -331,4 +341,26 @@ func (s *server) policy(allocs []Allocation) Policy {
 	}
 	p.Pods = pods
 	return p
+}
+
+// drops lists the pods' drop counters, most dropped first.
+func (s *server) drops(r *http.Request) any {
+	out := Drops{Items: []PodDrop{}}
+	if s.src.Drops == nil {
+		return out
+	}
+	out.Enabled = true
+	items, err := s.src.Drops.Drops(r.Context())
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	slices.SortFunc(items, func(a, b PodDrop) int {
+		if c := cmp.Compare(b.Ingress+b.Egress, a.Ingress+a.Egress); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	out.Items = append(out.Items, items...)
+	return out
 }

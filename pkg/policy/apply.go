@@ -189,3 +189,32 @@ func (a *Applier) list(ctx context.Context) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Verify tells whether the kernel's table is still what the last load (or
+// Resync) left, without repairing it: nil when it is, or nothing was
+// loaded yet; else what differs. It is for operators (flockctl doctor);
+// the periodic Resync repairs.
+func (a *Applier) Verify(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.script == nil || a.added {
+		return nil
+	}
+	shape, err := a.listShape(ctx)
+	if err != nil {
+		return fmt.Errorf("table %s %s is missing: %w", TableFamily, TableName, err)
+	}
+	if !bytes.Equal(shape, a.shape) {
+		return fmt.Errorf("table %s %s differs from what the agent loaded (chains, rules or pods changed)", TableFamily, TableName)
+	}
+	if a.full != nil {
+		full, err := a.list(ctx)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(full, a.full) {
+			return fmt.Errorf("table %s %s differs from what the agent loaded (set elements changed)", TableFamily, TableName)
+		}
+	}
+	return nil
+}
