@@ -66,6 +66,7 @@ func startAdmin(ctx context.Context, log *slog.Logger, path string, p adminParts
 	}
 	if p.netpol != nil {
 		src.Policy = adminPolicy{p.netpol}
+		src.Trace = adminTrace{p.netpol, p.store}
 	}
 	if p.applier != nil {
 		src.Drops = adminDrops{p.applier, p.store}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/fritzlab/flock/pkg/admin"
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/datapath"
+	"github.com/fritzlab/flock/pkg/netpol"
 	"github.com/fritzlab/flock/pkg/policy"
 	"github.com/fritzlab/flock/pkg/store"
 )
@@ -108,5 +111,61 @@ func (d adminDrops) Drops(ctx context.Context) ([]admin.PodDrop, error) {
 	for _, p := range byIface {
 		out = append(out, *p)
 	}
+	return out, nil
+}
+
+// adminTrace traces a packet through the NetworkPolicy last applied.
+type adminTrace struct {
+	np *netpol.Controller
+	st *store.Store
+}
+
+func (t adminTrace) Trace(_ context.Context, src, dst netip.Addr, proto string, port uint16) (admin.Trace, error) {
+	applied, synced := t.np.Applied()
+	if !synced || applied.Model == nil {
+		return admin.Trace{}, errors.New("no NetworkPolicy applied yet")
+	}
+	p, _ := policy.ParseProtocol(proto)
+	out := admin.Trace{Src: src, Dst: dst, Proto: proto, Port: port}
+	byAddr := map[netip.Addr]string{} // address -> host veth
+	pods := map[string]string{}       // host veth -> namespace/name
+	for _, r := range t.st.List() {
+		for _, a := range []netip.Addr{r.IPv6, r.IPv4} {
+			if a.IsValid() {
+				byAddr[a] = r.HostIface
+			}
+		}
+		pods[r.HostIface] = r.Namespace + "/" + r.Name
+	}
+	policies := map[string]policy.PodPolicy{}
+	for _, pp := range applied.Model.Pods {
+		policies[pp.Iface] = pp
+	}
+	verdicts := map[string]policy.PodVerdict{}
+	for _, v := range policy.Verdicts(applied.Model) {
+		verdicts[v.Iface] = v
+	}
+	step := func(local netip.Addr, remote netip.Addr, ingress bool) admin.TraceStep {
+		iface, ok := byAddr[local]
+		if !ok {
+			// Not a pod of this node: its own node's policy decides.
+			return admin.TraceStep{Allowed: true, Rule: -1}
+		}
+		s := admin.TraceStep{Pod: pods[iface], Rule: -1, Allowed: true}
+		pp, ok := policies[iface]
+		if !ok {
+			return s // attached since the last apply: pending, unrestricted here
+		}
+		a, chain := pp.Egress, verdicts[iface].Egress.Chain
+		if ingress {
+			a, chain = pp.Ingress, verdicts[iface].Ingress.Chain
+		}
+		d := policy.Decide(a, remote, p, port)
+		s.Isolated, s.Allowed, s.Rule, s.RuleText, s.Chain = d.Isolated, d.Allowed, d.Rule, d.RuleText, chain
+		return s
+	}
+	out.Egress = step(src, dst, false)
+	out.Ingress = step(dst, src, true)
+	out.Allowed = out.Egress.Allowed && out.Ingress.Allowed
 	return out, nil
 }

@@ -86,6 +86,7 @@ type Sources struct {
 	// Drops and Doctor are nil where there is nothing to read.
 	Drops  DropSource
 	Doctor DoctorSource
+	Trace  TraceSource
 }
 
 // birdTimeout bounds a question to BIRD, so that a hung BIRD delays a
@@ -105,6 +106,7 @@ func Handler(src Sources) http.Handler {
 		PathAnycast: func(*http.Request) any { return s.anycast(s.allocations()) },
 		PathPolicy:  func(*http.Request) any { return s.policy(s.allocations()) },
 		PathDrops:   s.drops,
+		PathTrace:   s.trace,
 		PathDoctor: func(r *http.Request) any {
 			if s.src.Doctor == nil {
 				return Doctor{Checks: []string{}, Problems: []Problem{}}
@@ -121,7 +123,12 @@ func Handler(src Sources) http.Handler {
 			w.Header().Set("Allow", http.MethodGet)
 			reply(w, http.StatusMethodNotAllowed, Error{Error: fmt.Sprintf("%s %s: the admin API is read-only, use GET", r.Method, r.URL.Path)})
 		default:
-			reply(w, http.StatusOK, route(r))
+			v := route(r)
+			if e, ok := v.(requestError); ok {
+				reply(w, e.code, Error{Error: e.msg})
+				return
+			}
+			reply(w, http.StatusOK, v)
 		}
 	})
 }
@@ -363,4 +370,25 @@ func (s *server) drops(r *http.Request) any {
 	})
 	out.Items = append(out.Items, items...)
 	return out
+}
+
+// requestError is a route's answer to a request it cannot serve.
+type requestError struct {
+	code int
+	msg  string
+}
+
+func (s *server) trace(r *http.Request) any {
+	if s.src.Trace == nil {
+		return requestError{http.StatusNotFound, "NetworkPolicy is off on this node (file mode, or --netpol=false): every packet passes"}
+	}
+	src, dst, proto, port, err := ParseTraceQuery(r.URL.Query())
+	if err != nil {
+		return requestError{http.StatusBadRequest, "trace: " + err.Error()}
+	}
+	t, err := s.src.Trace.Trace(r.Context(), src, dst, proto, port)
+	if err != nil {
+		return requestError{http.StatusServiceUnavailable, "trace: " + err.Error()}
+	}
+	return t
 }

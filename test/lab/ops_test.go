@@ -3,10 +3,12 @@ package lab
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,8 +20,11 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fritzlab/flock/internal/lab"
+	"github.com/fritzlab/flock/pkg/admin"
 )
 
 // capMask is the capability bit set of names (NET_ADMIN, …).
@@ -197,6 +202,120 @@ func TestAgentRestart(t *testing.T) {
 	if eff, _ := procCaps(t, e.lab.AgentPid(node)); eff != capMask(t, lab.AgentCapabilities) {
 		t.Errorf("restarted agent's caps %#x, want %v", eff, lab.AgentCapabilities)
 	}
+	n, _ := e.lab.Node(node)
+	opsChecks(t, e, n, nodeNS, a, b)
+}
+
+// opsChecks runs flockctl doctor, drops and the metrics against a node's
+// restarted agent: doctor is clean, a pod under default deny probed 5
+// times counts at least 5 drops, and doctor names each problem made on
+// purpose (a flushed table, a changed sysctl, a deleted flock route).
+func opsChecks(t *testing.T, e *env, n lab.Node, nodeNS string, a, b *corev1.Pod) {
+	sock := filepath.Join(filepath.Dir(n.AgentSocket), "admin.sock")
+	flockctl := func(args ...string) (string, error) {
+		out, err := exec.Command(filepath.Join(e.lab.BinDir, "flockctl"), append(args, "--socket", sock)...).CombinedOutput()
+		return string(out), err
+	}
+	waitFor(t, time.Minute, "flockctl doctor clean on "+n.Name, func() (bool, string) {
+		out, err := flockctl("doctor")
+		return err == nil, out
+	})
+
+	// Default deny for the namespace; five probes of a from b.
+	ctx := context.Background()
+	deny := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "deny"},
+		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
+	if _, err := e.cs.NetworkingV1().NetworkPolicies("default").Create(ctx, deny, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a6, _ := podAddrs(a)
+	waitFor(t, time.Minute, "default deny to hold for "+a.Name, func() (bool, string) {
+		got, err := e.tcpAsk(b, a6, 8080)
+		return err != nil, got
+	})
+	out, _ := flockctl("drops", "-o", "json")
+	before := dropsOf(t, out, a.Name)
+	for range 5 {
+		if got, err := e.tcpAsk(b, a6, 8080); err == nil {
+			t.Fatalf("probe of %s under default deny answered %q", a.Name, got)
+		}
+	}
+	out, err := flockctl("drops")
+	t.Logf("flockctl drops:\n%s", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jout, _ := flockctl("drops", "-o", "json")
+	if got := dropsOf(t, jout, a.Name) - before; got < 5 {
+		t.Errorf("%s's ingress drops moved by %d after 5 probes, want at least 5", a.Name, got)
+	}
+	if v := scrapeDrops(t, nodeNS, "default/"+a.Name); v < 5 {
+		t.Errorf("flock_policy_dropped_packets_total for default/%s = %v, want at least 5", a.Name, v)
+	}
+
+	for _, c := range []struct {
+		what, check string
+		break_      []string
+	}{
+		{"a flushed nft table", "nftables", []string{"nft", "flush", "table", "inet", "flock"}},
+		{"a changed sysctl", "net/ipv6/conf/all/forwarding is 0", []string{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"}},
+		{"a deleted flock route", "pod default/" + a.Name, []string{"ip", "-6", "route", "del", a6.String() + "/128"}},
+	} {
+		if out, err := inNetns(nodeNS, c.break_...); err != nil {
+			t.Fatalf("%s: %v %s", c.what, err, out)
+		}
+		out, err := flockctl("doctor")
+		if err == nil || !strings.Contains(out, c.check) {
+			t.Errorf("flockctl doctor after %s: %v\n%s\nwant a non-zero exit naming %q", c.what, err, out, c.check)
+		}
+		if c.check == "net/ipv6/conf/all/forwarding is 0" {
+			inNetns(nodeNS, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+		}
+	}
+}
+
+func dropsOf(t *testing.T, jsonOut, name string) uint64 {
+	t.Helper()
+	var d admin.Drops
+	if err := json.Unmarshal([]byte(jsonOut), &d); err != nil {
+		t.Fatalf("flockctl drops -o json: %v\n%s", err, jsonOut)
+	}
+	for _, p := range d.Items {
+		if p.Name == name {
+			return p.Ingress
+		}
+	}
+	return 0
+}
+
+// scrapeDrops reads a pod's ingress drop counter from the agent's /metrics
+// in the node's namespace.
+func scrapeDrops(t *testing.T, nodeNS, pod string) float64 {
+	t.Helper()
+	var body []byte
+	err := ns.WithNetNSPath("/run/netns/"+nodeNS, func(ns.NetNS) error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:9983", 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(c)
+		body = buf.Bytes()
+		return err
+	})
+	if err != nil {
+		t.Fatalf("scrape /metrics in %s: %v", nodeNS, err)
+	}
+	re := regexp.MustCompile(`(?m)^flock_policy_dropped_packets_total\{direction="ingress",pod="` + regexp.QuoteMeta(pod) + `"\} (\S+)$`)
+	m := re.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no ingress drop counter for %s in /metrics", pod)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
 }
 
 // stream is a TCP connection that carries data until stop.
