@@ -24,7 +24,9 @@ func allMetrics(t *testing.T) map[string]bool {
 	m := metrics.New()
 	now := time.Now()
 	m.Watch(metrics.State{
-		Pools: func() []metrics.Pool { return []metrics.Pool{{Family: "ipv6", CIDR: "2001:db8::/64", Size: 10, Allocated: 1}} },
+		Pools: func() []metrics.Pool {
+			return []metrics.Pool{{Family: "ipv6", CIDR: "2001:db8::/64", Size: 10, Allocated: 1}}
+		},
 		Peers: func(context.Context) ([]metrics.Peer, error) {
 			return []metrics.Peer{{Address: "192.0.2.1", State: "Established", Established: true, Since: now,
 				Imported: map[string]float64{"ipv4": 1}, Exported: map[string]float64{"ipv4": 1}, BFD: "Up"}}, nil
