@@ -182,6 +182,21 @@ func TestKubernetesMode(t *testing.T) {
 		c := networkUnavailable()
 		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == kube.ReasonFlockReady
 	})
+	// status.usage: the pod's IPv6 address allocated in the pool (ipv4
+	// "false"), the rest free; printed by kubectl get nc.
+	waitFor(t, "status.usage with the pod's address on the NodeConfig", func() bool {
+		u, err := ncs.Get(ctx, "node-1", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		pools, _, _ := unstructured.NestedSlice(u.Object, "status", "usage", "pools")
+		for _, p := range pools {
+			if m, ok := p.(map[string]any); ok && m["family"] == "ipv6" {
+				return m["allocated"] == int64(1) && m["free"] == "18446744073709551614" && m["cidr"] == "2001:db8:42:1::/64"
+			}
+		}
+		return false
+	})
 	waitFor(t, "Accepted=True on the NodeConfig", func() bool {
 		u, err := ncs.Get(ctx, "node-1", metav1.GetOptions{})
 		if err != nil {

@@ -131,7 +131,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	if m.Netpol {
 		applier = policy.NewApplier(policy.NFT{})
 		parts.applier = applier
-		rules := meteredRuleset{Applier: applier, m: obs.m, loop: obs.loops.Register(loopPolicy, netpol.DefaultResync)}
+		rules := meteredRuleset{Applier: applier, m: obs.m, loop: obs.loops.Register(loopPolicy, netpol.DefaultResync), loads: &obs.policyLoads}
 		// Before the socket listens: no ADD may go without the policy hook.
 		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a, rules); err != nil {
 			return err
@@ -164,7 +164,10 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 		obs.check("bird", birdReachable(parts.bird))
 	}
 	parts.anycast, parts.ready = startAnycast(ctx, a, dp, b, bgp)
-	obs.watch(a, st, parts.bird, parts.anycast, parts.netpol, applier)
+	usage := obs.watch(a, st, parts.bird, parts.anycast, parts.netpol, applier)
+	if b.kube != nil {
+		go reportUsage(ctx, b.kube.src, usage)
+	}
 	if err := serveMetrics(ctx, log, socks.Metrics, obs); err != nil {
 		// Not fatal: pods are networked without it (the probes will say).
 		log.Error("metrics and health not served", "err", err)

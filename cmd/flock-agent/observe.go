@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/fritzlab/flock/pkg/agent"
@@ -35,6 +36,8 @@ type observer struct {
 	m      *metrics.Metrics
 	loops  *health.Loops
 	checks health.Checks
+	// policyLoads counts the NetworkPolicy tables loaded.
+	policyLoads atomic.Int64
 }
 
 func newObserver() *observer {
@@ -110,6 +113,8 @@ type meteredRuleset struct {
 	*policy.Applier
 	m    *metrics.Metrics
 	loop *health.Loop
+	// loads counts the tables loaded (status.usage.policyGeneration).
+	loads *atomic.Int64
 }
 
 func (r meteredRuleset) Apply(ctx context.Context, m *policy.Model) (bool, error) {
@@ -117,6 +122,9 @@ func (r meteredRuleset) Apply(ctx context.Context, m *policy.Model) (bool, error
 	changed, err := r.Applier.Apply(ctx, m)
 	r.m.PolicyApplied(time.Since(start), err)
 	r.loop.Pass(err)
+	if changed && err == nil {
+		r.loads.Add(1)
+	}
 	return changed, err
 }
 
@@ -124,13 +132,15 @@ func (r meteredRuleset) Resync(ctx context.Context) (bool, error) {
 	repaired, err := r.Applier.Resync(ctx)
 	if repaired && err == nil {
 		r.m.PolicyRepaired()
+		r.loads.Add(1)
 	}
 	r.loop.Pass(err)
 	return repaired, err
 }
 
-// state is what the gauges read at each scrape.
-func (o *observer) watch(a *agent.Agent, st *store.Store, birdc *bird.Client, any *agent.AnycastReconciler, np *netpol.Controller, ap *policy.Applier) {
+// watch registers what the gauges read at each scrape, and returns the
+// parts status.usage is made of.
+func (o *observer) watch(a *agent.Agent, st *store.Store, birdc *bird.Client, any *agent.AnycastReconciler, np *netpol.Controller, ap *policy.Applier) usageParts {
 	s := metrics.State{Loops: o.loops.States, Pools: func() []metrics.Pool { return poolUsage(a, st) }}
 	if birdc != nil {
 		s.Peers = func(ctx context.Context) ([]metrics.Peer, error) { return peers(ctx, a, birdc) }
@@ -143,6 +153,7 @@ func (o *observer) watch(a *agent.Agent, st *store.Store, birdc *bird.Client, an
 		s.Drops = func(ctx context.Context) ([]metrics.Drop, error) { return drops(ctx, ap, st) }
 	}
 	o.m.Watch(s)
+	return usageParts{pools: s.Pools, peers: s.Peers, anycast: s.Anycast, policy: s.Policy, loads: &o.policyLoads}
 }
 
 func poolUsage(a *agent.Agent, st *store.Store) []metrics.Pool {

@@ -33,6 +33,8 @@ type NodeConfigs struct {
 	// bgp is the BGPConfigured condition the BGP controller last reported;
 	// nil when the agent does not drive BIRD.
 	bgp atomic.Pointer[metav1.Condition]
+	// usage is the status.usage the agent last reported; nil: none yet.
+	usage atomic.Pointer[v1alpha1.NodeUsage]
 	// changes pokes the agent; statusPoke pokes the status worker. Both hold
 	// one pending poke: a burst of events is one wake-up.
 	changes    chan struct{}

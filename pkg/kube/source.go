@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -53,6 +54,9 @@ func (s *Source) Changes() <-chan struct{} { return s.configs.Changes() }
 func (s *Source) SetBGPCondition(ok bool, reason, message string, generation int64) {
 	s.configs.SetBGPCondition(ok, reason, message, generation)
 }
+
+// SetUsage sets the NodeConfig's status.usage (see NodeConfigs.SetUsage).
+func (s *Source) SetUsage(u *v1alpha1.NodeUsage) { s.configs.SetUsage(u) }
 
 // Pod returns a pod's metadata, or an error wrapping model.ErrPodNotFound.
 func (s *Source) Pod(ctx context.Context, namespace, name string) (*model.Pod, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -42,6 +43,14 @@ func (c *NodeConfigs) SetBGPCondition(ok bool, reason, message string, generatio
 	}
 	c.bgp.Store(&metav1.Condition{Type: v1alpha1.ConditionBGPConfigured, Status: status,
 		Reason: reason, Message: message, ObservedGeneration: generation})
+	poke(c.statusPoke)
+}
+
+// SetUsage sets the NodeConfig's status.usage; the status worker writes it
+// when it differs from what the object says. The caller rate-limits (the
+// agent reports every few seconds, and only a change).
+func (c *NodeConfigs) SetUsage(u *v1alpha1.NodeUsage) {
+	c.usage.Store(u)
 	poke(c.statusPoke)
 }
 
@@ -97,15 +106,21 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 		}
 		bgpChanged = setCondition(&conds, bc)
 	}
-	if !acceptedChanged && !bgpChanged && observed == want.ObservedGeneration {
+	usage := c.usage.Load()
+	usageChanged := usage != nil && !equality.Semantic.DeepEqual(*usage, currentUsage(u))
+	if !acceptedChanged && !bgpChanged && !usageChanged && observed == want.ObservedGeneration {
 		return nil
 	}
 	// A merge patch replaces the whole list; the agent is the only writer
 	// of this object's conditions.
-	patch, err := json.Marshal(map[string]any{"status": map[string]any{
+	status := map[string]any{
 		"observedGeneration": want.ObservedGeneration,
 		"conditions":         conds,
-	}})
+	}
+	if usage != nil {
+		status["usage"] = usage
+	}
+	patch, err := json.Marshal(map[string]any{"status": status})
 	if err != nil {
 		return err
 	}
@@ -115,13 +130,25 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 	}
 	switch {
 	case !acceptedChanged && observed == want.ObservedGeneration:
-		// Only the BGP condition changed; the BGP controller logged it.
+		// Only the BGP condition or the usage changed; nothing to log.
 	case want.Status == metav1.ConditionFalse:
 		c.log.Error("nodeconfig rejected", "node", c.node, "generation", want.ObservedGeneration, "err", want.Message)
 	default:
 		c.log.Info("nodeconfig accepted", "node", c.node, "generation", want.ObservedGeneration)
 	}
 	return nil
+}
+
+// currentUsage decodes the object's status.usage; one the agent cannot
+// read is one it will overwrite.
+func currentUsage(u *unstructured.Unstructured) v1alpha1.NodeUsage {
+	var out v1alpha1.NodeUsage
+	raw, ok, err := unstructured.NestedMap(u.Object, "status", "usage")
+	if err != nil || !ok {
+		return out
+	}
+	_ = runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &out)
+	return out
 }
 
 // setCondition puts want into conds unless an equal one is there already,
