@@ -96,11 +96,15 @@ func (d adminDrops) Drops(ctx context.Context) ([]admin.PodDrop, error) {
 	for _, r := range d.st.List() {
 		byIface[r.HostIface] = &admin.PodDrop{Namespace: r.Namespace, Name: r.Name, Iface: r.HostIface}
 	}
+	// Only pods some policy restricts have counters; a counter whose pod
+	// is gone (a DEL since the last load) is left out.
+	counted := map[string]bool{}
 	for _, c := range counts {
 		p, ok := byIface[c.Iface]
 		if !ok {
 			continue
 		}
+		counted[c.Iface] = true
 		if c.Ingress {
 			p.Ingress += c.Packets
 		} else {
@@ -108,8 +112,8 @@ func (d adminDrops) Drops(ctx context.Context) ([]admin.PodDrop, error) {
 		}
 	}
 	out := []admin.PodDrop{}
-	for _, p := range byIface {
-		out = append(out, *p)
+	for iface := range counted {
+		out = append(out, *byIface[iface])
 	}
 	return out, nil
 }

@@ -247,28 +247,18 @@ func policyState(np *netpol.Controller, ap *policy.Applier) metrics.Policy {
 	return out
 }
 
-// drops names each counter's pod from the allocations (the counter knows
-// only the veth); a counter whose pod is gone is left out.
+// drops are the drop counters as metrics, one series per local pod and
+// direction (adminDrops names the pods).
 func drops(ctx context.Context, ap *policy.Applier, st *store.Store) ([]metrics.Drop, error) {
-	counts, err := ap.Drops(ctx)
+	pods, err := adminDrops{ap, st}.Drops(ctx)
 	if err != nil {
 		return nil, err
 	}
-	pods := map[string]string{}
-	for _, r := range st.List() {
-		pods[r.HostIface] = r.Namespace + "/" + r.Name
-	}
-	var out []metrics.Drop
-	for _, c := range counts {
-		pod, ok := pods[c.Iface]
-		if !ok {
-			continue
-		}
-		dir := "egress"
-		if c.Ingress {
-			dir = "ingress"
-		}
-		out = append(out, metrics.Drop{Pod: pod, Direction: dir, Packets: float64(c.Packets)})
+	out := make([]metrics.Drop, 0, 2*len(pods))
+	for _, p := range pods {
+		pod := p.Namespace + "/" + p.Name
+		out = append(out, metrics.Drop{Pod: pod, Direction: "ingress", Packets: float64(p.Ingress)},
+			metrics.Drop{Pod: pod, Direction: "egress", Packets: float64(p.Egress)})
 	}
 	return out, nil
 }
