@@ -94,17 +94,19 @@ func (l *Loops) States() []LoopState {
 // loaded machine), so that only a loop that really stopped fails /healthz.
 func StuckAfter(every time.Duration) time.Duration { return 3*every + time.Minute }
 
-// Live says whether every loop ran a pass recently enough; the error names
-// each stuck loop.
+// Live says whether every loop that has started ran a pass recently
+// enough; the error names each stuck loop.
 func (l *Loops) Live() error {
 	now := l.Now()
 	var errs []error
 	for _, s := range l.States() {
-		last := s.LastRun
-		if last.IsZero() {
-			last = s.Started
+		// A loop that has not run yet waits for something readiness
+		// reports (the policy loop for its caches, while the API server
+		// is away): restarting the agent would not help.
+		if s.LastRun.IsZero() {
+			continue
 		}
-		if d := now.Sub(last); d > StuckAfter(s.Every) {
+		if d := now.Sub(s.LastRun); d > StuckAfter(s.Every) {
 			errs = append(errs, fmt.Errorf("loop %s: no pass for %s (runs every %s)", s.Name, d.Round(time.Second), s.Every))
 		}
 	}
