@@ -115,6 +115,11 @@ const (
 // +kubebuilder:printcolumn:name="CIDR4",type=string,JSONPath=`.spec.cidr4`
 // +kubebuilder:printcolumn:name="ASN",type=integer,JSONPath=`.spec.bgp.asn`
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
+// +kubebuilder:printcolumn:name="Free4",type=string,JSONPath=`.status.usage.pools[?(@.family=="ipv4")].free`
+// +kubebuilder:printcolumn:name="BGP",type=integer,JSONPath=`.status.usage.bgpEstablished`
+// +kubebuilder:printcolumn:name="Peers",type=integer,priority=1,JSONPath=`.status.usage.bgpConfigured`
+// +kubebuilder:printcolumn:name="Anycast",type=integer,priority=1,JSONPath=`.status.usage.anycastAnnounced`
+// +kubebuilder:printcolumn:name="Policy",type=date,priority=1,JSONPath=`.status.usage.policyAppliedTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NodeConfig struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -368,6 +373,12 @@ type NodeConfigStatus struct {
 	// +listMapKey=cidr
 	// +kubebuilder:validation:MaxItems=64
 	DrainingPools []DrainingPool `json:"drainingPools,omitempty"`
+	// Usage is what the node makes of the configuration: addresses per
+	// pool, BGP sessions, anycast announcements, the NetworkPolicy table.
+	// The agent writes it when it changes, at most every few seconds
+	// (never on every CNI ADD).
+	// +optional
+	Usage *NodeUsage `json:"usage,omitempty"`
 }
 
 // DrainingPool is a former pool that still holds pods.
@@ -379,4 +390,50 @@ type DrainingPool struct {
 	// Allocations is the number of pod attachments with an address in it.
 	// +kubebuilder:validation:Minimum=0
 	Allocations int32 `json:"allocations"`
+}
+
+// NodeUsage is the node's use of its configuration, as its agent last
+// reported it.
+type NodeUsage struct {
+	// Pools are the pod pools with their allocated and free addresses.
+	// +optional
+	// +listType=map
+	// +listMapKey=family
+	// +kubebuilder:validation:MaxItems=2
+	Pools []PoolUsage `json:"pools,omitempty"`
+	// BGPConfigured counts the BGP peers of spec.bgp; BGPEstablished those
+	// whose session BIRD reports Established.
+	// +optional
+	BGPConfigured int32 `json:"bgpConfigured,omitempty"`
+	// +optional
+	BGPEstablished int32 `json:"bgpEstablished,omitempty"`
+	// AnycastAnnounced counts the anycast addresses handed to BIRD to
+	// announce (a Ready local pod serves each).
+	// +optional
+	AnycastAnnounced int32 `json:"anycastAnnounced,omitempty"`
+	// PolicyGeneration counts the NetworkPolicy tables the agent loaded
+	// since it started; PolicyAppliedTime is when it last loaded one or
+	// found the kernel's up to date. Both unset without NetworkPolicy.
+	// +optional
+	PolicyGeneration int64 `json:"policyGeneration,omitempty"`
+	// +optional
+	PolicyAppliedTime *metav1.Time `json:"policyAppliedTime,omitempty"`
+}
+
+// PoolUsage is one pool's usage.
+type PoolUsage struct {
+	// Family is ipv6 or ipv4.
+	// +kubebuilder:validation:Enum=ipv6;ipv4
+	Family string `json:"family"`
+	// CIDR is the pool (spec.cidr6 or spec.cidr4 as the agent uses it).
+	// +kubebuilder:validation:MaxLength=49
+	CIDR string `json:"cidr"`
+	// Allocated counts the addresses pods hold.
+	// +kubebuilder:validation:Minimum=0
+	Allocated int64 `json:"allocated"`
+	// Free counts the addresses still free, in decimal (an IPv6 /64 holds
+	// more than an int64 can count).
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:Pattern=`^[0-9]+$`
+	Free string `json:"free"`
 }

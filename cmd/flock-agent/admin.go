@@ -39,6 +39,10 @@ type adminParts struct {
 	anycast *agent.AnycastReconciler
 	ready   agent.Readiness
 	netpol  *netpol.Controller
+	// For flockctl drops and doctor.
+	dp       agent.Datapath
+	reloader *bird.Reloader
+	applier  *policy.Applier
 }
 
 // startAdmin opens the admin socket (a stale one is replaced, a live one
@@ -65,7 +69,12 @@ func startAdmin(ctx context.Context, log *slog.Logger, path string, p adminParts
 	}
 	if p.netpol != nil {
 		src.Policy = adminPolicy{p.netpol}
+		src.Trace = adminTrace{p.netpol, p.store}
 	}
+	if p.applier != nil {
+		src.Drops = adminDrops{p.applier, p.store}
+	}
+	src.Doctor = doctor{dp: p.dp, st: p.store, reloader: p.reloader, applier: p.applier}
 	go func() {
 		if err := admin.Serve(ctx, ln, admin.Handler(src), log); err != nil {
 			log.Error("admin api stopped", "socket", path, "err", err)

@@ -27,8 +27,8 @@ type backend struct {
 	rec agent.Recorder
 	// changes is poked when the node's configuration changes.
 	changes <-chan struct{}
-	// serving runs once the socket listens.
-	serving func(ctx context.Context)
+	// serving runs once the socket listens; ready is the agent's readiness.
+	serving func(ctx context.Context, ready func(context.Context) error)
 	stop    func()
 	// kube is set in Kubernetes mode.
 	kube *kubeParts
@@ -54,7 +54,7 @@ func fileBackend(ctx context.Context, m mode, log *slog.Logger) *backend {
 		src:     src,
 		rec:     source.LogRecorder{Log: log},
 		changes: src.Watch(ctx, fileWatchEvery),
-		serving: func(context.Context) {},
+		serving: func(context.Context, func(context.Context) error) {},
 		stop:    func() {},
 	}
 }
@@ -95,8 +95,8 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 		src:     src,
 		rec:     rec,
 		changes: src.Changes(),
-		serving: func(ctx context.Context) {
-			go kube.KeepNodeNetworkReady(ctx, client, m.NodeName, kube.NodeReadyEvery, log)
+		serving: func(ctx context.Context, ready func(context.Context) error) {
+			go kube.KeepNodeNetwork(ctx, client, m.NodeName, ready, kube.NodeReadyEvery, log)
 		},
 		stop: rec.Shutdown,
 		kube: &kubeParts{client: client, src: src, rec: rec},

@@ -9,6 +9,7 @@ import (
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/health"
 	"github.com/fritzlab/flock/pkg/kube"
 	"github.com/fritzlab/flock/pkg/routing"
 )
@@ -47,24 +48,27 @@ func secretsNamespace(flag string) string {
 }
 
 // startBGP starts the controller that renders BIRD's config from the node
-// and reloads BIRD; it runs until ctx ends.
+// and reloads BIRD; it runs until ctx ends. It returns the controller and
+// its Reloader (flockctl doctor asks it whether BIRD is in step).
 // With anycast on, the controller waits for the anycast reconciler's first
 // set before it renders (see routing.Options.AwaitAnycast).
-func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, a *agent.Agent, anycast bool) (*routing.Controller, error) {
+func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, a *agent.Agent, anycast bool, loop *health.Loop) (*routing.Controller, *bird.Reloader, error) {
 	// The DaemonSet's BIRD waits for the file to appear in this directory.
 	if err := bird.PrepareDir(f.Config); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ifs, err := routing.NewInterfaces()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	reloader := bird.NewReloader(f.Config, bird.NewClient(f.Socket))
 	opts := routing.Options{
 		Nodes:     b.src,
 		Addresses: ifs,
 		Gateways:  ifs,
-		Reloader:  bird.NewReloader(f.Config, bird.NewClient(f.Socket)),
+		Reloader:  reloader,
 		Log:       log,
+		Loop:      loop,
 		// Old pools that still hold pods stay announced.
 		Draining:     a.Draining,
 		AwaitAnycast: anycast,
@@ -79,7 +83,7 @@ func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, a 
 		c.Run(ctx)
 	}()
 	log.Info("driving bird", "config", f.Config, "socket", f.Socket)
-	return c, nil
+	return c, reloader, nil
 }
 
 // bgpReporter writes the BGPConfigured condition on the NodeConfig.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -103,6 +104,27 @@ func TestKubernetesMode(t *testing.T) {
 	if _, err := node.Add(ctx, list, rt); err == nil || !strings.Contains(err.Error(), "no NodeConfig for node node-1") {
 		t.Fatalf("ADD without NodeConfig: %v, want an error naming node-1", err)
 	}
+	// Nor does the node count as networked (issue 15.6): the agent says
+	// why on NetworkUnavailable=True, and its /readyz fails.
+	networkUnavailable := func() *corev1.NodeCondition {
+		n, err := admin.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeNetworkUnavailable {
+				return &c
+			}
+		}
+		return nil
+	}
+	waitFor(t, "NetworkUnavailable=True (FlockNotReady) on node-1 without a NodeConfig", func() bool {
+		c := networkUnavailable()
+		return c != nil && c.Status == corev1.ConditionTrue && c.Reason == kube.ReasonFlockNotReady && strings.Contains(c.Message, "no NodeConfig for node node-1")
+	})
+	if code, body, err := node.HTTPGet(ctx, "/readyz"); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz without a NodeConfig = %d %q, %v; want 503", code, body, err)
+	}
 
 	nc := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "flock.fritzlab.net/v1alpha1", "kind": "NodeConfig",
@@ -157,13 +179,20 @@ func TestKubernetesMode(t *testing.T) {
 		return false
 	})
 	waitFor(t, "NetworkUnavailable=False on node-1", func() bool {
-		n, err := admin.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
+		c := networkUnavailable()
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == kube.ReasonFlockReady
+	})
+	// status.usage: the pod's IPv6 address allocated in the pool (ipv4
+	// "false"), the rest free; printed by kubectl get nc.
+	waitFor(t, "status.usage with the pod's address on the NodeConfig", func() bool {
+		u, err := ncs.Get(ctx, "node-1", metav1.GetOptions{})
 		if err != nil {
 			return false
 		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeNetworkUnavailable {
-				return c.Status == corev1.ConditionFalse && c.Reason == kube.ReasonFlockReady
+		pools, _, _ := unstructured.NestedSlice(u.Object, "status", "usage", "pools")
+		for _, p := range pools {
+			if m, ok := p.(map[string]any); ok && m["family"] == "ipv6" {
+				return m["allocated"] == int64(1) && m["free"] == "18446744073709551614" && m["cidr"] == "2001:db8:42:1::/64"
 			}
 		}
 		return false

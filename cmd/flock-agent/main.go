@@ -21,7 +21,9 @@ import (
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/datapath"
+	"github.com/fritzlab/flock/pkg/metrics"
 	"github.com/fritzlab/flock/pkg/model"
+	"github.com/fritzlab/flock/pkg/netpol"
 	"github.com/fritzlab/flock/pkg/policy"
 	"github.com/fritzlab/flock/pkg/routing"
 	"github.com/fritzlab/flock/pkg/rpc"
@@ -46,6 +48,8 @@ func main() {
 		sweepEvery = flag.Duration("leak-sweep", agent.DefaultSweepEvery, "how often allocations are checked for leaks (pod gone from the API and netns gone, for runtimes that never call CNI GC); 0: never")
 		sweepGrace = flag.Duration("leak-sweep-grace", agent.DefaultSweepGrace, "the leak sweep leaves allocations younger than this alone")
 		syncWaitF  = flag.Duration("sync-wait", syncWait, "how long to wait for the informer caches at start before serving anyway (Kubernetes mode)")
+		procSys    = flag.String("proc-sys", datapath.DefaultProcSys, "where the node's sysctls are: /proc/sys, or a writable mount of the host's /proc/sys/net below DIR/net (an unprivileged container's /proc/sys is read-only)")
+		metricsOn  = flag.String("metrics-addr", metrics.DefaultAddr, "host:port of /metrics (Prometheus), /healthz and /readyz; empty: none")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
@@ -74,25 +78,27 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket)}
+	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket), Metrics: *metricsOn}
 	sw := sweepFlags{Every: *sweepEvery, Grace: *sweepGrace}
-	if err := run(ctx, log, m, bf, socks, sw, *stateDir, *syncEvery, *fsync); err != nil {
+	if err := run(ctx, log, m, bf, socks, sw, *procSys, *stateDir, *syncEvery, *fsync); err != nil {
 		log.Error("flock-agent failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-// sockets are where the agent serves: the CNI plugin, and the admin API.
-type sockets struct{ CNI, Admin string }
+// sockets are where the agent serves: the CNI plugin, the admin API, and
+// metrics and health (a TCP address; empty: off).
+type sockets struct{ CNI, Admin, Metrics string }
 
 // sweepFlags tune the leak sweep (Every 0: off).
 type sweepFlags struct{ Every, Grace time.Duration }
 
-func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sockets, sw sweepFlags, stateDir string, every time.Duration, fsync bool) error {
+func run(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, socks sockets, sw sweepFlags, procSys, stateDir string, every time.Duration, fsync bool) error {
 	dp, err := datapath.New()
 	if err != nil {
 		return err
 	}
+	dp.SetProcSys(procSys)
 	if err := dp.Init(); err != nil {
 		return err
 	}
@@ -130,12 +136,36 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 			reportDrains(b.kube, n, drains)
 		}
 	})
-	parts := adminParts{mode: m, agent: a, src: b.src, store: st}
+	obs := newObserver()
+	a.Instrument(agent.Instrumentation{Observer: obs.m, Ready: obs.ready,
+		Pools: obs.loops.Register(loopPools, every), Anycast: obs.loops.Register(loopAnycast, anycastEvery)})
+	// The store is loaded (store.Open) before anything serves.
+	obs.check("nodeconfig", a.Ready)
+	if b.kube != nil {
+		obs.check("informers", func(context.Context) error {
+			if !b.kube.src.HasSynced() {
+				return errors.New("the nodeconfig and pod caches have not synced yet")
+			}
+			return nil
+		})
+	}
+	parts := adminParts{mode: m, agent: a, src: b.src, store: st, dp: dp}
+	var applier *policy.Applier
 	if m.Netpol {
+		applier = policy.NewApplier(policy.NFT{})
+		parts.applier = applier
+		rules := meteredRuleset{Applier: applier, m: obs.m, loop: obs.loops.Register(loopPolicy, netpol.DefaultResync), loads: &obs.policyLoads}
 		// Before the socket listens: no ADD may go without the policy hook.
-		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a); err != nil {
+		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a, rules); err != nil {
 			return err
 		}
+		np := parts.netpol
+		obs.check("networkpolicy", func(context.Context) error {
+			if _, synced := np.Applied(); !synced {
+				return netpol.ErrNotSynced
+			}
+			return nil
+		})
 	} else if m.Kube {
 		// Not fatal: pods are networked without it.
 		if err := removeNetpol(ctx, log, policy.NewApplier(policy.NFT{})); err != nil {
@@ -151,13 +181,22 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	var bgp *routing.Controller
 	if bf.enabled() {
 		_, anycastOn := dp.(agent.AnycastKernel)
-		if bgp, err = startBGP(ctx, log, bf, b, a, anycastOn); err != nil {
+		if bgp, parts.reloader, err = startBGP(ctx, log, bf, b, a, anycastOn, obs.loops.Register(loopBGP, routing.DefaultResync)); err != nil {
 			return err
 		}
 		parts.bird = bird.NewClient(bf.Socket)
+		obs.check("bird", birdReachable(parts.bird))
 		bgpRef = bgp
 	}
 	parts.anycast, parts.ready = startAnycast(ctx, a, dp, b, bgp)
+	usage := obs.watch(a, st, parts.bird, parts.anycast, parts.netpol, applier)
+	if b.kube != nil {
+		go reportUsage(ctx, b.kube.src, usage)
+	}
+	if err := serveMetrics(ctx, log, socks.Metrics, obs); err != nil {
+		// Not fatal: pods are networked without it (the probes will say).
+		log.Error("metrics and health not served", "err", err)
+	}
 	// Before the CNI socket, so that whoever waits for that one finds this
 	// one too.
 	if err := startAdmin(ctx, log, socks.Admin, parts); err != nil {
@@ -174,9 +213,9 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	if b.changes != nil {
 		go syncOnChange(ctx, a, bgp, b.changes, log)
 	}
-	b.serving(ctx)
+	b.serving(ctx, obs.ready)
 	log.Info("flock-agent serving", "socket", socks.CNI, "admin", socks.Admin, "state", stateDir, "allocations", len(st.List()))
-	return rpc.Serve(ctx, ln, a, log)
+	return rpc.Serve(ctx, ln, meteredHandler{a, obs.m}, log)
 }
 
 // syncOnChange applies a new NodeConfig as soon as the informer (or the

@@ -22,14 +22,14 @@ import (
 // the informers (at most syncWait) before the socket serves: until they
 // have synced, ADD fails closed and the table a previous agent loaded stays
 // as it is.
-func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend, st *store.Store, a *agent.Agent) (*netpol.Controller, error) {
+func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend, st *store.Store, a *agent.Agent, rules netpol.Ruleset) (*netpol.Controller, error) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return nil, fmt.Errorf("--netpol needs the nft binary (Debian package nftables): %w", err)
 	}
 	cluster := kube.NewCluster(b.kube.client)
 	cluster.SetNode(node)
 	go cluster.Run(ctx)
-	c := netpol.New(node, cluster, st, policy.NewApplier(policy.NFT{}), log)
+	c := netpol.New(node, cluster, st, rules, log)
 	a.SetPolicy(c)
 	go c.Run(ctx)
 	wctx, cancel := context.WithTimeout(ctx, syncWait)

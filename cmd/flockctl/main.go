@@ -69,6 +69,7 @@ func newRoot(out io.Writer) *cobra.Command {
 		command(&o, "anycast", "Anycast addresses of local pods: routed, announced, next hops", admin.PathAnycast, printAnycast),
 		command(&o, "policy", "NetworkPolicy of each local pod as last applied", admin.PathPolicy, printPolicy),
 	)
+	root.AddCommand(opsCommands(&o)...)
 	return root
 }
 
@@ -79,30 +80,36 @@ func command[T any](o *options, use, short, path string, print func(io.Writer, *
 		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			body, err := admin.NewClient(o.socket, o.timeout).Raw(ctx, path)
-			if err != nil {
-				var re *admin.ReachError
-				if errors.As(err, &re) && errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("%w (is flock-agent running on this node? give its --admin-socket with --socket)", err)
-				}
-				return err
-			}
-			var v T
-			if err := json.Unmarshal(body, &v); err != nil {
-				return fmt.Errorf("decode the agent's answer to GET %s: %w", path, err)
-			}
-			if o.output == "json" {
-				var b bytes.Buffer
-				if err := json.Indent(&b, body, "", "  "); err != nil {
-					return err
-				}
-				_, err := cmd.OutOrStdout().Write(append(bytes.TrimRight(b.Bytes(), "\n"), '\n'))
-				return err
-			}
-			return print(cmd.OutOrStdout(), &v)
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return get(cmd, o, path, print) },
 	}
+}
+
+// get reads path and prints it with print, or as JSON.
+func get[T any](cmd *cobra.Command, o *options, path string, print func(io.Writer, *T) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	body, err := admin.NewClient(o.socket, o.timeout).Raw(ctx, path)
+	if err != nil {
+		var re *admin.ReachError
+		if errors.As(err, &re) && errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w (is flock-agent running on this node? give its --admin-socket with --socket)", err)
+		}
+		return err
+	}
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Errorf("decode the agent's answer to GET %s: %w", path, err)
+	}
+	if o.output == "json" {
+		var b bytes.Buffer
+		if err := json.Indent(&b, body, "", "  "); err != nil {
+			return err
+		}
+		if _, err := cmd.OutOrStdout().Write(append(bytes.TrimRight(b.Bytes(), "\n"), '\n')); err != nil {
+			return err
+		}
+		// doctor's exit status holds in JSON too.
+		return print(io.Discard, &v)
+	}
+	return print(cmd.OutOrStdout(), &v)
 }

@@ -167,11 +167,44 @@ func (l *Lab) StartBIRD(node string) error {
 	if !ok {
 		return fmt.Errorf("no node %s in the lab", node)
 	}
-	d, err := birdDaemon(n.Name+"-bird", n.Netns, n.Dir, nil)
+	d, err := nodeBIRD(n)
 	if err != nil {
 		return err
 	}
 	_, err = l.startDaemon(d)
+	return err
+}
+
+// nodeBIRD is a node's BIRD, with the sidecar's capabilities only.
+func nodeBIRD(n Node) (daemon, error) {
+	d, err := birdDaemon(n.Name+"-bird", n.Netns, n.Dir, nil)
+	d.Caps = BIRDCapabilities
+	return d, err
+}
+
+// BIRDPid is the pid of a node's BIRD, 0 when it is not running.
+func (l *Lab) BIRDPid(node string) int {
+	pid, _ := l.daemonPid(node + "-bird")
+	return pid
+}
+
+// RestartAgent stops a node's agent with SIGTERM, as a DaemonSet rollout
+// does, waits until it is gone and starts it again; BIRD and the kernel
+// state stay.
+func (l *Lab) RestartAgent(node string) error {
+	n, ok := l.Node(node)
+	if !ok {
+		return fmt.Errorf("no node %s in the lab", node)
+	}
+	if pid, ok := l.daemonPid(node + "-agent"); ok {
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			return fmt.Errorf("stop agent of %s: %w", node, err)
+		}
+		for controlplane.PidAlive(pid, "") {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	_, err := l.startDaemon(l.agentDaemon(n))
 	return err
 }
 

@@ -22,6 +22,8 @@ type daemon struct {
 	Name  string
 	Netns string // "" = the root namespace
 	Args  []string
+	// Caps, when set, are the only capabilities it runs with (withCaps).
+	Caps []string
 }
 
 func (l *Lab) startDaemon(d daemon) (int, error) {
@@ -45,7 +47,11 @@ func (l *Lab) startDaemon(d daemon) (int, error) {
 	if real, err := filepath.EvalSymlinks(d.Args[0]); err == nil {
 		d.Args[0] = real
 	}
-	cmd := exec.Command(d.Args[0], d.Args[1:]...)
+	args := d.Args
+	if d.Caps != nil {
+		args = withCaps(d.Caps, args)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// nsnet rather than `ip netns exec`: the daemon must stay in the root

@@ -195,17 +195,8 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 	if err := writeConfList(n.CNIConfList, n.AgentSocket); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	birdConf, birdSock := birdPaths(n.Dir)
-	agent := daemon{Name: n.Name + "-agent", Netns: n.Netns, Args: []string{
-		filepath.Join(l.BinDir, "flock-agent"),
-		"--kubeconfig", n.AgentKubeconfig,
-		"--node-name", n.Name,
-		"--socket", n.AgentSocket,
-		"--state-dir", filepath.Join(n.Dir, "allocations"),
-		"--bird-config", birdConf,
-		"--bird-socket", birdSock,
-	}}
-	bird, err := birdDaemon(n.Name+"-bird", n.Netns, n.Dir, nil)
+	agent := l.agentDaemon(n)
+	bird, err := nodeBIRD(n)
 	if err != nil {
 		return err
 	}
@@ -231,6 +222,21 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 		}
 	}
 	return nil
+}
+
+// agentDaemon is a node's flock-agent, with the DaemonSet's capabilities
+// only.
+func (l *Lab) agentDaemon(n Node) daemon {
+	birdConf, birdSock := birdPaths(n.Dir)
+	return daemon{Name: n.Name + "-agent", Netns: n.Netns, Args: []string{
+		filepath.Join(l.BinDir, "flock-agent"),
+		"--kubeconfig", n.AgentKubeconfig,
+		"--node-name", n.Name,
+		"--socket", n.AgentSocket,
+		"--state-dir", filepath.Join(n.Dir, "allocations"),
+		"--bird-config", birdConf,
+		"--bird-socket", birdSock,
+	}, Caps: AgentCapabilities}
 }
 
 // writeConfList writes the node's CNI network config: flock, then portmap

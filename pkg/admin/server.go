@@ -83,6 +83,10 @@ type Sources struct {
 	BIRD        BIRDSource
 	Anycast     AnycastSource
 	Policy      PolicySource
+	// Drops and Doctor are nil where there is nothing to read.
+	Drops  DropSource
+	Doctor DoctorSource
+	Trace  TraceSource
 }
 
 // birdTimeout bounds a question to BIRD, so that a hung BIRD delays a
@@ -101,6 +105,14 @@ func Handler(src Sources) http.Handler {
 		},
 		PathAnycast: func(*http.Request) any { return s.anycast(s.allocations()) },
 		PathPolicy:  func(*http.Request) any { return s.policy(s.allocations()) },
+		PathDrops:   s.drops,
+		PathTrace:   s.trace,
+		PathDoctor: func(r *http.Request) any {
+			if s.src.Doctor == nil {
+				return Doctor{Checks: []string{}, Problems: []Problem{}}
+			}
+			return s.src.Doctor.Doctor(r.Context())
+		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, ok := routes[r.URL.Path]
@@ -111,7 +123,12 @@ func Handler(src Sources) http.Handler {
 			w.Header().Set("Allow", http.MethodGet)
 			reply(w, http.StatusMethodNotAllowed, Error{Error: fmt.Sprintf("%s %s: the admin API is read-only, use GET", r.Method, r.URL.Path)})
 		default:
-			reply(w, http.StatusOK, route(r))
+			v := route(r)
+			if e, ok := v.(requestError); ok {
+				reply(w, e.code, Error{Error: e.msg})
+				return
+			}
+			reply(w, http.StatusOK, v)
 		}
 	})
 }
@@ -331,4 +348,47 @@ func (s *server) policy(allocs []Allocation) Policy {
 	}
 	p.Pods = pods
 	return p
+}
+
+// drops lists the pods' drop counters, most dropped first.
+func (s *server) drops(r *http.Request) any {
+	out := Drops{Items: []PodDrop{}}
+	if s.src.Drops == nil {
+		return out
+	}
+	out.Enabled = true
+	items, err := s.src.Drops.Drops(r.Context())
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	slices.SortFunc(items, func(a, b PodDrop) int {
+		if c := cmp.Compare(b.Ingress+b.Egress, a.Ingress+a.Egress); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	out.Items = append(out.Items, items...)
+	return out
+}
+
+// requestError is a route's answer to a request it cannot serve.
+type requestError struct {
+	code int
+	msg  string
+}
+
+func (s *server) trace(r *http.Request) any {
+	if s.src.Trace == nil {
+		return requestError{http.StatusNotFound, "NetworkPolicy is off on this node (file mode, or --netpol=false): every packet passes"}
+	}
+	src, dst, proto, port, err := ParseTraceQuery(r.URL.Query())
+	if err != nil {
+		return requestError{http.StatusBadRequest, "trace: " + err.Error()}
+	}
+	t, err := s.src.Trace.Trace(r.Context(), src, dst, proto, port)
+	if err != nil {
+		return requestError{http.StatusServiceUnavailable, "trace: " + err.Error()}
+	}
+	return t
 }

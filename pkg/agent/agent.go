@@ -67,6 +67,11 @@ type Agent struct {
 	policy Policy
 	// anycastPoke asks the anycast reconciler to run (nil without one).
 	anycastPoke func()
+	// obs counts events for metrics, ready is the agent's readiness and
+	// poolsLoop the pool loop's heartbeat; see Instrument.
+	obs                    Observer
+	ready                  func(context.Context) error
+	poolsLoop, anycastLoop Loop
 
 	// mu guards the node's configuration and the allocator built from it;
 	// the allocator has its own lock for allocations.
@@ -92,6 +97,39 @@ type Agent struct {
 	// ADD, DEL and CHECK of one container never interleave while calls for
 	// different pods run in parallel.
 	locks [64]sync.Mutex
+}
+
+// Observer is told of events worth counting (metrics.Metrics is one).
+type Observer interface {
+	// IPAMRetry: an IPv6 candidate was in use.
+	IPAMRetry()
+	// IPAMConflict: an allocation on disk held an address another one had.
+	IPAMConflict()
+	// AnycastAnnounced: an address became active this long after the event
+	// that made it so.
+	AnycastAnnounced(d time.Duration)
+}
+
+// Loop is a control loop's heartbeat (health.Loop): every pass reports
+// its outcome.
+type Loop interface{ Pass(err error) }
+
+// Instrumentation is what Instrument installs; nil fields stay off.
+type Instrumentation struct {
+	Observer Observer
+	// Ready replaces the agent's own readiness (a NodeConfig applied) as
+	// the answer to CNI STATUS, so that STATUS, /readyz and the Node's
+	// condition agree; it should include Agent.Ready.
+	Ready func(context.Context) error
+	// Pools and Anycast are the heartbeats of the pool loop (Run) and of
+	// the anycast reconciler.
+	Pools, Anycast Loop
+}
+
+// Instrument installs metrics, readiness and heartbeats; call it before
+// Run, Sync and NewAnycastReconciler.
+func (a *Agent) Instrument(in Instrumentation) {
+	a.obs, a.ready, a.poolsLoop, a.anycastLoop = in.Observer, in.Ready, in.Pools, in.Anycast
 }
 
 // New builds an agent. It does not touch the kernel until Sync.
@@ -125,10 +163,16 @@ func (a *Agent) Sync(ctx context.Context) (*model.Node, *ipam.Allocator, error) 
 		return node, a.alloc, nil
 	}
 	alloc := ipam.New(node.Pool6, node.Pool4, nil)
+	if a.obs != nil {
+		alloc.OnRetry(a.obs.IPAMRetry)
+	}
 	recs := a.store.List()
 	for _, r := range recs {
 		if err := alloc.Reserve(r.ContainerID+"/"+r.IfName, addrs(r)...); err != nil {
 			a.log.Warn("allocation on disk conflicts", "container", r.ContainerID, "ifname", r.IfName, "err", err)
+			if a.obs != nil {
+				a.obs.IPAMConflict()
+			}
 		}
 	}
 	for addr, owner := range a.held {
@@ -160,10 +204,19 @@ func (a *Agent) Synced() bool {
 	return !ok || s.HasSynced()
 }
 
-// Ready reports whether the agent can serve ADD.
+// Ready reports whether the agent can serve ADD: its NodeConfig applied.
 func (a *Agent) Ready(ctx context.Context) error {
 	_, _, err := a.Sync(ctx)
 	return err
+}
+
+// status is the answer to CNI STATUS: the readiness Instrument installed,
+// else Ready.
+func (a *Agent) status(ctx context.Context) error {
+	if a.ready != nil {
+		return a.ready(ctx)
+	}
+	return a.Ready(ctx)
 }
 
 // Run keeps the node's configuration and pool routes in sync until ctx ends.
@@ -183,12 +236,21 @@ func (a *Agent) Run(ctx context.Context, every time.Duration) {
 			if !errors.Is(err, model.ErrNoNodeConfig) {
 				a.log.Error("sync node configuration", "err", err)
 			}
+			a.pass(a.poolsLoop, err)
 			continue
 		}
-		if err := a.dp.SyncPools(poolsFor(node, Drains(node.Pool6, node.Pool4, a.store.List()))); err != nil {
+		err = a.dp.SyncPools(poolsFor(node, Drains(node.Pool6, node.Pool4, a.store.List())))
+		if err != nil {
 			a.log.Error("self-heal pool routes", "node", node.Name, "err", err)
 		}
 		a.syncDrains()
+		a.pass(a.poolsLoop, err)
+	}
+}
+
+func (a *Agent) pass(l Loop, err error) {
+	if l != nil {
+		l.Pass(err)
 	}
 }
 

@@ -43,6 +43,9 @@ type AnycastReconciler struct {
 	waited   bool // the "not synced" line was logged
 	// announcedOnce: the announcer has been given a set.
 	announcedOnce bool
+	// event is when the first poke or readiness change since the last
+	// reconcile came (zero: none), for the announce latency.
+	event time.Time
 
 	// mu guards what State reads: Reconcile runs in one goroutine and
 	// writes these only where it changes them.
@@ -80,11 +83,14 @@ func (r *AnycastReconciler) Run(ctx context.Context, every time.Duration, readyC
 		case <-ctx.Done():
 			return
 		case <-r.poke:
+			r.event = time.Now()
 		case <-readyChanges:
+			r.event = time.Now()
 		case <-t.C:
 			resync = true
 		}
 		r.Reconcile(resync)
+		r.event = time.Time{}
 	}
 }
 
@@ -122,6 +128,7 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 		}
 	}
 	if r.applied && !resync && anycast.Equal(desired, r.last) {
+		r.a.pass(r.a.anycastLoop, nil)
 		return
 	}
 	active, previous := anycast.Active(desired), anycast.Active(r.last)
@@ -141,13 +148,18 @@ func (r *AnycastReconciler) Reconcile(resync bool) {
 			r.setAnnounced(active)
 		}
 		r.applied = false
+		r.a.pass(r.a.anycastLoop, err)
 		return
 	}
+	r.a.pass(r.a.anycastLoop, nil)
 	r.mu.Lock()
 	r.routed = desired
 	r.mu.Unlock()
 	if !shrinking && r.announce != nil {
 		r.setAnnounced(active)
+		if !subset(active, previous) && !r.event.IsZero() && r.a.obs != nil {
+			r.a.obs.AnycastAnnounced(time.Since(r.event))
+		}
 	}
 	if !anycast.Equal(desired, r.last) {
 		r.a.log.Info("anycast routes applied", "active", active)

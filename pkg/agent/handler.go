@@ -27,7 +27,7 @@ func (a *Agent) Handle(ctx context.Context, req *rpc.Request) *rpc.Response {
 	case rpc.OpCheck:
 		resp = a.check(req)
 	case rpc.OpStatus:
-		if err := a.Ready(ctx); err != nil {
+		if err := a.status(ctx); err != nil {
 			resp = rpc.ErrorResponse(types.ErrPluginNotAvailable, "flock agent cannot serve ADD", err)
 		} else {
 			resp = &rpc.Response{}

@@ -30,7 +30,20 @@ type Kernel struct {
 	// thread of its own (inNetns).
 	ns  netns.NsHandle
 	log *slog.Logger
+	// procSys is where the sysctls are (/proc/sys; see SetProcSys).
+	procSys string
 }
+
+// DefaultProcSys is where a Kernel reads and writes sysctls by default.
+const DefaultProcSys = "/proc/sys"
+
+// SetProcSys makes the Kernel read and write sysctls under dir instead of
+// /proc/sys: an unprivileged container's /proc/sys is read-only, so the
+// DaemonSet mounts the host's /proc/sys/net at /host/proc/sys/net and the
+// agent runs with --proc-sys=/host/proc/sys. Every sysctl flock sets is
+// under net/, and /proc/sys/net shows the reading thread's namespace
+// wherever it is mounted.
+func (k *Kernel) SetProcSys(dir string) { k.procSys = dir }
 
 // New binds a Kernel to the caller's network namespace.
 func New() (*Kernel, error) {
@@ -38,7 +51,7 @@ func New() (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink socket: %w", err)
 	}
-	return &Kernel{h: h, ns: netns.None(), log: slog.Default()}, nil
+	return &Kernel{h: h, ns: netns.None(), log: slog.Default(), procSys: DefaultProcSys}, nil
 }
 
 // NewAt binds a Kernel to the network namespace at path (e.g.
@@ -49,7 +62,7 @@ func NewAt(path string) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kernel{h: h, ns: ns, log: slog.Default()}, nil
+	return &Kernel{h: h, ns: ns, log: slog.Default(), procSys: DefaultProcSys}, nil
 }
 
 // forCall returns a copy of k with a netlink socket of its own, and the
@@ -87,7 +100,7 @@ func (k *Kernel) Close() {
 // and leaves it alone when it already has the value.
 func (k *Kernel) setSysctl(key, value string) error {
 	err := k.inNetns(func() error {
-		path := "/proc/sys/" + key
+		path := k.procSys + "/" + key
 		if cur, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(cur)) == value {
 			return nil
 		}
@@ -99,11 +112,15 @@ func (k *Kernel) setSysctl(key, value string) error {
 	return nil
 }
 
+// Sysctl reads a sysctl of the node (key in /proc/sys path form), for
+// operators (flockctl doctor).
+func (k *Kernel) Sysctl(key string) (string, error) { return k.sysctl(key) }
+
 // sysctl reads a sysctl of the Kernel's namespace.
 func (k *Kernel) sysctl(key string) (string, error) {
 	var v []byte
 	err := k.inNetns(func() (err error) {
-		v, err = os.ReadFile("/proc/sys/" + key)
+		v, err = os.ReadFile(k.procSys + "/" + key)
 		return err
 	})
 	if err != nil {

@@ -2,6 +2,9 @@ package datapath
 
 import (
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +29,34 @@ func TestInit(t *testing.T) {
 	}
 	if l := testns.Run(t, "ip", "-n", n.ns, "link", "show", "lo"); !strings.Contains(l, "UP") {
 		t.Errorf("lo not up: %s", l)
+	}
+}
+
+// With the host's /proc/sys/net mounted elsewhere (the DaemonSet's
+// /host/proc/sys/net: an unprivileged container's /proc/sys is read-only),
+// the sysctls go through that mount and still land in the node's
+// namespace.
+func TestInitProcSysMount(t *testing.T) {
+	requireRoot(t)
+	n := newBareNode(t)
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testns.Run(t, "mount", "--bind", "/proc/sys/net", filepath.Join(dir, "net"))
+	t.Cleanup(func() { _ = exec.Command("umount", filepath.Join(dir, "net")).Run() })
+	n.k.SetProcSys(dir)
+	if err := n.k.Init(); err != nil {
+		t.Fatalf("Init through %s: %v", dir, err)
+	}
+	if v := strings.TrimSpace(testns.Run(t, "ip", "netns", "exec", n.ns, "sysctl", "-n", "net.ipv4.ip_forward")); v != "1" {
+		t.Errorf("net.ipv4.ip_forward = %s in the node's netns, want 1", v)
+	}
+	// A directory that is no sysctl tree is an error naming the key, not a
+	// silent success.
+	n.k.SetProcSys(t.TempDir())
+	if err := n.k.Init(); err == nil || !strings.Contains(err.Error(), "net/ipv6/conf/all/forwarding") {
+		t.Errorf("Init with an empty proc-sys: %v, want an error naming the sysctl", err)
 	}
 }
 

@@ -67,7 +67,14 @@ type Allocator struct {
 	// reusing a released one, like host-local does: a just-freed address may
 	// still be in peers' conntrack and neighbour tables.
 	cursor4 uint64
+	// onRetry is called for every IPv6 candidate already in use.
+	onRetry func()
 }
+
+// OnRetry sets a function called (under the Allocator's lock) for every
+// IPv6 candidate that was already in use, so the agent can count
+// collisions; set it before the first Allocate.
+func (a *Allocator) OnRetry(f func()) { a.onRetry = f }
 
 // New returns an Allocator for the given pools; either may be the zero
 // Prefix when the node has no pool of that family. rnd feeds the random IID
@@ -156,6 +163,9 @@ func (a *Allocator) derive(algo iid.Algo, r netip.Prefix, in iid.Input) (netip.A
 		}
 		if _, used := a.owners[addr]; !used {
 			return addr, nil
+		}
+		if a.onRetry != nil {
+			a.onRetry()
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("%w: the %d addresses ip-algo %s yields are all in use", ErrExhausted, iid.MaxTries, algo)

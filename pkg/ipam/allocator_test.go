@@ -178,6 +178,8 @@ func TestNextFit(t *testing.T) {
 // nibble of byte 15 (0x26, 0x26), the only hash bits a /120 keeps.
 func TestHashCollision(t *testing.T) {
 	a := New(pfx("2001:db8::/120"), netip.Prefix{}, nil)
+	retries := 0
+	a.OnRetry(func() { retries++ })
 	var got []netip.Addr
 	for _, name := range []string{"pod-8", "pod-57", "pod-4", "pod-19"} {
 		al, err := a.Allocate(Request{Families: only6, Algo: iid.Hash, Namespace: "default", Name: name})
@@ -191,6 +193,11 @@ func TestHashCollision(t *testing.T) {
 	want := []netip.Addr{addr("2001:db8::20"), addr("2001:db8::21"), addr("2001:db8::22"), addr("2001:db8::1")}
 	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
 		t.Errorf("allocated (-want +got):\n%s", diff)
+	}
+	// pod-57 met pod-8's address, pod-4 both; skipping the subnet-router
+	// address is no retry.
+	if retries != 3 {
+		t.Errorf("%d retries counted, want 3", retries)
 	}
 }
 

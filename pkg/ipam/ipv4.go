@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"net/netip"
 )
@@ -144,4 +145,18 @@ func (b *bitmap) nextClear(from, to uint64) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// Capacity is how many addresses of pool pods can get: an IPv4 pool
+// without its network, gateway and broadcast addresses; an IPv6 pool
+// without its subnet-router anycast address. A float: a /64 holds 2^64.
+func Capacity(pool netip.Prefix) float64 {
+	if !pool.IsValid() {
+		return 0
+	}
+	n := math.Ldexp(1, pool.Addr().BitLen()-pool.Bits())
+	if pool.Addr().Is4() {
+		return max(n-3, 0)
+	}
+	return n - 1
 }

@@ -248,7 +248,7 @@ func TestAgainstAPIServer(t *testing.T) {
 
 	t.Run("node condition", func(t *testing.T) {
 		before := time.Now().Add(-time.Second)
-		if err := MarkNodeNetworkReady(ctx, c.agent, "node-1", time.Now()); err != nil {
+		if err := SetNodeNetwork(ctx, c.agent, "node-1", nil, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		n, err := c.admin.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,7 +18,7 @@ func nodeWith(conds ...corev1.NodeCondition) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Status: corev1.NodeStatus{Conditions: conds}}
 }
 
-func TestMarkNodeNetworkReady(t *testing.T) {
+func TestSetNodeNetwork(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}
@@ -25,7 +27,7 @@ func TestMarkNodeNetworkReady(t *testing.T) {
 
 	check := func(at time.Time, transition time.Time) {
 		t.Helper()
-		if err := MarkNodeNetworkReady(ctx, client, "node-1", at); err != nil {
+		if err := SetNodeNetwork(ctx, client, "node-1", nil, at); err != nil {
 			t.Fatal(err)
 		}
 		n, err := client.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
@@ -49,15 +51,43 @@ func TestMarkNodeNetworkReady(t *testing.T) {
 	check(t0, t0)                    // True -> False: a transition
 	check(t0.Add(time.Minute), t0)   // still False: only the heartbeat moves
 	check(t0.Add(2*time.Minute), t0) // and again
-	if err := MarkNodeNetworkReady(ctx, client, "node-2", t0); err == nil {
+	if err := SetNodeNetwork(ctx, client, "node-2", nil, t0); err == nil {
 		t.Error("no error for a missing node")
+	}
+
+	// Not ready (no NodeConfig accepted, say): True, with the reason.
+	t1 := t0.Add(3 * time.Minute)
+	if err := SetNodeNetwork(ctx, client, "node-1", errors.New("nodeconfig: no NodeConfig for node node-1"), t1); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := client.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
+	c := nodeCondition(n, corev1.NodeNetworkUnavailable)
+	if c == nil || c.Status != corev1.ConditionTrue || c.Reason != ReasonFlockNotReady || c.Message != "nodeconfig: no NodeConfig for node node-1" ||
+		!c.LastTransitionTime.Time.Equal(t1) {
+		t.Errorf("NetworkUnavailable while not ready = %+v", c)
 	}
 }
 
-func TestKeepNodeNetworkReady(t *testing.T) {
+// The condition follows the readiness within NodeCheckEvery, and an
+// unchanged one is re-asserted every NodeReadyEvery, not at every check.
+func TestKeepNodeNetwork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		client := fake.NewClientset(nodeWith())
+		var notReady atomic.Pointer[error]
+		ready := func(context.Context) error {
+			if p := notReady.Load(); p != nil {
+				return *p
+			}
+			return nil
+		}
+		status := func() corev1.ConditionStatus {
+			n, _ := client.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
+			if c := nodeCondition(n, corev1.NodeNetworkUnavailable); c != nil {
+				return c.Status
+			}
+			return ""
+		}
 		patches := func() int {
 			n := 0
 			for _, a := range client.Actions() {
@@ -69,7 +99,7 @@ func TestKeepNodeNetworkReady(t *testing.T) {
 		}
 		done := make(chan struct{})
 		go func() {
-			KeepNodeNetworkReady(ctx, client, "node-1", NodeReadyEvery, discard)
+			KeepNodeNetwork(ctx, client, "node-1", ready, NodeReadyEvery, discard)
 			close(done)
 		}()
 		synctest.Wait()
@@ -90,6 +120,22 @@ func TestKeepNodeNetworkReady(t *testing.T) {
 		synctest.Wait()
 		if n := patches(); n != 7 {
 			t.Fatalf("%d patches at 6 min, want 7", n)
+		}
+		if s := status(); s != corev1.ConditionFalse {
+			t.Fatalf("NetworkUnavailable %s while ready, want False", s)
+		}
+		err := errors.New("bird: connection refused")
+		notReady.Store(&err)
+		time.Sleep(NodeCheckEvery)
+		synctest.Wait()
+		if s := status(); s != corev1.ConditionTrue || patches() != 8 {
+			t.Fatalf("NetworkUnavailable %s (%d patches) %s after the agent became unready, want True in one more patch", s, patches(), NodeCheckEvery)
+		}
+		notReady.Store(nil)
+		time.Sleep(NodeCheckEvery)
+		synctest.Wait()
+		if s := status(); s != corev1.ConditionFalse {
+			t.Fatalf("NetworkUnavailable %s after the agent became ready again, want False", s)
 		}
 		cancel()
 		<-done

@@ -46,6 +46,8 @@ type NodeConfigs struct {
 	// draining is the status.drainingPools the agent last reported; nil
 	// before the first report.
 	draining atomic.Pointer[[]v1alpha1.DrainingPool]
+	// usage is the status.usage the agent last reported; nil: none yet.
+	usage atomic.Pointer[v1alpha1.NodeUsage]
 	// changes pokes the agent; statusPoke pokes the status worker. Both hold
 	// one pending poke: a burst of events is one wake-up.
 	changes    chan struct{}

@@ -71,6 +71,9 @@ func (s *Source) SetDrainingPools(pools []v1alpha1.DrainingPool) { s.configs.Set
 // NodeConfigUID is the UID of the node's NodeConfig, "" while it has none.
 func (s *Source) NodeConfigUID() string { return s.configs.UID() }
 
+// SetUsage sets the NodeConfig's status.usage (see NodeConfigs.SetUsage).
+func (s *Source) SetUsage(u *v1alpha1.NodeUsage) { s.configs.SetUsage(u) }
+
 // Pod returns a pod's metadata, or an error wrapping model.ErrPodNotFound.
 func (s *Source) Pod(ctx context.Context, namespace, name string) (*model.Pod, error) {
 	return s.pods.Pod(ctx, namespace, name)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -51,6 +52,14 @@ func (c *NodeConfigs) SetBGPCondition(ok bool, reason, message string, generatio
 func (c *NodeConfigs) SetDrainingPools(pools []v1alpha1.DrainingPool) {
 	cp := slices.Clone(pools)
 	c.draining.Store(&cp)
+	poke(c.statusPoke)
+}
+
+// SetUsage sets the NodeConfig's status.usage; the status worker writes it
+// when it differs from what the object says. The caller rate-limits (the
+// agent reports every few seconds, and only a change).
+func (c *NodeConfigs) SetUsage(u *v1alpha1.NodeUsage) {
+	c.usage.Store(u)
 	poke(c.statusPoke)
 }
 
@@ -132,7 +141,12 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 			}
 		}
 	}
-	if !acceptedChanged && !bgpChanged && !drainChanged && observed == want.ObservedGeneration {
+	usage := c.usage.Load()
+	usageChanged := usage != nil && !equality.Semantic.DeepEqual(*usage, currentUsage(u))
+	if usageChanged {
+		status["usage"] = usage
+	}
+	if !acceptedChanged && !bgpChanged && !drainChanged && !usageChanged && observed == want.ObservedGeneration {
 		return nil
 	}
 	// A merge patch replaces the whole list; the agent is the only writer
@@ -147,13 +161,25 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 	}
 	switch {
 	case !acceptedChanged && observed == want.ObservedGeneration:
-		// Only the BGP condition changed; the BGP controller logged it.
+		// Only the BGP condition or the usage changed; nothing to log.
 	case want.Status == metav1.ConditionFalse:
 		c.log.Error("nodeconfig rejected", "node", c.node, "generation", want.ObservedGeneration, "err", want.Message)
 	default:
 		c.log.Info("nodeconfig accepted", "node", c.node, "generation", want.ObservedGeneration)
 	}
 	return nil
+}
+
+// currentUsage decodes the object's status.usage; one the agent cannot
+// read is one it will overwrite.
+func currentUsage(u *unstructured.Unstructured) v1alpha1.NodeUsage {
+	var out v1alpha1.NodeUsage
+	raw, ok, err := unstructured.NestedMap(u.Object, "status", "usage")
+	if err != nil || !ok {
+		return out
+	}
+	_ = runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &out)
+	return out
 }
 
 // setCondition puts want into conds unless an equal one is there already,

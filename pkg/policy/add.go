@@ -49,7 +49,7 @@ func (a *Applier) Add(ctx context.Context, m *Model) (bool, error) {
 		}
 		fresh = append(fresh, c)
 	}
-	if script := addScript(fresh, r.inElems, r.outElems, r.hairElems); script != nil {
+	if script := addScript(fresh, r); script != nil {
 		if _, err := a.nft.Run(ctx, script, "-f", "-"); err != nil {
 			return false, fmt.Errorf("add to nftables table %s %s: %w", TableFamily, TableName, err)
 		}
@@ -73,14 +73,19 @@ const addHeader = "# flock NetworkPolicy: pods added by CNI ADD, until the next 
 // and sets (a block adds to an existing table), then the map and set elements. It
 // is nil when there is nothing to add. Against a missing table the block
 // would create one, but the map elements then fail and nft loads nothing.
-func addScript(chains []*chain, inElems, outElems, hairElems []string) []byte {
-	if len(chains)+len(inElems)+len(outElems)+len(hairElems) == 0 {
+//
+// The new pods' drop counters are declared in the block too, and their
+// map elements added before the dispatch maps', so that no packet the new
+// entries drop goes uncounted.
+func addScript(chains []*chain, r *rendered) []byte {
+	if len(chains)+len(r.inElems)+len(r.outElems)+len(r.hairElems) == 0 {
 		return nil
 	}
 	var b bytes.Buffer
 	b.WriteString(addHeader)
-	if len(chains) > 0 {
+	if len(chains)+len(r.counters) > 0 {
 		fmt.Fprintf(&b, "table %s %s {\n", TableFamily, TableName)
+		writeCounters(&b, r.counters)
 		for i, c := range chains {
 			if i > 0 {
 				b.WriteByte('\n')
@@ -92,7 +97,7 @@ func addScript(chains []*chain, inElems, outElems, hairElems []string) []byte {
 	for _, m := range []struct {
 		name  string
 		elems []string
-	}{{ingressMap, inElems}, {egressMap, outElems}, {hairpinSet, hairElems}} {
+	}{{ingressDrops, r.inDrops}, {egressDrops, r.outDrops}, {ingressMap, r.inElems}, {egressMap, r.outElems}, {hairpinSet, r.hairElems}} {
 		if len(m.elems) == 0 {
 			continue
 		}

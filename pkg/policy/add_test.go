@@ -56,7 +56,9 @@ func TestApplierAdd(t *testing.T) {
 		}
 		script := f.stdin[0]
 		if !strings.Contains(script, "add element inet flock ingress_by_iface {\n\t\"flock0000000b\" comment \"x/b\" : jump ingress_") ||
-			strings.Contains(script, "table inet flock {") || strings.Contains(script, "egress_by_iface") {
+			strings.Contains(script, "\tchain ") || strings.Contains(script, "\tset ") || strings.Contains(script, "egress_by_iface") ||
+			!strings.Contains(script, "table inet flock {\n\tcounter drop_in_flock0000000b {") ||
+			!strings.Contains(script, "add element inet flock ingress_drops {\n\t\"flock0000000b\" : \"drop_in_flock0000000b\"") {
 			t.Errorf("Add script for a pod sharing a's chain:\n%s", script)
 		}
 		if ok, err := a.Add(ctx, Translate(onlyLocal(shared, "x/b"))); ok || err != nil || len(f.take()) != 0 {
@@ -92,7 +94,7 @@ func TestApplierAdd(t *testing.T) {
 		script := f.stdin[0]
 		full, _ := Render(Translate(onlyLocal(own, "x/a", "x/b")))
 		name := strings.TrimPrefix(regexpFind(t, `"flock0000000b" comment "x/b" : (jump ingress_[0-9a-f]+)`, string(full)), "jump ")
-		for _, want := range []string{"table inet flock {\n\tset " + name + "_any6 {", "\tchain " + name + " {", `"flock0000000b" comment "x/b" : jump ` + name} {
+		for _, want := range []string{"\tset " + name + "_any6 {", "\tchain " + name + " {", `"flock0000000b" comment "x/b" : jump ` + name} {
 			if !strings.Contains(script, want) {
 				t.Errorf("Add script lacks %q:\n%s", want, script)
 			}

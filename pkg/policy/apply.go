@@ -44,6 +44,11 @@ type Applier struct {
 	// table is then more than script, so Apply must not skip and Resync
 	// must not restore script.
 	added bool
+
+	// dropBase are the drop counts of tables since replaced (counters.go),
+	// stats what the last script declares.
+	dropBase map[string]counterValue
+	stats    Stats
 }
 
 // NewApplier returns an Applier that runs nft through r.
@@ -65,6 +70,8 @@ func (a *Applier) Apply(ctx context.Context, m *Model) (changed bool, err error)
 	if err := a.load(ctx, r.script); err != nil {
 		return true, err
 	}
+	a.pruneCounts(r.counters)
+	a.stats = ScriptStats(r.script)
 	a.chains = r.chains
 	a.ifaces = make(map[string]bool, len(r.ifaces))
 	for _, i := range r.ifaces {
@@ -144,6 +151,7 @@ func (a *Applier) forget() {
 func (a *Applier) load(ctx context.Context, script []byte) error {
 	chains, ifaces := a.chains, a.ifaces
 	a.forget()
+	a.keepCounts(ctx)
 	if _, err := a.nft.Run(ctx, script, "-f", "-"); err != nil {
 		return fmt.Errorf("load nftables table %s %s: %w", TableFamily, TableName, err)
 	}
@@ -159,12 +167,13 @@ func (a *Applier) load(ctx context.Context, script []byte) error {
 // listShape lists the table without set elements, then the dispatch maps
 // with theirs.
 func (a *Applier) listShape(ctx context.Context) ([]byte, error) {
-	shape, err := a.nft.Run(ctx, nil, "-t", "list", "table", TableFamily, TableName)
+	// -s (stateless): the drop counters' values are no drift.
+	shape, err := a.nft.Run(ctx, nil, "-s", "-t", "list", "table", TableFamily, TableName)
 	if err != nil {
 		return nil, fmt.Errorf("list nftables table %s %s: %w", TableFamily, TableName, err)
 	}
 	for _, m := range []string{ingressMap, egressMap} {
-		out, err := a.nft.Run(ctx, nil, "list", "map", TableFamily, TableName, m)
+		out, err := a.nft.Run(ctx, nil, "-s", "list", "map", TableFamily, TableName, m)
 		if err != nil {
 			return nil, fmt.Errorf("list nftables map %s: %w", m, err)
 		}
@@ -174,9 +183,38 @@ func (a *Applier) listShape(ctx context.Context) ([]byte, error) {
 }
 
 func (a *Applier) list(ctx context.Context) ([]byte, error) {
-	out, err := a.nft.Run(ctx, nil, "list", "table", TableFamily, TableName)
+	out, err := a.nft.Run(ctx, nil, "-s", "list", "table", TableFamily, TableName)
 	if err != nil {
 		return nil, fmt.Errorf("list nftables table %s %s: %w", TableFamily, TableName, err)
 	}
 	return out, nil
+}
+
+// Verify tells whether the kernel's table is still what the last load (or
+// Resync) left, without repairing it: nil when it is, or nothing was
+// loaded yet; else what differs. It is for operators (flockctl doctor);
+// the periodic Resync repairs.
+func (a *Applier) Verify(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.script == nil || a.added {
+		return nil
+	}
+	shape, err := a.listShape(ctx)
+	if err != nil {
+		return fmt.Errorf("table %s %s is missing: %w", TableFamily, TableName, err)
+	}
+	if !bytes.Equal(shape, a.shape) {
+		return fmt.Errorf("table %s %s differs from what the agent loaded (chains, rules or pods changed)", TableFamily, TableName)
+	}
+	if a.full != nil {
+		full, err := a.list(ctx)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(full, a.full) {
+			return fmt.Errorf("table %s %s differs from what the agent loaded (set elements changed)", TableFamily, TableName)
+		}
+	}
+	return nil
 }

@@ -54,12 +54,14 @@ func (f *fakeNFT) Run(_ context.Context, stdin []byte, args ...string) ([]byte, 
 		return nil, errors.New("Error: No such file or directory")
 	}
 	switch call {
-	case "-t list table inet flock":
+	case "-s -t list table inet flock":
 		return []byte(f.shape), nil
-	case "list map inet flock ingress_by_iface", "list map inet flock egress_by_iface":
-		return []byte(args[4]), nil
-	case "list table inet flock":
+	case "-s list map inet flock ingress_by_iface", "-s list map inet flock egress_by_iface":
+		return []byte(args[5]), nil
+	case "-s list table inet flock":
 		return []byte(f.shape + f.elems), nil
+	case "-j list counters table inet flock":
+		return []byte(`{"nftables": [{"metainfo": {"version": "1.0.6"}}]}`), nil
 	}
 	return nil, errors.New("unexpected nft call " + call)
 }
@@ -74,9 +76,9 @@ func TestApplier(t *testing.T) {
 	ctx := context.Background()
 	f := &fakeNFT{}
 	a := NewApplier(f)
-	shape := []string{"-t list table inet flock", "list map inet flock ingress_by_iface", "list map inet flock egress_by_iface"}
-	load := append([]string{"-f -"}, shape...)
-	resync := append(shape, "list table inet flock")
+	shape := []string{"-s -t list table inet flock", "-s list map inet flock ingress_by_iface", "-s list map inet flock egress_by_iface"}
+	load := append([]string{"-j list counters table inet flock", "-f -"}, shape...)
+	resync := append(shape, "-s list table inet flock")
 
 	in := handCluster()
 	if r, err := a.Resync(ctx); r || err != nil || len(f.take()) != 0 {
@@ -112,7 +114,7 @@ func TestApplier(t *testing.T) {
 			t.Errorf("Resync after drift = %v, %v; want a repair", r, err)
 		}
 		calls := f.take()
-		if d := cmp.Diff(append(load, "list table inet flock"), calls[len(calls)-5:]); d != "" {
+		if d := cmp.Diff(append(load, "-s list table inet flock"), calls[len(calls)-6:]); d != "" {
 			t.Errorf("Resync repair calls (-want +got):\n%s", d)
 		}
 		if r, err := a.Resync(ctx); r || err != nil {

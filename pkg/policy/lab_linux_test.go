@@ -226,7 +226,8 @@ func (l *lab) apply(t *testing.T, m *Model) *Applier {
 
 func (l *lab) list(t *testing.T) string {
 	t.Helper()
-	out, err := l.nft.Run(context.Background(), nil, "list", "table", TableFamily, TableName)
+	// Stateless: the drop counters count the probes.
+	out, err := l.nft.Run(context.Background(), nil, "-s", "list", "table", TableFamily, TableName)
 	if err != nil {
 		t.Fatal(err)
 	}

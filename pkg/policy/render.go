@@ -25,6 +25,21 @@ const (
 	hairpinSet = "hairpin"
 )
 
+// Drop counters: every packet a policy drops is counted in a named counter
+// of the pod it was dropped for, drop_in_<veth> (ingress) or
+// drop_out_<veth> (egress), found through a map by the pod's veth, so that
+// the allow-list chains pods share still count per pod. A pod allowed
+// nothing jumps to the deny chain of its direction, which counts and drops.
+const (
+	ingressDrops = "ingress_drops"
+	egressDrops  = "egress_drops"
+	ingressDeny  = "ingress_deny"
+	egressDeny   = "egress_deny"
+	// DropCounterIngress and DropCounterEgress prefix the counters' names.
+	DropCounterIngress = "drop_in_"
+	DropCounterEgress  = "drop_out_"
+)
+
 // Base chain rules that come before any policy: replies and related ICMP of
 // allowed connections pass; the ICMP errors path MTU discovery and
 // traceroute need, and IPv6 neighbour and router discovery, always pass.
@@ -69,6 +84,10 @@ type rendered struct {
 	inElems, outElems, hairElems []string
 	// ifaces are the interfaces of every pod in the model, restricted or not.
 	ifaces []string
+	// counters are the drop counters' names; inDrops and outDrops the
+	// elements of the maps that find them.
+	counters          []string
+	inDrops, outDrops []string
 }
 
 func render(m *Model) (*rendered, error) {
@@ -88,9 +107,13 @@ func render(m *Model) (*rendered, error) {
 		in, eg := r.verdict(true, p.Ingress), r.verdict(false, p.Egress)
 		if in != "" {
 			out.inElems = append(out.inElems, elem+in)
+			out.counters = append(out.counters, DropCounterIngress+p.Iface)
+			out.inDrops = append(out.inDrops, fmt.Sprintf("%q : %q", p.Iface, DropCounterIngress+p.Iface))
 		}
 		if eg != "" {
 			out.outElems = append(out.outElems, elem+eg)
+			out.counters = append(out.counters, DropCounterEgress+p.Iface)
+			out.outDrops = append(out.outDrops, fmt.Sprintf("%q : %q", p.Iface, DropCounterEgress+p.Iface))
 		}
 		if in != "" || eg != "" {
 			out.hairElems = append(out.hairElems, fmt.Sprintf("%q . %q", p.Iface, p.Iface))
@@ -108,6 +131,9 @@ func render(m *Model) (*rendered, error) {
 		writeElements(&b, out.hairElems)
 	}
 	b.WriteString("\t}\n\n")
+	writeCounters(&b, out.counters)
+	writeDropMap(&b, ingressDrops, "the drop counter of each local pod under an ingress policy", out.inDrops)
+	writeDropMap(&b, egressDrops, "the drop counter of each local pod under an egress policy", out.outDrops)
 
 	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
 	writeRules(&b, preamble...)
@@ -118,6 +144,12 @@ func render(m *Model) (*rendered, error) {
 	b.WriteString("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
 	writeRules(&b, preamble...)
 	writeRules(&b, "iifname vmap @"+egressMap)
+	b.WriteString("\t}\n\n")
+	fmt.Fprintf(&b, "\tchain %s {\n\t\tcomment \"ingress of pods allowed nothing\"\n", ingressDeny)
+	writeRules(&b, countDrop(true), "drop")
+	b.WriteString("\t}\n\n")
+	fmt.Fprintf(&b, "\tchain %s {\n\t\tcomment \"egress of pods allowed nothing\"\n", egressDeny)
+	writeRules(&b, countDrop(false), "drop")
 	b.WriteString("\t}\n")
 
 	for _, name := range slices.Sorted(maps.Keys(r.chains)) {
@@ -156,7 +188,7 @@ func (r *renderer) verdict(ingress bool, a *Allow) string {
 	case s.full():
 		v = ""
 	case s.empty():
-		v = "drop"
+		v = "jump " + denyChain(ingress)
 	default:
 		c := newChain(ingress, s)
 		if old, ok := r.chains[c.name]; ok && !old.same(c) {
@@ -248,8 +280,40 @@ func (c *chain) write(b *bytes.Buffer) {
 	}
 	fmt.Fprintf(b, "\tchain %s {\n\t\tcomment \"%s allow-list\"\n", c.name, pods)
 	writeRules(b, rules...)
-	writeRules(b, "drop")
+	writeRules(b, countDrop(c.ingress), "drop")
 	b.WriteString("\t}\n")
+}
+
+func denyChain(ingress bool) string {
+	if ingress {
+		return ingressDeny
+	}
+	return egressDeny
+}
+
+// countDrop counts a packet about to be dropped in its pod's counter: the
+// receiving pod's (out of its veth) for ingress, the sending pod's for
+// egress. A pod without a counter (none can be: every restricted pod has
+// one) would only skip the count.
+func countDrop(ingress bool) string {
+	if ingress {
+		return "counter name oifname map @" + ingressDrops
+	}
+	return "counter name iifname map @" + egressDrops
+}
+
+func writeCounters(b *bytes.Buffer, names []string) {
+	for _, n := range names {
+		fmt.Fprintf(b, "\tcounter %s {\n\t}\n\n", n)
+	}
+}
+
+func writeDropMap(b *bytes.Buffer, name, what string, elems []string) {
+	fmt.Fprintf(b, "\tmap %s {\n\t\ttype ifname : counter\n\t\tcomment %q\n", name, what)
+	if len(elems) > 0 {
+		writeElements(b, elems)
+	}
+	b.WriteString("\t}\n\n")
 }
 
 func writeMap(b *bytes.Buffer, name, what string, elems []string) {

@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -118,7 +119,7 @@ func TestRenderShape(t *testing.T) {
 		t.Errorf("the ruleset has an output chain or a chain named fwd:\n%s", s)
 	}
 	// Allow-list chains: bounded, ingress accepts, egress returns (so the
-	// receiving pod's ingress is still checked), both end in drop.
+	// receiving pod's ingress is still checked), both end in a counted drop.
 	chains := regexp.MustCompile(`(?m)^\tchain ((?:ingress|egress)_[0-9a-f]{16}) \{$`).FindAllStringSubmatch(s, -1)
 	if len(chains) < 4 {
 		t.Fatalf("%d allow-list chains, want at least 4:\n%s", len(chains), s)
@@ -129,10 +130,10 @@ func TestRenderShape(t *testing.T) {
 		if strings.HasPrefix(c[1], "ingress") {
 			verdict = " accept"
 		}
-		if len(rules) > 7 || rules[1] != "ct state invalid drop" || rules[len(rules)-1] != "drop" {
+		if len(rules) > 8 || rules[1] != "ct state invalid drop" || rules[len(rules)-2] != countDrop(strings.HasPrefix(c[1], "ingress")) || rules[len(rules)-1] != "drop" {
 			t.Errorf("chain %s: %q", c[1], rules)
 		}
-		for _, r := range rules[2 : len(rules)-1] {
+		for _, r := range rules[2 : len(rules)-2] {
 			if !strings.HasSuffix(r, verdict) || !strings.Contains(r, " @"+c[1]+"_") {
 				t.Errorf("chain %s: rule %q is not one set lookup ending in%s", c[1], r, verdict)
 			}
@@ -168,9 +169,17 @@ func TestRenderVerdicts(t *testing.T) {
 	}
 	got := nftBlock(t, string(b), "map ingress_by_iface")
 	want := []string{"type ifname : verdict", `comment "what each local pod under an ingress policy may receive, by its host veth"`,
-		"elements = {", `"flock0000000a" comment "x/a" : drop`, "}"}
+		"elements = {", `"flock0000000a" comment "x/a" : jump ingress_deny`, "}"}
 	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("deny-all is a drop in the map, allow-all no entry at all (-want +got):\n%s", d)
+		t.Errorf("deny-all is a jump to the counting deny chain in the map, allow-all no entry at all (-want +got):\n%s", d)
+	}
+	// Only the restricted pod has a drop counter, found by its veth.
+	if got, want := nftBlock(t, string(b), "map ingress_drops"), []string{"type ifname : counter",
+		`comment "the drop counter of each local pod under an ingress policy"`, "elements = {", `"flock0000000a" : "drop_in_flock0000000a"`, "}"}; !cmp.Equal(want, got) {
+		t.Errorf("ingress drop counters (-want +got):\n%s", cmp.Diff(want, got))
+	}
+	if got := nftBlock(t, string(b), "chain ingress_deny"); !slices.Equal(got[1:], []string{"counter name oifname map @ingress_drops", "drop"}) {
+		t.Errorf("ingress_deny chain: %q", got)
 	}
 }
 
@@ -180,10 +189,10 @@ func TestRenderSharesChains(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	if n := strings.Count(s, "\tchain ingress_"); n != 1 {
+	if n := len(regexp.MustCompile(`\tchain ingress_[0-9a-f]{16} `).FindAllString(s, -1)); n != 1 {
 		t.Errorf("%d ingress chains for two replicas, want 1:\n%s", n, s)
 	}
-	if strings.Contains(s, "chain egress_") || strings.Contains(strings.Join(nftBlock(t, s, "map egress_by_iface"), "\n"), "flock") {
+	if regexp.MustCompile(`chain egress_[0-9a-f]{16} `).MatchString(s) || strings.Contains(strings.Join(nftBlock(t, s, "map egress_by_iface"), "\n"), "flock") {
 		t.Errorf("an egress rule without peers or ports still dispatches:\n%s", s)
 	}
 }

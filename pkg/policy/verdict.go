@@ -47,14 +47,14 @@ func Verdicts(m *Model) []PodVerdict {
 	return out
 }
 
-// verdictOf reads a dispatch map value: "" (no entry), "drop" or
-// "jump <chain>". An allow-list that allows everything has no entry, as if
+// verdictOf reads a dispatch map value: "" (no entry), a jump to the
+// deny chain or "jump <chain>". An allow-list that allows everything has no entry, as if
 // no policy isolated the pod.
 func verdictOf(a *Allow, v string) Verdict {
 	if a == nil || v == "" {
 		return Verdict{}
 	}
-	if chain, ok := strings.CutPrefix(v, "jump "); ok {
+	if chain, ok := strings.CutPrefix(v, "jump "); ok && chain != ingressDeny && chain != egressDeny {
 		return Verdict{Isolated: true, Chain: chain}
 	}
 	return Verdict{Isolated: true}

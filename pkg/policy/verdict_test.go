@@ -36,7 +36,8 @@ func TestVerdictsMatchRender(t *testing.T) {
 				switch {
 				case !v.Isolated:
 				case v.Chain == "":
-					got = append(got, fmt.Sprintf("%s %q comment %q : drop", mp, p.Iface, p.Namespace+"/"+p.Name))
+					deny := map[string]string{"map ingress_by_iface": ingressDeny, "map egress_by_iface": egressDeny}[mp]
+					got = append(got, fmt.Sprintf("%s %q comment %q : jump %s", mp, p.Iface, p.Namespace+"/"+p.Name, deny))
 				default:
 					got = append(got, fmt.Sprintf("%s %q comment %q : jump %s", mp, p.Iface, p.Namespace+"/"+p.Name, v.Chain))
 					if !strings.Contains(s, "\tchain "+v.Chain+" {") {

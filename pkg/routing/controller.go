@@ -83,6 +83,9 @@ type Options struct {
 	// (see agent.Agent.Draining): BIRD keeps announcing them as it does the
 	// pools. Nil: none.
 	Draining func(n *model.Node) []netip.Prefix
+	// Loop, when set, is told of every pass: its error is the Reloader's
+	// (BIRD has not taken the config), nil when BIRD is in step.
+	Loop interface{ Pass(err error) }
 }
 
 // Controller keeps BIRD's config in step with the node. It is level
@@ -157,6 +160,9 @@ func (c *Controller) Run(ctx context.Context) {
 	for {
 		c.reconcile(ctx, resync)
 		c.report()
+		if c.o.Loop != nil {
+			c.o.Loop.Pass(c.o.Reloader.Status().Err)
+		}
 		resync = false
 	wait:
 		for {

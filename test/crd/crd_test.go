@@ -364,6 +364,13 @@ func TestPrinterColumnsAndStatus(t *testing.T) {
 	}
 	unstructured.SetNestedField(cur.Object, map[string]any{
 		"observedGeneration": cur.GetGeneration(), "conditions": []any{cond},
+		"usage": map[string]any{
+			"pools": []any{
+				map[string]any{"family": "ipv6", "cidr": "2001:db8:42:1::/64", "allocated": int64(3), "free": "18446744073709551612"},
+				map[string]any{"family": "ipv4", "cidr": "10.42.1.0/24", "allocated": int64(3), "free": "250"},
+			},
+			"bgpConfigured": int64(2), "bgpEstablished": int64(1),
+		},
 	}, "status")
 	if _, err := nc.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("update status: %v", err)
@@ -384,11 +391,11 @@ func TestPrinterColumnsAndStatus(t *testing.T) {
 		t.Fatalf("kubectl get nc:\n%s", out)
 	}
 	header, row := strings.Fields(lines[0]), strings.Fields(lines[1])
-	want := []string{"NAME", "CIDR6", "CIDR4", "ASN", "ACCEPTED", "AGE"}
+	want := []string{"NAME", "CIDR6", "CIDR4", "ASN", "ACCEPTED", "FREE4", "BGP", "AGE"}
 	if strings.Join(header, " ") != strings.Join(want, " ") || len(row) != len(want) {
 		t.Fatalf("kubectl get nc:\n%s\nwant columns %v", out, want)
 	}
-	for i, v := range []string{"host001", "2001:db8:42:1::/64", "10.42.1.0/24", "65101", "False"} {
+	for i, v := range []string{"host001", "2001:db8:42:1::/64", "10.42.1.0/24", "65101", "False", "250", "1"} {
 		if row[i] != v {
 			t.Errorf("column %s = %q, want %q", header[i], row[i], v)
 		}

@@ -17,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fritzlab/flock/internal/lab"
 	"github.com/fritzlab/flock/pkg/admin"
 	"github.com/fritzlab/flock/pkg/rpc"
 )
@@ -167,7 +168,7 @@ func TestDaemonSet(t *testing.T) {
 	}
 	wantPaths := map[string]string{
 		"run-flock": "/run/flock", "state": "/var/lib/flock", "netns": "/var/run/netns",
-		"cni-bin": "/opt/cni/bin", "cni-net": "/etc/cni/net.d",
+		"cni-bin": "/opt/cni/bin", "cni-net": "/etc/cni/net.d", "proc-sys-net": "/proc/sys/net",
 	}
 	if diff := cmp.Diff(wantPaths, hostPaths); diff != "" {
 		t.Errorf("hostPath volumes (-want +got):\n%s", diff)
@@ -212,7 +213,7 @@ func TestDaemonSet(t *testing.T) {
 		return m
 	}
 	if diff := cmp.Diff(map[string]string{
-		"run-flock": "/run/flock", "state": "/var/lib/flock", "netns": "/var/run/netns HostToContainer",
+		"run-flock": "/run/flock", "state": "/var/lib/flock", "netns": "/var/run/netns HostToContainer", "proc-sys-net": "/host/proc/sys/net",
 	}, mounts(agent)); diff != "" {
 		t.Errorf("agent mounts (-want +got):\n%s", diff)
 	}
@@ -222,12 +223,39 @@ func TestDaemonSet(t *testing.T) {
 	if cmd := strings.Join(bird.Command, " "); !strings.Contains(cmd, "exec bird -f -R -c /run/flock/bird/bird.conf -s /run/flock/bird/bird.ctl") {
 		t.Errorf("bird command %q", cmd)
 	}
+	// Least privilege: the agent and BIRD get exactly the capabilities the
+	// lab runs them with (and every lab test passes with).
+	asc := agent.SecurityContext
+	if asc == nil || asc.Privileged == nil || *asc.Privileged || asc.Capabilities == nil ||
+		!slices.Equal(asc.Capabilities.Drop, []corev1.Capability{"ALL"}) || !slices.Equal(caps(asc.Capabilities.Add), lab.AgentCapabilities) {
+		t.Errorf("agent securityContext %+v, want privileged: false with exactly %v", asc, lab.AgentCapabilities)
+	}
+	if !slices.Contains(agent.Args, "--proc-sys=/host/proc/sys") {
+		t.Errorf("agent args %v do not write sysctls through the /host/proc/sys/net mount", agent.Args)
+	}
+	for _, p := range []struct {
+		probe *corev1.Probe
+		path  string
+	}{{agent.LivenessProbe, "/healthz"}, {agent.ReadinessProbe, "/readyz"}} {
+		if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Host != "127.0.0.1" ||
+			p.probe.HTTPGet.Port.IntValue() != 9983 || !slices.Contains(agent.Args, "--metrics-addr=127.0.0.1:9983") {
+			t.Errorf("agent probe for %s: %+v; want an HTTP GET of 127.0.0.1:9983%s, where --metrics-addr serves", p.path, p.probe, p.path)
+		}
+	}
 	sc := bird.SecurityContext
 	if sc == nil || (sc.Privileged != nil && *sc.Privileged) || sc.Capabilities == nil ||
 		!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
-		!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN", "NET_BIND_SERVICE"}) {
+		!slices.Equal(caps(sc.Capabilities.Add), lab.BIRDCapabilities) {
 		t.Errorf("bird securityContext %+v, want unprivileged with NET_ADMIN and NET_BIND_SERVICE only", sc)
 	}
+}
+
+func caps(cs []corev1.Capability) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = string(c)
+	}
+	return out
 }
 
 // The Dockerfile puts the binaries where the DaemonSet runs them from.
