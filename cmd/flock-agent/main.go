@@ -139,6 +139,8 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	obs := newObserver()
 	a.Instrument(agent.Instrumentation{Observer: obs.m, Ready: obs.ready,
 		Pools: obs.loops.Register(loopPools, every), Anycast: obs.loops.Register(loopAnycast, anycastEvery)})
+	obs.m.CounterFunc("leaked_allocations_released_total", "Allocations the leak sweep released: the pod gone from the API and its network namespace gone, without a CNI DEL or GC.",
+		func() float64 { return float64(a.LeaksReleased()) })
 	// The store is loaded (store.Open) before anything serves.
 	obs.check("nodeconfig", a.Ready)
 	if b.kube != nil {
@@ -156,7 +158,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 		parts.applier = applier
 		rules := meteredRuleset{Applier: applier, m: obs.m, loop: obs.loops.Register(loopPolicy, netpol.DefaultResync), loads: &obs.policyLoads}
 		// Before the socket listens: no ADD may go without the policy hook.
-		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a, rules); err != nil {
+		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a, rules, obs.m); err != nil {
 			return err
 		}
 		np := parts.netpol

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/metrics"
 	"github.com/fritzlab/flock/pkg/netpol"
 	"github.com/fritzlab/flock/pkg/policy"
 	"github.com/fritzlab/flock/pkg/store"
@@ -22,12 +23,16 @@ import (
 // the informers (at most syncWait) before the socket serves: until they
 // have synced, ADD fails closed and the table a previous agent loaded stays
 // as it is.
-func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend, st *store.Store, a *agent.Agent, rules netpol.Ruleset) (*netpol.Controller, error) {
+func startNetpol(ctx context.Context, log *slog.Logger, node string, b *backend, st *store.Store, a *agent.Agent, rules netpol.Ruleset, m *metrics.Metrics) (*netpol.Controller, error) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return nil, fmt.Errorf("--netpol needs the nft binary (Debian package nftables): %w", err)
 	}
 	cluster := kube.NewCluster(b.kube.client)
 	cluster.SetNode(node)
+	m.CounterFunc("networkpolicy_pod_events_total", "Pod changes in the cluster that a rule of this node may reference (each pokes the NetworkPolicy controller).",
+		func() float64 { poked, _ := cluster.PodEvents(); return float64(poked) })
+	m.CounterFunc("networkpolicy_pod_events_skipped_total", "Pod changes in the cluster skipped because no rule of this node can reference the pod.",
+		func() float64 { _, skipped := cluster.PodEvents(); return float64(skipped) })
 	go cluster.Run(ctx)
 	c := netpol.New(node, cluster, st, rules, log)
 	a.SetPolicy(c)
