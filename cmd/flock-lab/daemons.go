@@ -30,6 +30,21 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
+// pauseCmd is the sandbox ("pause") container of --runtime=real: it holds
+// the pod's namespaces until containerd stops it.
+func pauseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "pause",
+		Short:  "Wait for SIGTERM (the pod sandbox process of the lab's images)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+}
+
 // kubeletCmd is the daemon `flock-lab up` starts in each node namespace.
 func kubeletCmd() *cobra.Command {
 	var cfg kubelet.Config

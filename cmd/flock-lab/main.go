@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		upCmd(&opts), downCmd(&opts), statusCmd(&opts), kubectlCmd(&opts),
 		execCmd(&opts), nodeCmd(&opts), routerCmd(&opts),
-		demoCmd(&opts), buildCmd(), serveCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
+		demoCmd(&opts), buildCmd(), buildNodeCmd(), serveCmd(), pauseCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
 	)
 	return root
 }
@@ -114,6 +114,24 @@ func buildCmd() *cobra.Command {
 				fmt.Println(bin)
 			}
 			return err
+		},
+	}
+}
+
+func buildNodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "build-node",
+		Short: "Build and cache kubelet, kube-proxy, kube-controller-manager and kube-scheduler now (for --runtime=real)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, c := range controlplane.NodeComponents {
+				bin, err := controlplane.BuildComponent(cmd.Context(), "", c, os.Stderr)
+				if err != nil {
+					return err
+				}
+				fmt.Println(bin)
+			}
+			return nil
 		},
 	}
 }
