@@ -11,6 +11,7 @@ import (
 	"github.com/fritzlab/flock/internal/lab/apiproxy"
 	"github.com/fritzlab/flock/internal/lab/kubelet"
 	"github.com/fritzlab/flock/internal/lab/proxy"
+	"github.com/fritzlab/flock/internal/lab/realnode"
 )
 
 // serveCmd is the server lab pods run: it answers with the pod's identity.
@@ -43,6 +44,24 @@ func pauseCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// kubeletExecCmd starts the real kubelet (--runtime=real) in a mount
+// namespace of its own where the machine-wide sysctls kubelet insists on
+// read as it wants them, so it neither rewrites them nor refuses to start.
+func kubeletExecCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "kubelet-exec --sysctl-dir DIR -- KUBELET ARGS...",
+		Short:  "Exec the real kubelet with its own view of the kernel tunables (started by flock-lab up --runtime=real)",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return realnode.ExecWithSysctls(dir, args)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "sysctl-dir", "", "where the files shown as /proc/sys/... are written")
+	cmd.MarkFlagRequired("sysctl-dir")
+	return cmd
 }
 
 // kubeletCmd is the daemon `flock-lab up` starts in each node namespace.

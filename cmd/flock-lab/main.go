@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		upCmd(&opts), downCmd(&opts), statusCmd(&opts), kubectlCmd(&opts),
 		execCmd(&opts), nodeCmd(&opts), routerCmd(&opts),
-		demoCmd(&opts), buildCmd(), buildNodeCmd(), serveCmd(), pauseCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
+		demoCmd(&opts), buildCmd(), buildNodeCmd(), serveCmd(), pauseCmd(), kubeletExecCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
 	)
 	return root
 }
@@ -85,6 +85,7 @@ flock-lab is up: %d nodes, API server %s
 	}
 	cmd.Flags().IntVar(&opts.Nodes, "nodes", 2, "number of nodes")
 	cmd.Flags().BoolVar(&opts.SkipPackages, "skip-packages", false, "do not apt-get install missing Debian packages")
+	cmd.Flags().StringVar(&opts.Runtime, "runtime", lab.RuntimeLite, "what runs the pods: lite (kubelet-lite) or real (containerd, kubelet, kube-proxy)")
 	return cmd
 }
 

@@ -22,6 +22,7 @@ type daemon struct {
 	Name  string
 	Netns string // "" = the root namespace
 	Args  []string
+	Exe   string // what /proc/PID/exe shows when Args[0] execs another binary; "" = Args[0]
 }
 
 func (l *Lab) startDaemon(d daemon) (int, error) {
@@ -56,7 +57,14 @@ func (l *Lab) startDaemon(d daemon) (int, error) {
 	pid := cmd.Process.Pid
 	// Reap it if it dies while we still run; afterwards init does.
 	go cmd.Wait()
-	record := fmt.Sprintf("%d %s\n", pid, d.Args[0])
+	exe := d.Args[0]
+	if d.Exe != "" {
+		exe = d.Exe
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+	}
+	record := fmt.Sprintf("%d %s\n", pid, exe)
 	if err := os.WriteFile(filepath.Join(l.pidDir(), d.Name+".pid"), []byte(record), 0o644); err != nil {
 		return pid, fmt.Errorf("record %s: %w", d.Name, err)
 	}

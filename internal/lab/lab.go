@@ -32,6 +32,11 @@ type Options struct {
 	// SkipPackages leaves Debian packages alone instead of installing what
 	// the lab needs.
 	SkipPackages bool
+
+	// Runtime is what runs the nodes' pods: RuntimeLite (default:
+	// kubelet-lite and the lab's Service proxy) or RuntimeReal (containerd,
+	// kubelet, kube-proxy).
+	Runtime string
 }
 
 // Packages are the Debian packages the lab uses: etcd for the control plane,
@@ -57,6 +62,9 @@ func (o Options) withDefaults() Options {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
+	if o.Runtime == "" {
+		o.Runtime = RuntimeLite
+	}
 	return o
 }
 
@@ -68,6 +76,8 @@ type Lab struct {
 	BinDir     string `json:"binDir"`     // flock, flock-agent, flockctl, flock-lab, portmap
 	Router     string `json:"router"`     // router namespace
 	Nodes      []Node `json:"nodes"`
+	// Kube are the upstream node components (RuntimeReal only).
+	Kube KubeBinaries `json:"kube,omitzero"`
 
 	cp *controlplane.ControlPlane
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 // everything again.
 func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	opts = opts.withDefaults()
+	if err := opts.checkRuntime(); err != nil {
+		return nil, err
+	}
 	if opts.Nodes < 1 || opts.Nodes > topology.MaxNodes {
 		return nil, fmt.Errorf("lab: %d nodes, want 1..%d", opts.Nodes, topology.MaxNodes)
 	}
@@ -46,7 +50,11 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 		}
 	}()
 	if !opts.SkipPackages {
-		if err := ensurePackages(ctx, opts.Log, Packages); err != nil {
+		pkgs := Packages
+		if opts.real() {
+			pkgs = append(slices.Clone(pkgs), RealPackages...)
+		}
+		if err := ensurePackages(ctx, opts.Log, pkgs); err != nil {
 			return nil, err
 		}
 	}
@@ -62,6 +70,11 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	l.logf("building flock, flock-agent, flockctl, flock-lab and portmap into %s", l.BinDir)
 	if err := buildBinaries(ctx, source, l.BinDir); err != nil {
 		return nil, err
+	}
+	if opts.real() {
+		if err := l.buildReal(ctx, source); err != nil {
+			return nil, err
+		}
 	}
 
 	ids, err := newIdentities(source)
@@ -88,6 +101,12 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	}
 	if err := controlplane.ApplyFiles(ctx, cp.RESTConfig(), filepath.Join(source, "deploy", "rbac.yaml")); err != nil {
 		return nil, err
+	}
+	if opts.real() {
+		l.logf("starting kube-controller-manager and kube-scheduler")
+		if err := l.startControllers(ctx); err != nil {
+			return nil, err
+		}
 	}
 	cs, err := kubernetes.NewForConfig(cp.RESTConfig())
 	if err != nil {
@@ -127,7 +146,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, err
 	}
 	for _, n := range nodes {
-		if err := l.startNode(cp, ids, n); err != nil {
+		if err := l.startNode(ctx, cp, ids, n); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +176,7 @@ func (l *Lab) startAPIProxy(ctx context.Context) error {
 
 // startNode writes a node's kubeconfigs and CNI config and starts its agent
 // and kubelet-lite inside its namespace.
-func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) error {
+func (l *Lab) startNode(ctx context.Context, cp *controlplane.ControlPlane, ids identities, n Node) error {
 	for _, dir := range []string{n.Dir, filepath.Dir(n.CNIConfList)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
@@ -170,7 +189,7 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 	if err := controlplane.WriteKubeconfig(n.KubeletKubeconfig, server, cp.CAFile, ids.kubelet.Token); err != nil {
 		return err
 	}
-	if err := writeConfList(n.CNIConfList, n.AgentSocket); err != nil {
+	if err := writeConfList(n.CNIConfList, n.AgentSocket, l.confListVersion()); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	birdConf, birdSock := birdPaths(n.Dir)
@@ -186,6 +205,14 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 	bird, err := birdDaemon(n.Name+"-bird", n.Netns, n.Dir, nil)
 	if err != nil {
 		return err
+	}
+	if l.real() {
+		for _, d := range []daemon{bird, agent} {
+			if _, err := l.startDaemon(d); err != nil {
+				return err
+			}
+		}
+		return l.startRealNode(ctx, n)
 	}
 	kubelet := daemon{Name: n.Name + "-kubelet", Netns: n.Netns, Args: []string{
 		l.flockLab(), "kubelet",
@@ -213,9 +240,9 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 
 // writeConfList writes the node's CNI network config: flock, then portmap
 // (nftables) for hostPort.
-func writeConfList(path, socket string) error {
+func writeConfList(path, socket, version string) error {
 	conf := map[string]any{
-		"cniVersion": "1.1.0",
+		"cniVersion": version,
 		"name":       "flock",
 		"plugins": []any{
 			map[string]any{"type": "flock", "socket": socket},
@@ -227,6 +254,15 @@ func writeConfList(path, socket string) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// confListVersion is the CNI version of the node's conflist: containerd
+// 1.6's libcni knows results up to 1.0.0, kubelet-lite's (the project's) 1.1.0.
+func (l *Lab) confListVersion() string {
+	if l.real() {
+		return "1.0.0"
+	}
+	return "1.1.0"
 }
 
 func (l *Lab) flockLab() string { return filepath.Join(l.BinDir, "flock-lab") }
