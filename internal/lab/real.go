@@ -178,12 +178,7 @@ func (l *Lab) startRealNode(ctx context.Context, n Node) error {
 	if _, err := l.startDaemon(daemon{Name: n.Name + "-containerd", Netns: n.Netns, Args: []string{"containerd", "--config", ctd.ConfigFile()}}); err != nil {
 		return err
 	}
-	if err := poll(ctx, 30*time.Second, func() error {
-		if _, ok := l.daemonPid(n.Name + "-containerd"); !ok {
-			return l.exited(n.Name + "-containerd")
-		}
-		return exec.CommandContext(ctx, "ctr", "--address", ctd.Socket(), "version").Run()
-	}, n.Name+"'s containerd"); err != nil {
+	if err := l.waitContainerd(ctx, n); err != nil {
 		return err
 	}
 	if out, err := exec.CommandContext(ctx, "ctr", "--address", ctd.Socket(), "-n", "k8s.io", "images", "import", l.ImageTarball()).CombinedOutput(); err != nil {
@@ -327,4 +322,54 @@ func (l *Lab) criStatus(ctx context.Context, node string) string {
 		return strings.Join(bad, "; ")
 	}
 	return "ok"
+}
+
+// Sandboxes lists a node's pod sandboxes as containerd's CRI has them
+// (crictl pods): "namespace/name STATE" each.
+func (l *Lab) Sandboxes(ctx context.Context, node string) ([]string, error) {
+	cri, err := l.nodeCRI(node)
+	if err != nil {
+		return nil, err
+	}
+	defer cri.Close()
+	boxes, err := cri.Sandboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, b := range boxes {
+		out = append(out, b.Metadata.Namespace+"/"+b.Metadata.Name+" "+b.State.String())
+	}
+	return out, nil
+}
+
+// RestartContainerd stops a node's containerd (SIGTERM; its shims and the
+// containers keep running, as on a real node) and starts it again with the
+// same configuration.
+func (l *Lab) RestartContainerd(ctx context.Context, node string) error {
+	n, ok := l.Node(node)
+	if !ok {
+		return fmt.Errorf("no node %q in the lab", node)
+	}
+	name := n.Name + "-containerd"
+	if pid, ok := l.daemonPid(name); ok {
+		if err := stopPids([]int{pid}, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	ctd := n.containerd(l)
+	if _, err := l.startDaemon(daemon{Name: name, Netns: n.Netns, Args: []string{"containerd", "--config", ctd.ConfigFile()}}); err != nil {
+		return err
+	}
+	return l.waitContainerd(ctx, n)
+}
+
+func (l *Lab) waitContainerd(ctx context.Context, n Node) error {
+	sock := n.containerd(l).Socket()
+	return poll(ctx, 30*time.Second, func() error {
+		if _, ok := l.daemonPid(n.Name + "-containerd"); !ok {
+			return l.exited(n.Name + "-containerd")
+		}
+		return exec.CommandContext(ctx, "ctr", "--address", sock, "version").Run()
+	}, n.Name+"'s containerd")
 }
