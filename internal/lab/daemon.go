@@ -64,6 +64,14 @@ func (l *Lab) startDaemon(d daemon) (int, error) {
 			exe = real
 		}
 	}
+	if d.Exe != "" {
+		// Until Args[0] has exec'ed the binary it starts, the pid is not
+		// recognised as the daemon's.
+		deadline := time.Now().Add(10 * time.Second)
+		for !controlplane.PidAlive(pid, exe) && controlplane.PidAlive(pid, "") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	record := fmt.Sprintf("%d %s\n", pid, exe)
 	if err := os.WriteFile(filepath.Join(l.pidDir(), d.Name+".pid"), []byte(record), 0o644); err != nil {
 		return pid, fmt.Errorf("record %s: %w", d.Name, err)

@@ -23,6 +23,11 @@ func (l *Lab) PodNetns(ctx context.Context, namespace, name string) (string, err
 	if err != nil {
 		return "", err
 	}
+	return l.netnsOf(ctx, pod)
+}
+
+// netnsOf returns a pod's network namespace name, on either runtime.
+func (l *Lab) netnsOf(ctx context.Context, pod *corev1.Pod) (string, error) {
 	if l.real() {
 		return l.realPodNetns(ctx, pod)
 	}

@@ -43,9 +43,10 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := Down(ctx, opts); err != nil {
 		return nil, fmt.Errorf("clean up an earlier lab: %w", err)
 	}
+	log := l.Log
 	defer func() {
 		if err != nil {
-			l.logf("lab failed, removing it: %v", err)
+			fmt.Fprintf(log, "lab failed, removing it: %v\n", err)
 			Down(context.WithoutCancel(ctx), opts)
 		}
 	}()

@@ -30,6 +30,7 @@ func (c Containerd) ConfigFile() string { return filepath.Join(c.Dir, "config.to
 // runc with cgroupfs (no systemd here), the node's CNI config, the local
 // sandbox image (no registry is reachable) and its streaming server on the
 // node namespace's loopback, where kubelet, which proxies exec, runs too.
+// Machines without CAP_SYS_RESOURCE (this one) need restrict_oom_score_adj.
 func (c Containerd) Config() string {
 	q := strconv.Quote
 	var b strings.Builder
@@ -57,7 +58,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
-  restrict_oom_score_adj = false
+  # No CAP_SYS_RESOURCE here: an oom_score_adj below containerd's own
+  # (the sandbox's -998) fails runc create.
+  restrict_oom_score_adj = true
   max_container_log_line_size = 16384
 
   [plugins."io.containerd.grpc.v1.cri".containerd]
