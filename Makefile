@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 3s
 
-.PHONY: all lab build test unit vet fuzz bench bench-cni bench-bgp bench-anycast demo clean generate verify-generated
+.PHONY: all lab lab-real build test unit vet fuzz bench bench-cni bench-bgp bench-anycast demo clean generate verify-generated
 
 all: build
 
@@ -44,6 +44,13 @@ bench-cni:
 lab:
 	$(GO) build -o bin/ ./cmd/flock-lab ./cmd/flockctl
 	bin/flock-lab up --nodes 2
+	bin/flock-lab demo
+
+# The same lab on the real node stack: containerd, kubelet and kube-proxy
+# per node (see the README's "The real node stack").
+lab-real:
+	$(GO) build -o bin/ ./cmd/flock-lab ./cmd/flockctl
+	bin/flock-lab up --nodes 2 --runtime=real
 	bin/flock-lab demo
 
 # Time from a NodeConfig pool change to the prefix in the router's kernel,

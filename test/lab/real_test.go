@@ -73,9 +73,13 @@ func TestRealSandboxLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := range n {
-		e.deleteAndWait("default", fmt.Sprintf("life-%d", i))
-	}
+	waitFor(t, 2*time.Minute, "every pod deleted", func() (bool, string) {
+		pods, err := e.cs.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(pods.Items) == 0, fmt.Sprintf("%d pods left", len(pods.Items))
+	})
 	// kubelet removes the stopped sandboxes of deleted pods in its
 	// container GC (once a minute).
 	waitFor(t, 3*time.Minute, "containerd removes every sandbox", func() (bool, string) {
