@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -102,8 +104,8 @@ func kubeletCmd() *cobra.Command {
 // apiproxyCmd is the daemon that makes the API server reachable inside the
 // node namespaces.
 func apiproxyCmd() *cobra.Command {
-	var target string
-	var namespaces []string
+	var target, egressSocket string
+	var namespaces, egressHosts []string
 	cmd := &cobra.Command{
 		Use:    "apiproxy --target HOST:PORT --netns NAME...",
 		Short:  "Forward " + apiproxy.Addr + " in each node namespace to the API server (started by flock-lab up)",
@@ -111,11 +113,29 @@ func apiproxyCmd() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			return apiproxy.Run(cmd.Context(), target, namespaces, log)
+			if egressSocket == "" {
+				return apiproxy.Run(cmd.Context(), target, namespaces, log)
+			}
+			hosts := map[string]string{}
+			for _, h := range egressHosts {
+				host, netns, ok := strings.Cut(h, "=")
+				if !ok || host == "" || netns == "" {
+					return fmt.Errorf("--egress-host %q: want HOST=NETNS", h)
+				}
+				hosts[host] = netns
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- apiproxy.Egress(cmd.Context(), egressSocket, hosts, log) }()
+			if err := apiproxy.Run(cmd.Context(), target, namespaces, log); err != nil {
+				return err
+			}
+			return <-errc
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "the API server's host:port")
 	cmd.Flags().StringArrayVar(&namespaces, "netns", nil, "node namespace to listen in (repeatable)")
+	cmd.Flags().StringVar(&egressSocket, "egress-socket", "", "also serve the API server's egress proxy (HTTP CONNECT) on this unix socket")
+	cmd.Flags().StringArrayVar(&egressHosts, "egress-host", nil, "HOST=NETNS: CONNECTs to HOST go into NETNS (repeatable)")
 	cmd.MarkFlagRequired("target")
 	return cmd
 }

@@ -40,6 +40,10 @@ func (o Options) checkRuntime() error {
 // RealPackages are the Debian packages the real node stack adds.
 var RealPackages = []string{"containerd", "runc", "busybox-static"}
 
+// egressSocket is where the API server's egress proxy listens (kubectl
+// exec, logs: the API server to the kubelets in the node namespaces).
+func (o Options) egressSocket() string { return filepath.Join(o.RunDir, "egress.sock") }
+
 func (o Options) imageDir() string { return filepath.Join(o.StateDir, "image") }
 
 // KubeBinaries are the built upstream components of a real-runtime lab.

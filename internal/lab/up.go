@@ -83,7 +83,12 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, err
 	}
 	l.logf("starting etcd and kube-apiserver")
+	var egress string
+	if opts.real() {
+		egress = apiproxy.EgressConfig(opts.egressSocket())
+	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{
+		EgressConfig: egress,
 		Dir:      opts.controlPlaneDir(),
 		CacheDir: opts.CacheDir,
 		Log:      opts.Log,
@@ -168,6 +173,14 @@ func (l *Lab) startAPIProxy(ctx context.Context) error {
 	args := []string{l.flockLab(), "apiproxy", "--target", target}
 	for _, n := range l.Nodes {
 		args = append(args, "--netns", n.Netns)
+	}
+	if l.real() {
+		args = append(args, "--egress-socket", l.egressSocket())
+		for _, n := range l.Nodes {
+			for _, host := range []string{n.Name, n.Addr6.Addr().String(), n.Addr4.Addr().String()} {
+				args = append(args, "--egress-host", host+"="+n.Netns)
+			}
+		}
 	}
 	if _, err := l.startDaemon(daemon{Name: "apiproxy", Args: args}); err != nil {
 		return err
