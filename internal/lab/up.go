@@ -89,11 +89,11 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		EgressConfig: egress,
-		Dir:      opts.controlPlaneDir(),
-		CacheDir: opts.CacheDir,
-		Log:      opts.Log,
-		Tokens:   []controlplane.Token{ids.agent, ids.kubelet},
-		Detach:   true,
+		Dir:          opts.controlPlaneDir(),
+		CacheDir:     opts.CacheDir,
+		Log:          opts.Log,
+		Tokens:       []controlplane.Token{ids.agent, ids.kubelet},
+		Detach:       true,
 	})
 	if err != nil {
 		return nil, err
