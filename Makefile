@@ -34,6 +34,12 @@ fuzz:
 bench: bench-cni
 	$(GO) test -run='^$$' -bench=. -benchmem ./pkg/...
 
+# 100 pods at once on one real-runtime node (kubelet, containerd): to all
+# Ready and to all gone, flock against ptp + host-local in the same run.
+.PHONY: bench-pods
+bench-pods:
+	$(GO) run ./hack/podbench
+
 # ADD/DEL latency of flock against ptp + host-local, measured in one run.
 bench-cni:
 	$(GO) run ./hack/cnibench
