@@ -155,6 +155,13 @@ func run(ctx context.Context, cs kubernetes.Interface, l *lab.Lab, name string) 
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.ready = time.Since(start)
+	// The plugin measured is the one containerd ran: flock's veths are
+	// flock<hex>, ptp's veth<hex>.
+	out, _ := exec.Command("ip", "-n", l.Nodes[0].Netns, "-o", "link", "show", "type", "veth").Output()
+	flockVeths := strings.Count(string(out), ": flock")
+	if want := map[bool]int{true: pods, false: 0}[name == "flock"]; flockVeths != want {
+		return r, fmt.Errorf("%s: %d flock veths with %d pods Ready, want %d", name, flockVeths, pods, want)
+	}
 	var each []time.Duration
 	for _, d := range readyAt {
 		each = append(each, d)
