@@ -135,6 +135,12 @@ func (n Node) containerd(l *Lab) realnode.Containerd {
 	}
 }
 
+// containerdDaemon runs the node's containerd in its namespace (and the
+// root mount namespace, where its pod namespaces must be seen by the agent).
+func (n Node) containerdDaemon(l *Lab) daemon {
+	return daemon{Name: n.Name + "-containerd", Netns: n.Netns, Args: []string{"containerd", "--config", n.containerd(l).ConfigFile()}}
+}
+
 func (n Node) kubelet(l *Lab) realnode.Kubelet {
 	return realnode.Kubelet{
 		Dir:        filepath.Join(n.Dir, "kubelet"),
@@ -179,7 +185,7 @@ func (l *Lab) startRealNode(ctx context.Context, n Node) error {
 	if err := os.WriteFile(ctd.ConfigFile(), []byte(ctd.Config()), 0o644); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	if _, err := l.startDaemon(daemon{Name: n.Name + "-containerd", Netns: n.Netns, Args: []string{"containerd", "--config", ctd.ConfigFile()}}); err != nil {
+	if _, err := l.startDaemon(n.containerdDaemon(l)); err != nil {
 		return err
 	}
 	if err := l.waitContainerd(ctx, n); err != nil {
@@ -361,8 +367,7 @@ func (l *Lab) RestartContainerd(ctx context.Context, node string) error {
 			return err
 		}
 	}
-	ctd := n.containerd(l)
-	if _, err := l.startDaemon(daemon{Name: name, Netns: n.Netns, Args: []string{"containerd", "--config", ctd.ConfigFile()}}); err != nil {
+	if _, err := l.startDaemon(n.containerdDaemon(l)); err != nil {
 		return err
 	}
 	return l.waitContainerd(ctx, n)
