@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 3s
 
-.PHONY: all lab build test unit vet fuzz bench bench-cni bench-bgp bench-anycast demo clean generate verify-generated
+.PHONY: all lab lab-real build test unit vet fuzz bench bench-cni bench-bgp bench-anycast demo clean generate verify-generated
 
 all: build
 
@@ -21,7 +21,7 @@ vet:
 # included), the kube-network-policies oracle (test/oracle), then every fuzz
 # target of both modules briefly.
 test: vet verify-generated
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 	cd test/oracle && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 
@@ -34,6 +34,12 @@ fuzz:
 bench: bench-cni
 	$(GO) test -run='^$$' -bench=. -benchmem ./pkg/...
 
+# 100 pods at once on one real-runtime node (kubelet, containerd): to all
+# Ready and to all gone, flock against ptp + host-local in the same run.
+.PHONY: bench-pods
+bench-pods:
+	$(GO) run ./hack/podbench
+
 # ADD/DEL latency of flock against ptp + host-local, measured in one run.
 bench-cni:
 	$(GO) run ./hack/cnibench
@@ -44,6 +50,13 @@ bench-cni:
 lab:
 	$(GO) build -o bin/ ./cmd/flock-lab ./cmd/flockctl
 	bin/flock-lab up --nodes 2
+	bin/flock-lab demo
+
+# The same lab on the real node stack: containerd, kubelet and kube-proxy
+# per node (see the README's "The real node stack").
+lab-real:
+	$(GO) build -o bin/ ./cmd/flock-lab ./cmd/flockctl
+	bin/flock-lab up --nodes 2 --runtime=real
 	bin/flock-lab demo
 
 # Time from a NodeConfig pool change to the prefix in the router's kernel,

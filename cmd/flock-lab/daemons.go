@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -11,6 +13,7 @@ import (
 	"github.com/fritzlab/flock/internal/lab/apiproxy"
 	"github.com/fritzlab/flock/internal/lab/kubelet"
 	"github.com/fritzlab/flock/internal/lab/proxy"
+	"github.com/fritzlab/flock/internal/lab/realnode"
 )
 
 // serveCmd is the server lab pods run: it answers with the pod's identity.
@@ -27,6 +30,39 @@ func serveCmd() *cobra.Command {
 	}
 	cmd.Flags().IntSliceVar(&tcp, "tcp", nil, "TCP port to answer on (repeatable)")
 	cmd.Flags().IntSliceVar(&udp, "udp", nil, "UDP port to answer on (repeatable)")
+	return cmd
+}
+
+// pauseCmd is the sandbox ("pause") container of --runtime=real: it holds
+// the pod's namespaces until containerd stops it.
+func pauseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "pause",
+		Short:  "Wait for SIGTERM (the pod sandbox process of the lab's images)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+}
+
+// kubeletExecCmd starts the real kubelet (--runtime=real) in a mount
+// namespace of its own where the machine-wide sysctls kubelet insists on
+// read as it wants them, so it neither rewrites them nor refuses to start.
+func kubeletExecCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "kubelet-exec --sysctl-dir DIR -- KUBELET ARGS...",
+		Short:  "Exec the real kubelet with its own view of the kernel tunables (started by flock-lab up --runtime=real)",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return realnode.ExecWithSysctls(dir, args)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "sysctl-dir", "", "where the files shown as /proc/sys/... are written")
+	cmd.MarkFlagRequired("sysctl-dir")
 	return cmd
 }
 
@@ -68,8 +104,8 @@ func kubeletCmd() *cobra.Command {
 // apiproxyCmd is the daemon that makes the API server reachable inside the
 // node namespaces.
 func apiproxyCmd() *cobra.Command {
-	var target string
-	var namespaces []string
+	var target, egressSocket string
+	var namespaces, egressHosts []string
 	cmd := &cobra.Command{
 		Use:    "apiproxy --target HOST:PORT --netns NAME...",
 		Short:  "Forward " + apiproxy.Addr + " in each node namespace to the API server (started by flock-lab up)",
@@ -77,11 +113,29 @@ func apiproxyCmd() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			return apiproxy.Run(cmd.Context(), target, namespaces, log)
+			if egressSocket == "" {
+				return apiproxy.Run(cmd.Context(), target, namespaces, log)
+			}
+			hosts := map[string]string{}
+			for _, h := range egressHosts {
+				host, netns, ok := strings.Cut(h, "=")
+				if !ok || host == "" || netns == "" {
+					return fmt.Errorf("--egress-host %q: want HOST=NETNS", h)
+				}
+				hosts[host] = netns
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- apiproxy.Egress(cmd.Context(), egressSocket, hosts, log) }()
+			if err := apiproxy.Run(cmd.Context(), target, namespaces, log); err != nil {
+				return err
+			}
+			return <-errc
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "the API server's host:port")
 	cmd.Flags().StringArrayVar(&namespaces, "netns", nil, "node namespace to listen in (repeatable)")
+	cmd.Flags().StringVar(&egressSocket, "egress-socket", "", "also serve the API server's egress proxy (HTTP CONNECT) on this unix socket")
+	cmd.Flags().StringArrayVar(&egressHosts, "egress-host", nil, "HOST=NETNS: CONNECTs to HOST go into NETNS (repeatable)")
 	cmd.MarkFlagRequired("target")
 	return cmd
 }

@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		upCmd(&opts), downCmd(&opts), statusCmd(&opts), kubectlCmd(&opts),
 		execCmd(&opts), nodeCmd(&opts), routerCmd(&opts),
-		demoCmd(&opts), buildCmd(), serveCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
+		demoCmd(&opts), buildCmd(), buildNodeCmd(), serveCmd(), pauseCmd(), kubeletExecCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
 	)
 	return root
 }
@@ -87,6 +87,7 @@ flock-lab is up: %d nodes, API server %s
 	cmd.Flags().BoolVar(&opts.SkipPackages, "skip-packages", false, "do not apt-get install missing Debian packages")
 	cmd.Flags().BoolVar(&opts.ExplicitNodeConfigs, "explicit-nodeconfigs", false,
 		"write each node's NodeConfig by hand (pools 2001:db8:42:<i>::/64 and 198.18.<i>.0/24, AS 65100+i) instead of a NodePool and flock-controller")
+	cmd.Flags().StringVar(&opts.Runtime, "runtime", lab.RuntimeLite, "what runs the pods: lite (kubelet-lite) or real (containerd, kubelet, kube-proxy)")
 	return cmd
 }
 
@@ -116,6 +117,24 @@ func buildCmd() *cobra.Command {
 				fmt.Println(bin)
 			}
 			return err
+		},
+	}
+}
+
+func buildNodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "build-node",
+		Short: "Build and cache kubelet, kube-proxy, kube-controller-manager and kube-scheduler now (for --runtime=real)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, c := range controlplane.NodeComponents {
+				bin, err := controlplane.BuildComponent(cmd.Context(), "", c, os.Stderr)
+				if err != nil {
+					return err
+				}
+				fmt.Println(bin)
+			}
+			return nil
 		},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,6 +37,9 @@ func inNetnsCmd(use, short string, target bool, resolve func(cmd *cobra.Command,
 			if err != nil {
 				return err
 			}
+			if use == execUse && l.Real() {
+				return criExec(cmd, l, name, args)
+			}
 			netns, err := resolve(cmd, l, name)
 			if err != nil {
 				return err
@@ -47,15 +51,38 @@ func inNetnsCmd(use, short string, target bool, resolve func(cmd *cobra.Command,
 	return cmd
 }
 
+const execUse = "exec NAMESPACE/POD -- CMD..."
+
 func execCmd(opts *lab.Options) *cobra.Command {
-	return inNetnsCmd("exec NAMESPACE/POD -- CMD...", "Run CMD in a pod's network namespace", true,
+	return inNetnsCmd(execUse, "Run CMD in a pod (its container through the CRI with --runtime=real, else its network namespace)", true,
 		func(cmd *cobra.Command, l *lab.Lab, target string) (string, error) {
-			ns, pod, ok := strings.Cut(target, "/")
-			if !ok {
-				ns, pod = "default", target
-			}
+			ns, pod := podTarget(target)
 			return l.PodNetns(cmd.Context(), ns, pod)
 		}, opts)
+}
+
+func podTarget(target string) (namespace, pod string) {
+	ns, pod, ok := strings.Cut(target, "/")
+	if !ok {
+		return "default", target
+	}
+	return ns, pod
+}
+
+// criExec runs CMD in the pod's first container through its node's CRI and
+// exits with CMD's status.
+func criExec(cmd *cobra.Command, l *lab.Lab, target string, args []string) error {
+	ns, pod := podTarget(target)
+	stdout, stderr, code, err := l.Exec(cmd.Context(), ns, pod, "", args)
+	if err != nil {
+		return err
+	}
+	os.Stdout.Write(stdout)
+	os.Stderr.Write(stderr)
+	if code != 0 {
+		os.Exit(code)
+	}
+	return nil
 }
 
 func nodeCmd(opts *lab.Options) *cobra.Command {

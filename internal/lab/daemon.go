@@ -24,6 +24,7 @@ type daemon struct {
 	Args  []string
 	// Caps, when set, are the only capabilities it runs with (withCaps).
 	Caps []string
+	Exe  string // what /proc/PID/exe shows when Args[0] execs another binary; "" = Args[0]
 }
 
 func (l *Lab) startDaemon(d daemon) (int, error) {
@@ -62,7 +63,22 @@ func (l *Lab) startDaemon(d daemon) (int, error) {
 	pid := cmd.Process.Pid
 	// Reap it if it dies while we still run; afterwards init does.
 	go cmd.Wait()
-	record := fmt.Sprintf("%d %s\n", pid, d.Args[0])
+	exe := d.Args[0]
+	if d.Exe != "" {
+		exe = d.Exe
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+	}
+	if d.Exe != "" {
+		// Until Args[0] has exec'ed the binary it starts, the pid is not
+		// recognised as the daemon's.
+		deadline := time.Now().Add(10 * time.Second)
+		for !controlplane.PidAlive(pid, exe) && controlplane.PidAlive(pid, "") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	record := fmt.Sprintf("%d %s\n", pid, exe)
 	if err := os.WriteFile(filepath.Join(l.pidDir(), d.Name+".pid"), []byte(record), 0o644); err != nil {
 		return pid, fmt.Errorf("record %s: %w", d.Name, err)
 	}

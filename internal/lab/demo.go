@@ -68,7 +68,7 @@ func (l *Lab) Demo(ctx context.Context, w io.Writer) error {
 	fmt.Fprintln(w, "\nCross-node reachability (TCP 8080 to flock-lab serve, through the router):")
 	failed := 0
 	for _, src := range pods {
-		netns, err := podNetns(&src)
+		netns, err := l.netnsOf(ctx, &src)
 		if err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (l *Lab) Demo(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintln(w, "\nService default/web (TCP 80 on its ClusterIPs, DNATed to a web pod's 8080):")
 	for _, src := range pods {
-		netns, err := podNetns(&src)
+		netns, err := l.netnsOf(ctx, &src)
 		if err != nil {
 			return err
 		}

@@ -22,8 +22,11 @@ func Down(ctx context.Context, opts Options) error {
 	opts = opts.withDefaults()
 	var errs []error
 	// kubelet-lite first: it stops its pods' processes as it exits, and
-	// still has the API server and agents to talk to.
+	// still has the API server and agents to talk to. A real kubelet leaves
+	// its pods to containerd: they are removed through the CRI next, while
+	// the agents still answer CNI DEL.
 	errs = append(errs, opts.stopDaemonsMatching(func(name string) bool { return strings.HasSuffix(name, "-kubelet") }, 15*time.Second))
+	errs = append(errs, opts.downReal(ctx))
 	errs = append(errs, opts.stopDaemonsMatching(func(string) bool { return true }, 10*time.Second))
 
 	// Whatever still runs in the lab's namespaces (pod processes of a
@@ -38,6 +41,7 @@ func Down(ctx context.Context, opts Options) error {
 		}
 	}
 	errs = append(errs, topology.Remove(opts.Prefix))
+	errs = append(errs, opts.removeCgroups())
 	for _, dir := range []string{opts.RunDir, opts.StateDir} {
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))

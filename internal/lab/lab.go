@@ -36,6 +36,11 @@ type Options struct {
 	// topology's pools, AS 65100+i) instead of the default: a NodePool and
 	// flock-controller making them.
 	ExplicitNodeConfigs bool
+
+	// Runtime is what runs the nodes' pods: RuntimeLite (default:
+	// kubelet-lite and the lab's Service proxy) or RuntimeReal (containerd,
+	// kubelet, kube-proxy).
+	Runtime string
 }
 
 // Packages are the Debian packages the lab uses: etcd for the control plane,
@@ -61,6 +66,9 @@ func (o Options) withDefaults() Options {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
+	if o.Runtime == "" {
+		o.Runtime = RuntimeLite
+	}
 	return o
 }
 
@@ -72,6 +80,8 @@ type Lab struct {
 	BinDir     string `json:"binDir"`     // flock, flock-agent, flockctl, flock-lab, portmap
 	Router     string `json:"router"`     // router namespace
 	Nodes      []Node `json:"nodes"`
+	// Kube are the upstream node components (RuntimeReal only).
+	Kube KubeBinaries `json:"kube,omitzero"`
 
 	cp *controlplane.ControlPlane
 }

@@ -34,7 +34,7 @@ func TestNodeFiles(t *testing.T) {
 
 func TestConfList(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "10-flock.conflist")
-	if err := writeConfList(path, "/run/flock-lab/nodes/node-1/agent.sock"); err != nil {
+	if err := writeConfList(path, "/run/flock-lab/nodes/node-1/agent.sock", "1.1.0"); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)

@@ -47,6 +47,8 @@ var binaries = []string{
 	"./cmd/flock-controller",
 	"./cmd/flock-lab",
 	"github.com/containernetworking/plugins/plugins/meta/portmap",
+	// containerd's CRI sets up each pod's lo with it (--runtime=real).
+	"github.com/containernetworking/plugins/plugins/main/loopback",
 }
 
 // buildBinaries builds them from the source tree into dir. Not -trimpath:

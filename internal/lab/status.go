@@ -21,12 +21,17 @@ import (
 
 // NodeStatus is what Status finds about one node.
 type NodeStatus struct {
-	Name        string
-	Ready       bool   // the Node's Ready condition
-	Agent       string // "ok", or why the agent's STATUS failed
-	AgentPid    int    // 0 when not running
-	KubeletPid  int
-	APIProxyErr error // reaching the API server from the node
+	Name       string
+	Ready      bool   // the Node's Ready condition
+	Agent      string // "ok", or why the agent's STATUS failed
+	AgentPid   int    // 0 when not running
+	KubeletPid int    // kubelet-lite's, or the real kubelet's
+	// RuntimeReal only: the node's containerd and kube-proxy (0 when not
+	// running) and containerd's CRI answer ("ok", or why not).
+	ContainerdPid int
+	KubeProxyPid  int
+	CRI           string
+	APIProxyErr   error // reaching the API server from the node
 }
 
 // Status reports every node; it needs the control plane for the Ready
@@ -44,6 +49,11 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 		s := NodeStatus{Name: n.Name, Ready: ready[n.Name], Agent: agentStatus(ctx, n.AgentSocket)}
 		s.AgentPid, _ = l.daemonPid(n.Name + "-agent")
 		s.KubeletPid, _ = l.daemonPid(n.Name + "-kubelet")
+		if l.real() {
+			s.ContainerdPid, _ = l.daemonPid(n.Name + "-containerd")
+			s.KubeProxyPid, _ = l.daemonPid(n.Name + "-kube-proxy")
+			s.CRI = l.criStatus(ctx, n.Name)
+		}
 		s.APIProxyErr = dialAPI(ctx, n.Netns)
 		out = append(out, s)
 	}
@@ -62,17 +72,35 @@ func (l *Lab) PrintStatus(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "API server: %v\n", err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNETNS\tREADY\tAGENT\tAGENT PID\tKUBELET PID\tAPI FROM NODE\tPOOLS")
+	if l.real() {
+		fmt.Fprintln(tw, "NODE\tNETNS\tREADY\tAGENT\tAGENT PID\tCONTAINERD PID\tCRI\tKUBELET PID\tKUBE-PROXY PID\tAPI FROM NODE\tPOOLS")
+	} else {
+		fmt.Fprintln(tw, "NODE\tNETNS\tREADY\tAGENT\tAGENT PID\tKUBELET PID\tAPI FROM NODE\tPOOLS")
+	}
 	for i, s := range nodes {
 		n := l.Nodes[i]
 		api := "ok"
 		if s.APIProxyErr != nil {
 			api = s.APIProxyErr.Error()
 		}
+		if l.real() {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %s\n", s.Name, n.Netns, s.Ready, s.Agent,
+				pidText(s.AgentPid), pidText(s.ContainerdPid), s.CRI, pidText(s.KubeletPid), pidText(s.KubeProxyPid), api, n.Pool6, n.Pool4)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s %s\n", s.Name, n.Netns, s.Ready, s.Agent,
 			pidText(s.AgentPid), pidText(s.KubeletPid), api, n.Pool6, n.Pool4)
 	}
 	tw.Flush()
+	if l.real() {
+		for _, d := range []string{"kube-controller-manager", "kube-scheduler"} {
+			if pid, ok := l.daemonPid(d); ok {
+				fmt.Fprintf(w, "%s: pid %d\n", d, pid)
+			} else {
+				fmt.Fprintf(w, "%s: NOT RUNNING\n", d)
+			}
+		}
+	}
 	if pid, ok := l.daemonPid("apiproxy"); ok {
 		fmt.Fprintf(w, "apiproxy: pid %d\n", pid)
 	} else {
@@ -163,7 +191,7 @@ func (l *Lab) waitReady(ctx context.Context, cs kubernetes.Interface, timeout ti
 			return err
 		}
 		for _, n := range l.Nodes {
-			for _, d := range []string{n.Name + "-agent", n.Name + "-kubelet", n.Name + "-proxy"} {
+			for _, d := range l.nodeDaemons(n.Name) {
 				if _, ok := l.daemonPid(d); !ok {
 					return l.exited(d)
 				}
@@ -180,6 +208,14 @@ func (l *Lab) waitReady(ctx context.Context, cs kubernetes.Interface, timeout ti
 		}
 		return nil
 	}, "the nodes")
+}
+
+// nodeDaemons are the daemons a node of this lab runs.
+func (l *Lab) nodeDaemons(name string) []string {
+	if l.real() {
+		return append([]string{name + "-agent"}, realDaemons(name)...)
+	}
+	return []string{name + "-agent", name + "-kubelet", name + "-proxy"}
 }
 
 // exitedError says a daemon is gone: waiting longer cannot help.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 // everything again.
 func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	opts = opts.withDefaults()
+	if err := opts.checkRuntime(); err != nil {
+		return nil, err
+	}
 	if opts.Nodes < 1 || opts.Nodes > topology.MaxNodes {
 		return nil, fmt.Errorf("lab: %d nodes, want 1..%d", opts.Nodes, topology.MaxNodes)
 	}
@@ -39,14 +43,19 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := Down(ctx, opts); err != nil {
 		return nil, fmt.Errorf("clean up an earlier lab: %w", err)
 	}
+	log := l.Log
 	defer func() {
 		if err != nil {
-			l.logf("lab failed, removing it: %v", err)
+			fmt.Fprintf(log, "lab failed, removing it: %v\n", err)
 			Down(context.WithoutCancel(ctx), opts)
 		}
 	}()
 	if !opts.SkipPackages {
-		if err := ensurePackages(ctx, opts.Log, Packages); err != nil {
+		pkgs := Packages
+		if opts.real() {
+			pkgs = append(slices.Clone(pkgs), RealPackages...)
+		}
+		if err := ensurePackages(ctx, opts.Log, pkgs); err != nil {
 			return nil, err
 		}
 	}
@@ -63,18 +72,28 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := buildBinaries(ctx, source, l.BinDir); err != nil {
 		return nil, err
 	}
+	if opts.real() {
+		if err := l.buildReal(ctx, source); err != nil {
+			return nil, err
+		}
+	}
 
 	ids, err := newIdentities(source)
 	if err != nil {
 		return nil, err
 	}
 	l.logf("starting etcd and kube-apiserver")
+	var egress string
+	if opts.real() {
+		egress = apiproxy.EgressConfig(opts.egressSocket())
+	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{
-		Dir:      opts.controlPlaneDir(),
-		CacheDir: opts.CacheDir,
-		Log:      opts.Log,
-		Tokens:   []controlplane.Token{ids.agent, ids.kubelet, ids.controller},
-		Detach:   true,
+		EgressConfig: egress,
+		Dir:          opts.controlPlaneDir(),
+		CacheDir:     opts.CacheDir,
+		Log:          opts.Log,
+		Tokens:       []controlplane.Token{ids.agent, ids.kubelet, ids.controller},
+		Detach:       true,
 	})
 	if err != nil {
 		return nil, err
@@ -89,6 +108,12 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := controlplane.ApplyFiles(ctx, cp.RESTConfig(), filepath.Join(source, "deploy", "rbac.yaml"),
 		filepath.Join(source, "deploy", "controller-rbac.yaml")); err != nil {
 		return nil, err
+	}
+	if opts.real() {
+		l.logf("starting kube-controller-manager and kube-scheduler")
+		if err := l.startKubeControllers(ctx); err != nil {
+			return nil, err
+		}
 	}
 	cs, err := kubernetes.NewForConfig(cp.RESTConfig())
 	if err != nil {
@@ -149,7 +174,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, err
 	}
 	for _, n := range nodes {
-		if err := l.startNode(cp, ids, n); err != nil {
+		if err := l.startNode(ctx, cp, ids, n); err != nil {
 			return nil, err
 		}
 	}
@@ -171,6 +196,14 @@ func (l *Lab) startAPIProxy(ctx context.Context) error {
 	for _, n := range l.Nodes {
 		args = append(args, "--netns", n.Netns)
 	}
+	if l.real() {
+		args = append(args, "--egress-socket", l.egressSocket())
+		for _, n := range l.Nodes {
+			for _, host := range []string{n.Name, n.Addr6.Addr().String(), n.Addr4.Addr().String()} {
+				args = append(args, "--egress-host", host+"="+n.Netns)
+			}
+		}
+	}
 	if _, err := l.startDaemon(daemon{Name: "apiproxy", Args: args}); err != nil {
 		return err
 	}
@@ -179,7 +212,7 @@ func (l *Lab) startAPIProxy(ctx context.Context) error {
 
 // startNode writes a node's kubeconfigs and CNI config and starts its agent
 // and kubelet-lite inside its namespace.
-func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) error {
+func (l *Lab) startNode(ctx context.Context, cp *controlplane.ControlPlane, ids identities, n Node) error {
 	for _, dir := range []string{n.Dir, filepath.Dir(n.CNIConfList)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
@@ -192,13 +225,21 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 	if err := controlplane.WriteKubeconfig(n.KubeletKubeconfig, server, cp.CAFile, ids.kubelet.Token); err != nil {
 		return err
 	}
-	if err := writeConfList(n.CNIConfList, n.AgentSocket); err != nil {
+	if err := writeConfList(n.CNIConfList, n.AgentSocket, l.confListVersion()); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	agent := l.agentDaemon(n)
 	bird, err := nodeBIRD(n)
 	if err != nil {
 		return err
+	}
+	if l.real() {
+		for _, d := range []daemon{bird, agent} {
+			if _, err := l.startDaemon(d); err != nil {
+				return err
+			}
+		}
+		return l.startRealNode(ctx, n)
 	}
 	kubelet := daemon{Name: n.Name + "-kubelet", Netns: n.Netns, Args: []string{
 		l.flockLab(), "kubelet",
@@ -241,9 +282,9 @@ func (l *Lab) agentDaemon(n Node) daemon {
 
 // writeConfList writes the node's CNI network config: flock, then portmap
 // (nftables) for hostPort.
-func writeConfList(path, socket string) error {
+func writeConfList(path, socket, version string) error {
 	conf := map[string]any{
-		"cniVersion": "1.1.0",
+		"cniVersion": version,
 		"name":       "flock",
 		"plugins": []any{
 			map[string]any{"type": "flock", "socket": socket},
@@ -255,6 +296,15 @@ func writeConfList(path, socket string) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// confListVersion is the CNI version of the node's conflist: containerd
+// 1.6's libcni knows results up to 1.0.0, kubelet-lite's (the project's) 1.1.0.
+func (l *Lab) confListVersion() string {
+	if l.real() {
+		return "1.0.0"
+	}
+	return "1.1.0"
 }
 
 func (l *Lab) flockLab() string { return filepath.Join(l.BinDir, "flock-lab") }

@@ -3,7 +3,6 @@ package lab
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/fritzlab/flock/internal/lab"
 )
 
 // anycastPod serves TCP on port and is Ready while the file down does not
@@ -52,15 +53,22 @@ func route(netns string, addr netip.Addr, extra ...string) string {
 // from both nodes, node-1 one route with two next hops; a client on node-3
 // reaches all three over many flows. Failing probes and deleting pods take
 // exactly the right next hops and announcements away.
-func TestAnycast(t *testing.T) {
-	e := up(t, 3)
+func TestAnycast(t *testing.T) { testAnycast(t, up(t, 3)) }
+
+// TestRealAnycast is TestAnycast on the real node stack: kubelet's own exec
+// readiness probes drive the announcements.
+func TestRealAnycast(t *testing.T) { testAnycast(t, upWith(t, 3, lab.RuntimeReal)) }
+
+func testAnycast(t *testing.T, e *env) {
 	const port = 8080
 	any6, any4 := netip.MustParseAddr("2001:db8:ffff::53"), netip.MustParseAddr("192.0.2.53")
 	addrs := any6.String() + "," + any4.String()
 	dir := t.TempDir()
 	down := func(pod string) string { return filepath.Join(dir, pod+".down") }
+	servers := map[string]*corev1.Pod{}
 	for _, p := range []struct{ name, node string }{{"s1", "node-1"}, {"s2", "node-1"}, {"s3", "node-2"}} {
-		e.create(anycastPod(p.name, p.node, addrs, down(p.name), port))
+		servers[p.name] = anycastPod(p.name, p.node, addrs, down(p.name), port)
+		e.create(servers[p.name])
 	}
 	client := servePod("default", "client", nil, port)
 	client.Spec.NodeName = "node-3"
@@ -109,7 +117,7 @@ func TestAnycast(t *testing.T) {
 	}
 
 	// s1's probe fails: node-1 keeps one next hop, the router both nodes.
-	os.WriteFile(down("s1"), nil, 0o644)
+	e.setFile(servers["s1"], down("s1"), true)
 	for _, a := range []netip.Addr{any6, any4} {
 		waitFor(t, 15*time.Second, "node-1 drops s1's next hop for "+a.String(), func() (bool, string) {
 			out := route(n1, a, "proto", "84")
@@ -120,7 +128,7 @@ func TestAnycast(t *testing.T) {
 		}
 	}
 	// s2's too: node-1 withdraws, node-2 keeps serving.
-	os.WriteFile(down("s2"), nil, 0o644)
+	e.setFile(servers["s2"], down("s2"), true)
 	for _, a := range []netip.Addr{any6, any4} {
 		waitFor(t, 15*time.Second, "router withdraws node-1's "+a.String(), func() (bool, string) {
 			out := route(router, a)
@@ -131,7 +139,7 @@ func TestAnycast(t *testing.T) {
 		}
 	}
 	// s1 comes back; then deleting it withdraws node-1 again.
-	os.Remove(down("s1"))
+	e.setFile(servers["s1"], down("s1"), false)
 	for _, a := range []netip.Addr{any6, any4} {
 		waitFor(t, 15*time.Second, "router relearns node-1's "+a.String(), func() (bool, string) {
 			out := route(router, a)

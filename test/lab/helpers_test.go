@@ -34,8 +34,15 @@ type env struct {
 
 // up starts a lab of its own (namespaces and directories named after this
 // process, so a real lab or a parallel run is never touched) and tears it
-// down when the test ends.
+// down when the test ends. $FLOCK_LAB_RUNTIME=real runs every test that
+// uses it on the real node stack.
 func up(t *testing.T, nodes int) *env {
+	t.Helper()
+	return upWith(t, nodes, os.Getenv("FLOCK_LAB_RUNTIME"))
+}
+
+// upWith is up on the given runtime (lab.RuntimeLite or lab.RuntimeReal).
+func upWith(t *testing.T, nodes int, runtime string) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the lab creates network namespaces")
@@ -47,6 +54,7 @@ func up(t *testing.T, nodes int) *env {
 		RunDir:   filepath.Join(dir, "run"),
 		StateDir: filepath.Join(dir, "state"),
 		Log:      testWriter{t},
+		Runtime:  runtime,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -161,6 +169,31 @@ func podAddrs(p *corev1.Pod) (v6, v4 netip.Addr) {
 		}
 	}
 	return v6, v4
+}
+
+// setFile creates (or removes) a file as the pod's containers see it: on
+// the host for kubelet-lite, whose containers are host processes; inside
+// the pod's container through the CRI on the real runtime.
+func (e *env) setFile(pod *corev1.Pod, path string, present bool) {
+	e.t.Helper()
+	if !e.lab.Real() {
+		if present {
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				e.t.Fatal(err)
+			}
+		} else if err := os.Remove(path); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	script := "mkdir -p " + filepath.Dir(path) + " && touch " + path
+	if !present {
+		script = "rm " + path
+	}
+	_, stderr, code, err := e.lab.Exec(context.Background(), pod.Namespace, pod.Name, "", []string{"sh", "-c", script})
+	if err != nil || code != 0 {
+		e.t.Fatalf("in %s/%s: %s: exit %d %v %s", pod.Namespace, pod.Name, script, code, err, stderr)
+	}
 }
 
 // inNetns runs a command in a named network namespace.

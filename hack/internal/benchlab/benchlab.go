@@ -19,22 +19,29 @@ import (
 // folders under a temporary one), runs measure on it and takes the lab
 // down again. On an error it prints "NAME: error" and exits 1.
 func Main(name, prefix string, measure func(ctx context.Context, l *lab.Lab, dir string) error) {
-	if err := run(name, prefix, measure); err != nil {
+	MainWith(name, prefix, lab.Options{Nodes: 2}, measure)
+}
+
+// MainWith is Main on a lab of the given shape (nodes, runtime); prefix,
+// folders and log are set here.
+func MainWith(name, prefix string, opts lab.Options, measure func(ctx context.Context, l *lab.Lab, dir string) error) {
+	if err := run(name, prefix, opts, measure); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
 }
 
-func run(name, prefix string, measure func(ctx context.Context, l *lab.Lab, dir string) error) error {
+func run(name, prefix string, opts lab.Options, measure func(ctx context.Context, l *lab.Lab, dir string) error) error {
 	dir, err := os.MkdirTemp("", "flock-"+name+"-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	opts.Prefix = fmt.Sprintf("flk-%s%d", prefix, os.Getpid())
+	opts.RunDir, opts.StateDir, opts.Log = filepath.Join(dir, "run"), filepath.Join(dir, "state"), os.Stderr
 	// Explicit NodeConfigs: the benchmarks patch them, which flock-controller
 	// would undo.
-	opts := lab.Options{Nodes: 2, Prefix: fmt.Sprintf("flk-%s%d", prefix, os.Getpid()), ExplicitNodeConfigs: true,
-		RunDir: filepath.Join(dir, "run"), StateDir: filepath.Join(dir, "state"), Log: os.Stderr}
+	opts.ExplicitNodeConfigs = true
 	ctx := context.Background()
 	l, err := lab.Up(ctx, opts)
 	defer lab.Down(context.Background(), opts)

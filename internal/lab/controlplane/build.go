@@ -22,9 +22,32 @@ import (
 // it matches the project's client-go (v0.37.2).
 const KubeVersion = "v1.37.2"
 
-// moduleFiles are the inputs of the kube-apiserver build: a change to any of
-// them gives a new cache key, so a bumped version is rebuilt.
-var moduleFiles = []string{"go.mod", "go.sum", "main.go"}
+// A Component is an upstream Kubernetes binary built from a small module of
+// flock's under hack/, cached in the build cache under a key of its inputs.
+type Component struct {
+	Name    string // the binary: kube-apiserver, kubelet, ...
+	Module  string // the module's directory under hack/
+	Package string // the main package inside the module
+}
+
+// The components the lab builds: the API server, and for --runtime=real the
+// node stack and the two controllers it relies on.
+var (
+	APIServer         = Component{Name: "kube-apiserver", Module: "kube-apiserver", Package: "."}
+	Kubelet           = Component{Name: "kubelet", Module: "kube-node", Package: "./kubelet"}
+	KubeProxy         = Component{Name: "kube-proxy", Module: "kube-node", Package: "./kube-proxy"}
+	ControllerManager = Component{Name: "kube-controller-manager", Module: "kube-node", Package: "./kube-controller-manager"}
+	Scheduler         = Component{Name: "kube-scheduler", Module: "kube-node", Package: "./kube-scheduler"}
+)
+
+// NodeComponents are what `flock-lab build-node` builds.
+var NodeComponents = []Component{Kubelet, KubeProxy, ControllerManager, Scheduler}
+
+// inputs are the files of a component's build: a change to any of them gives
+// a new cache key, so a bumped version is rebuilt.
+func (c Component) inputs() []string {
+	return []string{"go.mod", "go.sum", filepath.Join(c.Package, "main.go")}
+}
 
 // SourceRoot finds flock's module root: walking up from the working
 // directory, then from where this file was compiled (binaries built without
@@ -60,30 +83,40 @@ func SourceRoot() (string, error) {
 // it is there already, and returns its path. Start does this itself; CI and
 // setup scripts call it first so that no test waits minutes for it.
 func Build(ctx context.Context, cacheDir string, log io.Writer) (string, error) {
+	return BuildComponent(ctx, cacheDir, APIServer, log)
+}
+
+// BuildComponent builds c into cacheDir ("" = DefaultCacheDir) unless it is
+// there already, and returns its path.
+func BuildComponent(ctx context.Context, cacheDir string, c Component, log io.Writer) (string, error) {
 	if cacheDir == "" {
 		cacheDir = DefaultCacheDir()
 	}
 	if log == nil {
 		log = os.Stderr
 	}
-	return buildAPIServer(ctx, cacheDir, log)
+	return buildComponent(ctx, cacheDir, c, log)
 }
 
-// buildAPIServer returns the path of the cached kube-apiserver binary for the
-// current hack/kube-apiserver module, building it first if needed. A file
-// lock serialises builds across processes: a cold build takes minutes and two
-// at once on a small machine take twice as long.
 func buildAPIServer(ctx context.Context, cacheDir string, log io.Writer) (string, error) {
+	return buildComponent(ctx, cacheDir, APIServer, log)
+}
+
+// buildComponent returns the path of the cached binary of c for the current
+// module under hack/, building it first if needed. A file lock serialises
+// builds across processes: a cold build takes minutes and two at once on a
+// small machine take twice as long.
+func buildComponent(ctx context.Context, cacheDir string, c Component, log io.Writer) (string, error) {
 	root, err := SourceRoot()
 	if err != nil {
 		return "", err
 	}
-	modDir := filepath.Join(root, "hack", "kube-apiserver")
-	key, err := hashFiles(modDir, moduleFiles)
+	modDir := filepath.Join(root, "hack", c.Module)
+	key, err := hashFiles(modDir, c.inputs())
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(cacheDir, "kube-apiserver-"+KubeVersion+"-"+key[:12])
+	bin := filepath.Join(cacheDir, c.Name+"-"+KubeVersion+"-"+key[:12])
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
@@ -99,7 +132,7 @@ func buildAPIServer(ctx context.Context, cacheDir string, log io.Writer) (string
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
-	if err := goBuild(ctx, modDir, bin, log); err != nil {
+	if err := goBuild(ctx, c, modDir, bin, log); err != nil {
 		return "", err
 	}
 	return bin, nil
@@ -110,7 +143,7 @@ func hashFiles(dir string, names []string) (string, error) {
 	for _, name := range names {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			return "", fmt.Errorf("read kube-apiserver module: %w", err)
+			return "", fmt.Errorf("read build input: %w", err)
 		}
 		fmt.Fprintf(h, "%s %d\n", name, len(data))
 		h.Write(data)
@@ -136,7 +169,7 @@ func lockFile(ctx context.Context, path string, log io.Writer) (func(), error) {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		if !told {
-			fmt.Fprintf(log, "waiting for another kube-apiserver build (%s)\n", path)
+			fmt.Fprintf(log, "waiting for another Kubernetes build (%s)\n", path)
 			told = true
 		}
 		select {
@@ -150,7 +183,7 @@ func lockFile(ctx context.Context, path string, log io.Writer) (func(), error) {
 
 // goBuild builds the module in modDir into bin, printing a progress line
 // every few seconds: `go build -v` names each package as it is compiled.
-func goBuild(ctx context.Context, modDir, bin string, log io.Writer) error {
+func goBuild(ctx context.Context, c Component, modDir, bin string, log io.Writer) error {
 	goBin, err := GoTool()
 	if err != nil {
 		return err
@@ -161,17 +194,17 @@ func goBuild(ctx context.Context, modDir, bin string, log io.Writer) error {
 	ldflags := fmt.Sprintf("-s -w -X %[1]s.gitVersion=%[2]s -X %[1]s.gitMajor=%[3]s -X %[1]s.gitMinor=%[4]s -X %[1]s.gitTreeState=clean -X %[1]s.buildDate=%[5]s",
 		pkg, KubeVersion, major, minor, time.Now().UTC().Format(time.RFC3339))
 	tmp := bin + ".tmp"
-	cmd := exec.CommandContext(ctx, goBin, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", tmp, ".")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", tmp, c.Package)
 	cmd.Dir = modDir
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false", "CGO_ENABLED=0")
 	out, err := cmd.StderrPipe()
 	if err != nil {
-		return fmt.Errorf("build kube-apiserver: %w", err)
+		return fmt.Errorf("build %s: %w", c.Name, err)
 	}
-	fmt.Fprintf(log, "building kube-apiserver %s into %s (first time only; takes a few minutes)\n", KubeVersion, filepath.Dir(bin))
+	fmt.Fprintf(log, "building %s %s into %s (first time only; takes a few minutes)\n", c.Name, KubeVersion, filepath.Dir(bin))
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("build kube-apiserver: %w", err)
+		return fmt.Errorf("build %s: %w", c.Name, err)
 	}
 	var packages atomic.Int64
 	var tail []string // the last lines, for the error message
@@ -194,17 +227,17 @@ func goBuild(ctx context.Context, modDir, bin string, log io.Writer) error {
 		case <-done:
 			waiting = false
 		case <-tick.C:
-			fmt.Fprintf(log, "building kube-apiserver: %d packages, %s\n", packages.Load(), time.Since(start).Round(time.Second))
+			fmt.Fprintf(log, "building %s: %d packages, %s\n", c.Name, packages.Load(), time.Since(start).Round(time.Second))
 		}
 	}
 	if err := cmd.Wait(); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("build kube-apiserver in %s: %w\n%s", modDir, err, strings.Join(tail, "\n"))
+		return fmt.Errorf("build %s in %s: %w\n%s", c.Name, modDir, err, strings.Join(tail, "\n"))
 	}
 	if err := os.Rename(tmp, bin); err != nil {
-		return fmt.Errorf("install kube-apiserver: %w", err)
+		return fmt.Errorf("install %s: %w", c.Name, err)
 	}
-	fmt.Fprintf(log, "built kube-apiserver in %s\n", time.Since(start).Round(time.Second))
+	fmt.Fprintf(log, "built %s in %s\n", c.Name, time.Since(start).Round(time.Second))
 	return nil
 }
 
@@ -216,5 +249,5 @@ func GoTool() (string, error) {
 	if _, err := os.Stat("/usr/local/go/bin/go"); err == nil {
 		return "/usr/local/go/bin/go", nil
 	}
-	return "", errors.New("go command not found (needed to build kube-apiserver)")
+	return "", errors.New("go command not found (needed to build the Kubernetes components)")
 }

@@ -40,6 +40,9 @@ type Options struct {
 	// Tokens are further static bearer tokens the API server accepts, e.g.
 	// one per ServiceAccount identity the lab's agents use.
 	Tokens []Token
+	// EgressConfig, when set, is the API server's egress selector
+	// configuration (the real-runtime lab reaches kubelets through it).
+	EgressConfig string
 	// Detach starts the daemons in their own sessions so they outlive the
 	// caller; Stop (or Load(dir).Stop()) ends them. Otherwise they are killed
 	// when the caller exits.
@@ -116,7 +119,15 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cp.startAPIServer(ctx, apiserver, etcdURL, pki, opts.Detach); err != nil {
+	var extra []string
+	if opts.EgressConfig != "" {
+		file := filepath.Join(dir, "egress-selector.yaml")
+		if err := os.WriteFile(file, []byte(opts.EgressConfig), 0o644); err != nil {
+			return nil, fmt.Errorf("start control plane: %w", err)
+		}
+		extra = append(extra, "--egress-selector-config-file="+file)
+	}
+	if err := cp.startAPIServer(ctx, apiserver, etcdURL, pki, opts.Detach, extra...); err != nil {
 		return nil, err
 	}
 	if err := WriteKubeconfig(cp.Kubeconfig, cp.Server, cp.CAFile, cp.Token); err != nil {
@@ -164,13 +175,13 @@ func (c *ControlPlane) startEtcd(ctx context.Context, bin string, detach bool) (
 	return clientURL, nil
 }
 
-func (c *ControlPlane) startAPIServer(ctx context.Context, bin, etcdURL string, pki pki, detach bool) error {
+func (c *ControlPlane) startAPIServer(ctx context.Context, bin, etcdURL string, pki pki, detach bool, extra ...string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(port)
-	p, err := startProcess("kube-apiserver", bin, []string{
+	p, err := startProcess("kube-apiserver", bin, append([]string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -198,7 +209,7 @@ func (c *ControlPlane) startAPIServer(ctx context.Context, bin, etcdURL string, 
 		"--cert-dir=" + filepath.Join(c.Dir, "certs"),
 		"--profiling=false",
 		"--v=1",
-	}, filepath.Join(c.Dir, "kube-apiserver.log"), detach)
+	}, extra...), filepath.Join(c.Dir, "kube-apiserver.log"), detach)
 	if err != nil {
 		return err
 	}

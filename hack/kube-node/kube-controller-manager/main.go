@@ -1,0 +1,15 @@
+// Command kube-controller-manager is the unmodified upstream kube-controller-manager, built from the
+// k8s.io/kubernetes module for flock-lab's real node stack (--runtime=real).
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewControllerManagerCommand()))
+}
