@@ -36,6 +36,7 @@ type adminParts struct {
 	anycast *agent.AnycastReconciler
 	ready   agent.Readiness
 	netpol  *netpol.Controller
+	guard   *policy.Guard
 }
 
 // startAdmin opens the admin socket (a stale one is replaced, a live one
@@ -62,6 +63,9 @@ func startAdmin(ctx context.Context, log *slog.Logger, path string, p adminParts
 	}
 	if p.netpol != nil {
 		src.Policy = adminPolicy{p.netpol}
+	}
+	if p.guard != nil {
+		src.Guard = adminGuard{p.guard}
 	}
 	go func() {
 		if err := admin.Serve(ctx, ln, admin.Handler(src), log); err != nil {
@@ -169,4 +173,11 @@ func verdict(v policy.Verdict) admin.Verdict {
 	default:
 		return admin.Verdict{Mode: admin.AllowList, Chain: v.Chain}
 	}
+}
+
+type adminGuard struct{ g *policy.Guard }
+
+func (g adminGuard) Drops(ctx context.Context) (uint64, uint64, error) {
+	d, err := g.g.Drops(ctx)
+	return d.Packets, d.Bytes, err
 }

@@ -43,6 +43,7 @@ func main() {
 		birdConfig = flag.String("bird-config", "", "BIRD config file the agent renders and BIRD reads (bird -c); empty: BGP off")
 		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
 		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else kube-system)")
+		antiSpoof  = flag.Bool("anti-spoofing", true, "drop packets a pod sends from an address it was not given (nftables table inet "+policy.GuardTable+", in every mode); false deletes that table at start")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
@@ -62,6 +63,7 @@ func main() {
 		os.Exit(2)
 	}
 	m.Netpol = m.Kube && *netpolOn
+	m.AntiSpoofing = *antiSpoof
 	bf := birdFlags{Config: *birdConfig, Socket: *birdSocket, Namespace: secretsNamespace(*namespace)}
 	if err := bf.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
@@ -108,6 +110,9 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	defer b.stop()
 	a := agent.New(b.src, b.rec, dp, st, log)
 	parts := adminParts{mode: m, agent: a, src: b.src, store: st}
+	if parts.guard, err = startGuard(ctx, log, m.AntiSpoofing, a); err != nil {
+		return err
+	}
 	if m.Netpol {
 		// Before the socket listens: no ADD may go without the policy hook.
 		if parts.netpol, err = startNetpol(ctx, log, m.NodeName, b, st, a); err != nil {

@@ -18,6 +18,9 @@ type mode struct {
 	// Netpol enforces NetworkPolicy (Kubernetes mode only, --netpol);
 	// Kubernetes mode without it deletes flock's table at start.
 	Netpol bool
+	// AntiSpoofing drops packets a pod sends from an address it was not
+	// given (--anti-spoofing), in both modes.
+	AntiSpoofing bool
 }
 
 // modeFlags are the flags and environment that choose the mode.

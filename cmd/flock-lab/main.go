@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		upCmd(&opts), downCmd(&opts), statusCmd(&opts), kubectlCmd(&opts),
 		execCmd(&opts), nodeCmd(&opts), routerCmd(&opts),
-		demoCmd(&opts), buildCmd(), serveCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
+		demoCmd(&opts), buildCmd(), serveCmd(), spoofCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
 	)
 	return root
 }

@@ -57,6 +57,10 @@ type Agent struct {
 	store  *store.Store
 	log    *slog.Logger
 	policy Policy
+	// guard is the anti-spoofing guard (nil without one); guardMu
+	// serialises building its set with applying it.
+	guard   SourceGuard
+	guardMu sync.Mutex
 	// anycastPoke asks the anycast reconciler to run (nil without one).
 	anycastPoke func()
 
@@ -135,6 +139,7 @@ func (a *Agent) Run(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		a.resyncGuard(ctx)
 		node, _, err := a.Sync(ctx)
 		if err != nil {
 			if !errors.Is(err, model.ErrNoNodeConfig) {

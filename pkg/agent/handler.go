@@ -118,6 +118,10 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		}
 		return rpc.ErrorResponse(types.ErrIOFailure, "persist allocation", err)
 	}
+	if err := a.SyncGuard(ctx); err != nil {
+		a.rollback(alloc, rec)
+		return rpc.ErrorResponse(rpc.ErrDatapath, "apply anti-spoofing for "+pod.Key(), err)
+	}
 	if a.policy != nil {
 		if err := a.policy.PodAdded(ctx, pod, rec.HostIface, addrs(rec)); err != nil {
 			a.rollback(alloc, rec)
@@ -149,6 +153,7 @@ func (a *Agent) rollback(alloc *ipam.Allocator, rec store.Record) {
 		return
 	}
 	a.releaseIfCurrent(alloc, rec)
+	a.forgetGuard()
 	if a.policy != nil {
 		a.policy.PodDeleted(context.Background(), rec.Namespace, rec.Name)
 	}
@@ -198,6 +203,7 @@ func (a *Agent) release(key store.Key, netns string) error {
 	if err := a.store.Delete(key); err != nil {
 		return err
 	}
+	a.forgetGuard()
 	if a.policy != nil {
 		a.policy.PodDeleted(context.Background(), rec.Namespace, rec.Name)
 	}
