@@ -37,6 +37,7 @@ type backend struct {
 // client for Secrets and the source that writes the NodeConfig's status.
 type kubeParts struct {
 	client kubernetes.Interface
+	dyn    dynamic.Interface
 	src    *kube.Source
 }
 
@@ -91,6 +92,6 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 			go kube.KeepNodeNetworkReady(ctx, client, m.NodeName, kube.NodeReadyEvery, log)
 		},
 		stop: rec.Shutdown,
-		kube: &kubeParts{client: client, src: src},
+		kube: &kubeParts{client: client, dyn: dyn, src: src},
 	}, nil
 }

@@ -44,6 +44,7 @@ func main() {
 		birdSocket = flag.String("bird-socket", "", "BIRD's control socket (bird -s); needed with --bird-config")
 		namespace  = flag.String("namespace", "", "the agent's namespace, where the BGP password Secrets are (Kubernetes mode; default: $POD_NAMESPACE, else kube-system)")
 		antiSpoof  = flag.Bool("anti-spoofing", true, "drop packets a pod sends from an address it was not given (nftables table inet "+policy.GuardTable+", in every mode); false deletes that table at start")
+		services   = flag.String("service-cidrs", "", "the cluster's Service CIDRs, comma-separated (kube-apiserver --service-cluster-ip-range): no pod may claim an anycast address inside them")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
@@ -64,6 +65,10 @@ func main() {
 	}
 	m.Netpol = m.Kube && *netpolOn
 	m.AntiSpoofing = *antiSpoof
+	if m.ServiceCIDRs, err = parseServiceCIDRs(*services); err != nil {
+		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
+		os.Exit(2)
+	}
 	bf := birdFlags{Config: *birdConfig, Socket: *birdSocket, Namespace: secretsNamespace(*namespace)}
 	if err := bf.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
@@ -109,6 +114,11 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	}
 	defer b.stop()
 	a := agent.New(b.src, b.rec, dp, st, log)
+	scope := anycastScope{services: m.ServiceCIDRs}
+	if b.kube != nil {
+		scope.client, scope.dyn = b.kube.client, b.kube.dyn
+	}
+	a.SetAnycastScope(scope)
 	parts := adminParts{mode: m, agent: a, src: b.src, store: st}
 	if parts.guard, err = startGuard(ctx, log, m.AntiSpoofing, a); err != nil {
 		return err

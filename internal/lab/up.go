@@ -182,6 +182,7 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 		"--state-dir", filepath.Join(n.Dir, "allocations"),
 		"--bird-config", birdConf,
 		"--bird-socket", birdSock,
+		"--service-cidrs", controlplane.ServiceCIDR6 + "," + controlplane.ServiceCIDR4,
 	}}
 	bird, err := birdDaemon(n.Name+"-bird", n.Netns, n.Dir, nil)
 	if err != nil {

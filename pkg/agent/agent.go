@@ -61,6 +61,8 @@ type Agent struct {
 	// serialises building its set with applying it.
 	guard   SourceGuard
 	guardMu sync.Mutex
+	// scope bounds anycast claims beyond the node's own config (nil: none).
+	scope AnycastScope
 	// anycastPoke asks the anycast reconciler to run (nil without one).
 	anycastPoke func()
 

@@ -2,10 +2,13 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 
+	"github.com/fritzlab/flock/pkg/annotations"
+	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/store"
 )
 
@@ -85,4 +88,35 @@ func (a *Agent) forgetGuard() {
 	if err := a.SyncGuard(context.Background()); err != nil {
 		a.log.Error("anti-spoofing: remove a deleted pod's sources", "err", err)
 	}
+}
+
+// AnycastScope tells the agent, for a pod that asks for anycast addresses,
+// the ranges no pod may claim beyond its node's pools (every NodeConfig's
+// pools, the Service ranges, the node's addresses) and what the pod's
+// namespace allows (set false: the namespace says nothing).
+type AnycastScope interface {
+	Reserved(ctx context.Context) ([]annotations.Reserved, error)
+	NamespaceCIDRs(ctx context.Context, namespace string) (cidrs []netip.Prefix, set bool, err error)
+}
+
+// SetAnycastScope installs the scope; nil (the default) reserves nothing
+// beyond the node's pools and the NodeConfig's allowlist.
+func (a *Agent) SetAnycastScope(s AnycastScope) { a.scope = s }
+
+// anycastLimits are the limits for pod's anycast addresses. A scope that
+// cannot answer fails closed: the pod gets no anycast address (the warning
+// says why), never an unchecked one.
+func (a *Agent) anycastLimits(ctx context.Context, pod *model.Pod, node *model.Node) (annotations.AnycastLimits, error) {
+	lim := annotations.AnycastLimits{Allowed: node.AnycastAllowed, Pools: []netip.Prefix{node.Pool6, node.Pool4}}
+	if _, asks := pod.Annotations[annotations.KeyAnycast]; !asks || a.scope == nil || len(lim.Allowed) == 0 {
+		return lim, nil
+	}
+	var err error
+	if lim.Reserved, err = a.scope.Reserved(ctx); err != nil {
+		return annotations.AnycastLimits{Pools: lim.Pools}, fmt.Errorf("the ranges no pod may claim are unknown (%w), so the pod gets no anycast address", err)
+	}
+	if lim.Namespace, lim.NamespaceSet, err = a.scope.NamespaceCIDRs(ctx, pod.Namespace); err != nil {
+		return annotations.AnycastLimits{Pools: lim.Pools}, fmt.Errorf("namespace %s: %w; the pod gets no anycast address", pod.Namespace, err)
+	}
+	return lim, nil
 }

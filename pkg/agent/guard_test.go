@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fritzlab/flock/pkg/annotations"
 	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/rpc"
+	"github.com/fritzlab/flock/pkg/store"
 )
 
 type fakeGuard struct {
@@ -76,5 +78,46 @@ func TestAddGuardFirst(t *testing.T) {
 	}
 	if len(e.store.List()) != 1 || len(e.dp.up) != 1 {
 		t.Errorf("failed ADD left state: store %d, veths %d", len(e.store.List()), len(e.dp.up))
+	}
+}
+
+type fakeScope struct {
+	reserved []annotations.Reserved
+	ns       []netip.Prefix
+	nsSet    bool
+	err      error
+}
+
+func (s fakeScope) Reserved(context.Context) ([]annotations.Reserved, error) { return s.reserved, s.err }
+func (s fakeScope) NamespaceCIDRs(context.Context, string) ([]netip.Prefix, bool, error) {
+	return s.ns, s.nsSet, nil
+}
+
+// The scope's reserved ranges and namespace restriction apply; a scope that
+// cannot answer grants nothing and says why.
+func TestAnycastScope(t *testing.T) {
+	e := newEnv(t)
+	e.src.node.AnycastAllowed = []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}
+	e.src.pods["default/svc"] = &model.Pod{Namespace: "default", Name: "svc", Annotations: map[string]string{
+		"flock.fritzlab.net/anycast": "2001:db8:5e5::1,2001:db8:ffff::53,2001:db8:fffe::1"}}
+	e.a.SetAnycastScope(fakeScope{
+		reserved: []annotations.Reserved{{Prefix: netip.MustParsePrefix("2001:db8:5e5::/112"), What: "the cluster's Service range"}},
+		ns:       []netip.Prefix{netip.MustParsePrefix("2001:db8:ffff::/48")}, nsSet: true,
+	})
+	e.add("svc")
+	rec, _ := e.store.Get(store.Key{ContainerID: "svc", IfName: "eth0"})
+	if fmt.Sprint(rec.Anycast) != "[2001:db8:ffff::53]" {
+		t.Errorf("anycast %v, want [2001:db8:ffff::53]", rec.Anycast)
+	}
+	if len(e.rec.warnings) != 2 || !strings.Contains(e.rec.warnings[0], "Service range") || !strings.Contains(e.rec.warnings[1], "anycast-cidrs") {
+		t.Errorf("warnings %q", e.rec.warnings)
+	}
+	e.rec.warnings = nil
+	e.a.SetAnycastScope(fakeScope{err: errors.New("api down")})
+	e.src.pods["default/svc2"] = e.src.pods["default/svc"]
+	e.add("svc2")
+	rec, _ = e.store.Get(store.Key{ContainerID: "svc2", IfName: "eth0"})
+	if len(rec.Anycast) != 0 || len(e.rec.warnings) != 1 || !strings.Contains(e.rec.warnings[0], "api down") {
+		t.Errorf("with a failing scope: anycast %v, warnings %q", rec.Anycast, e.rec.warnings)
 	}
 }

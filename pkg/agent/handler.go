@@ -104,9 +104,15 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		}
 		rec = store.Record{IPv6: got.IPv6, IPv4: got.IPv4, Gateway4: got.Gateway4}
 	}
-	anycast, warnings := annotations.Anycast(pod.Annotations, rec.IPv6, rec.IPv4, node.AnycastAllowed, []netip.Prefix{node.Pool6, node.Pool4})
-	for _, w := range warnings {
-		a.rec.PodWarning(pod, "FlockAnycast", w.String())
+	var anycast []netip.Addr
+	if lim, err := a.anycastLimits(ctx, pod, node); err != nil {
+		a.rec.PodWarning(pod, "FlockAnycast", fmt.Sprintf("annotation %s: %v", annotations.KeyAnycast, err))
+	} else {
+		var warnings []annotations.Warning
+		anycast, warnings = annotations.Anycast(pod.Annotations, rec.IPv6, rec.IPv4, lim)
+		for _, w := range warnings {
+			a.rec.PodWarning(pod, "FlockAnycast", w.String())
+		}
 	}
 	rec.Anycast = anycast
 	rec.ContainerID, rec.IfName, rec.Netns, rec.MTU = req.ContainerID, req.IfName, req.Netns, req.MTU
