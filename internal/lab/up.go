@@ -173,17 +173,7 @@ func (l *Lab) startNode(cp *controlplane.ControlPlane, ids identities, n Node) e
 	if err := writeConfList(n.CNIConfList, n.AgentSocket); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	birdConf, birdSock := birdPaths(n.Dir)
-	agent := daemon{Name: n.Name + "-agent", Netns: n.Netns, Args: []string{
-		filepath.Join(l.BinDir, "flock-agent"),
-		"--kubeconfig", n.AgentKubeconfig,
-		"--node-name", n.Name,
-		"--socket", n.AgentSocket,
-		"--state-dir", filepath.Join(n.Dir, "allocations"),
-		"--bird-config", birdConf,
-		"--bird-socket", birdSock,
-		"--service-cidrs", controlplane.ServiceCIDR6 + "," + controlplane.ServiceCIDR4,
-	}}
+	agent := l.agentDaemon(n)
 	bird, err := birdDaemon(n.Name+"-bird", n.Netns, n.Dir, nil)
 	if err != nil {
 		return err
@@ -231,3 +221,18 @@ func writeConfList(path, socket string) error {
 }
 
 func (l *Lab) flockLab() string { return filepath.Join(l.BinDir, "flock-lab") }
+
+// agentDaemon is a node's flock-agent.
+func (l *Lab) agentDaemon(n Node) daemon {
+	birdConf, birdSock := birdPaths(n.Dir)
+	return daemon{Name: n.Name + "-agent", Netns: n.Netns, Args: []string{
+		filepath.Join(l.BinDir, "flock-agent"),
+		"--kubeconfig", n.AgentKubeconfig,
+		"--node-name", n.Name,
+		"--socket", n.AgentSocket,
+		"--state-dir", filepath.Join(n.Dir, "allocations"),
+		"--bird-config", birdConf,
+		"--bird-socket", birdSock,
+		"--service-cidrs", controlplane.ServiceCIDR6 + "," + controlplane.ServiceCIDR4,
+	}}
+}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fritzlab/flock/pkg/datapath"
@@ -63,6 +64,9 @@ type Agent struct {
 	guardMu sync.Mutex
 	// scope bounds anycast claims beyond the node's own config (nil: none).
 	scope AnycastScope
+	// exhausted counts ADDs refused because a pool (or the pod's range of
+	// it) had no free address.
+	exhausted atomic.Uint64
 	// anycastPoke asks the anycast reconciler to run (nil without one).
 	anycastPoke func()
 
@@ -162,3 +166,7 @@ func (a *Agent) Node() *model.Node {
 	defer a.mu.RUnlock()
 	return a.node
 }
+
+// Exhausted counts the ADDs refused because the pool, or the pod's range of
+// it, had no free address (a metric of exhausted pools).
+func (a *Agent) Exhausted() uint64 { return a.exhausted.Load() }

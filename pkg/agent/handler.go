@@ -100,6 +100,10 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 			Families: intent.Families, Ranges6: intent.Ranges6, Ranges4: intent.Ranges4, Algo: intent.Algo,
 		})
 		if err != nil {
+			if errors.Is(err, ipam.ErrExhausted) {
+				a.exhausted.Add(1)
+				a.rec.PodWarning(pod, "FlockPoolExhausted", err.Error())
+			}
 			return rpc.ErrorResponse(rpc.ErrAllocate, "cannot allocate for pod "+pod.Key(), err)
 		}
 		rec = store.Record{IPv6: got.IPv6, IPv4: got.IPv4, Gateway4: got.Gateway4}
