@@ -88,7 +88,9 @@ type fakeScope struct {
 	err      error
 }
 
-func (s fakeScope) Reserved(context.Context) ([]annotations.Reserved, error) { return s.reserved, s.err }
+func (s fakeScope) Reserved(context.Context) ([]annotations.Reserved, error) {
+	return s.reserved, s.err
+}
 func (s fakeScope) NamespaceCIDRs(context.Context, string) ([]netip.Prefix, bool, error) {
 	return s.ns, s.nsSet, nil
 }
