@@ -78,11 +78,12 @@ func transparent(network, _ string, rc syscall.RawConn) error {
 	return nil
 }
 
-// Capture runs tcpdump in the named network namespace (every interface)
-// with a pcap filter until stop is called, and returns one line per
-// captured packet. It returns once tcpdump listens.
+// Capture runs tcpdump in the named network namespace with a pcap filter
+// (every interface, incoming packets only: the target's own replies never
+// count) until stop is called, and returns one line per captured packet.
+// It returns once tcpdump listens.
 func Capture(netns, filter string) (stop func() ([]string, error), err error) {
-	cmd := exec.Command("ip", "netns", "exec", netns, "tcpdump", "-i", "any", "-nn", "-l", "-p", filter)
+	cmd := exec.Command("ip", "netns", "exec", netns, "tcpdump", "-i", "any", "-Q", "in", "-nn", "-l", "-p", filter)
 	var out strings.Builder
 	cmd.Stdout = &out
 	stderr, err := cmd.StderrPipe()
