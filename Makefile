@@ -103,3 +103,13 @@ bench-agent:
 # elsewhere; then 50 BIRD sessions at the lab router.
 bench-scale:
 	$(GO) run ./hack/scalebench
+
+# Fault injection in a lab of its own: agent kills during a pod storm, BIRD
+# killed, the API gone, a corrupt store, a pool change, pool exhaustion and
+# an uplink flap, under continuous traffic, each followed by a leak audit.
+# One line per scenario, last `chaos_scenarios=… failed=… leaked=…
+# lost_pings=… duplicate_addresses=…`. CHAOS=ci runs the CI sample (fewer
+# repetitions; `make test` runs it as test/lab's TestChaos).
+.PHONY: chaos
+chaos:
+	$(GO) run ./hack/chaos

@@ -43,6 +43,7 @@ type adminParts struct {
 	dp       agent.Datapath
 	reloader *bird.Reloader
 	applier  *policy.Applier
+	guard    *policy.Guard
 }
 
 // startAdmin opens the admin socket (a stale one is replaced, a live one
@@ -75,6 +76,9 @@ func startAdmin(ctx context.Context, log *slog.Logger, path string, p adminParts
 		src.Drops = adminDrops{p.applier, p.store}
 	}
 	src.Doctor = doctor{dp: p.dp, st: p.store, reloader: p.reloader, applier: p.applier}
+	if p.guard != nil {
+		src.Guard = adminGuard{p.guard}
+	}
 	go func() {
 		if err := admin.Serve(ctx, ln, admin.Handler(src), log); err != nil {
 			log.Error("admin api stopped", "socket", path, "err", err)
@@ -206,4 +210,11 @@ func verdict(v policy.Verdict) admin.Verdict {
 	default:
 		return admin.Verdict{Mode: admin.AllowList, Chain: v.Chain}
 	}
+}
+
+type adminGuard struct{ g *policy.Guard }
+
+func (g adminGuard) Drops(ctx context.Context) (uint64, uint64, error) {
+	d, err := g.g.Drops(ctx)
+	return d.Packets, d.Bytes, err
 }

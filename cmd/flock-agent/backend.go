@@ -38,6 +38,7 @@ type backend struct {
 // client for Secrets and the source that writes the NodeConfig's status.
 type kubeParts struct {
 	client kubernetes.Interface
+	dyn    dynamic.Interface
 	src    *kube.Source
 	rec    *kube.Recorder
 	// draining are the pools last reported draining (reportDrains).
@@ -99,6 +100,6 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 			go kube.KeepNodeNetwork(ctx, client, m.NodeName, ready, kube.NodeReadyEvery, log)
 		},
 		stop: rec.Shutdown,
-		kube: &kubeParts{client: client, src: src, rec: rec},
+		kube: &kubeParts{client: client, dyn: dyn, src: src, rec: rec},
 	}, nil
 }

@@ -50,6 +50,8 @@ func main() {
 		syncWaitF  = flag.Duration("sync-wait", syncWait, "how long to wait for the informer caches at start before serving anyway (Kubernetes mode)")
 		procSys    = flag.String("proc-sys", datapath.DefaultProcSys, "where the node's sysctls are: /proc/sys, or a writable mount of the host's /proc/sys/net below DIR/net (an unprivileged container's /proc/sys is read-only)")
 		metricsOn  = flag.String("metrics-addr", metrics.DefaultAddr, "host:port of /metrics (Prometheus), /healthz and /readyz; empty: none")
+		antiSpoof  = flag.Bool("anti-spoofing", true, "drop packets a pod sends from an address it was not given (nftables table inet "+policy.GuardTable+", in every mode); false deletes that table at start")
+		services   = flag.String("service-cidrs", "", "the cluster's Service CIDRs, comma-separated (kube-apiserver --service-cluster-ip-range): no pod may claim an anycast address inside them")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
@@ -71,6 +73,11 @@ func main() {
 	m.Netpol = m.Kube && *netpolOn
 	syncWait = *syncWaitF
 	m.Namespace = secretsNamespace(*namespace)
+	m.AntiSpoofing = *antiSpoof
+	if m.ServiceCIDRs, err = parseServiceCIDRs(*services); err != nil {
+		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
+		os.Exit(2)
+	}
 	bf := birdFlags{Config: *birdConfig, Socket: *birdSocket, Namespace: m.Namespace}
 	if err := bf.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
@@ -153,6 +160,14 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	}
 	parts := adminParts{mode: m, agent: a, src: b.src, store: st, dp: dp}
 	var applier *policy.Applier
+	scope := anycastScope{services: m.ServiceCIDRs}
+	if b.kube != nil {
+		scope.client, scope.dyn = b.kube.client, b.kube.dyn
+	}
+	a.SetAnycastScope(scope)
+	if parts.guard, err = startGuard(ctx, log, m.AntiSpoofing, a); err != nil {
+		return err
+	}
 	if m.Netpol {
 		applier = policy.NewApplier(policy.NFT{})
 		parts.applier = applier

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 // mode is where the agent learns its node's configuration and its pods.
@@ -21,6 +22,11 @@ type mode struct {
 	// Netpol enforces NetworkPolicy (Kubernetes mode only, --netpol);
 	// Kubernetes mode without it deletes flock's table at start.
 	Netpol bool
+	// AntiSpoofing drops packets a pod sends from an address it was not
+	// given (--anti-spoofing), in both modes.
+	AntiSpoofing bool
+	// ServiceCIDRs are the cluster's Service ranges (--service-cidrs).
+	ServiceCIDRs []netip.Prefix
 }
 
 // modeFlags are the flags and environment that choose the mode.

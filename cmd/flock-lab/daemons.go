@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/fritzlab/flock/internal/lab/kubelet"
 	"github.com/fritzlab/flock/internal/lab/proxy"
 	"github.com/fritzlab/flock/internal/lab/realnode"
+	"github.com/fritzlab/flock/internal/spoof"
 )
 
 // serveCmd is the server lab pods run: it answers with the pod's identity.
@@ -163,5 +165,38 @@ func proxyCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig to reach the API server")
 	cmd.MarkFlagRequired("kubeconfig")
+	return cmd
+}
+
+// spoofCmd sends packets with a forged source from the namespace it runs
+// in (`flock-lab exec POD -- flock-lab spoof ...`): the lab's
+// anti-spoofing test. Hidden, like the other helpers the lab runs itself.
+func spoofCmd() *cobra.Command {
+	var from []string
+	var proto string
+	cmd := &cobra.Command{
+		Use:    "spoof --from ADDR... --proto tcp|udp DEST:PORT",
+		Short:  "Send a TCP SYN or a UDP datagram from each forged source address (anti-spoofing tests)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dst, err := netip.ParseAddrPort(args[0])
+			if err != nil {
+				return fmt.Errorf("spoof: destination %q: want ADDR:PORT ([ADDR]:PORT for IPv6): %w", args[0], err)
+			}
+			for _, f := range from {
+				src, err := netip.ParseAddr(f)
+				if err != nil {
+					return fmt.Errorf("spoof: --from %q: %w", f, err)
+				}
+				if err := spoof.Send(cmd.Context(), proto, src, dst); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&from, "from", nil, "forged source address (repeatable)")
+	cmd.Flags().StringVar(&proto, "proto", "udp", "tcp (one SYN) or udp (one datagram)")
 	return cmd
 }

@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		upCmd(&opts), downCmd(&opts), statusCmd(&opts), kubectlCmd(&opts),
 		execCmd(&opts), nodeCmd(&opts), routerCmd(&opts),
-		demoCmd(&opts), buildCmd(), buildNodeCmd(), serveCmd(), pauseCmd(), kubeletExecCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
+		demoCmd(&opts), buildCmd(), buildNodeCmd(), serveCmd(), spoofCmd(), pauseCmd(), kubeletExecCmd(), kubeletCmd(), apiproxyCmd(), proxyCmd(),
 	)
 	return root
 }

@@ -85,7 +85,7 @@ func run(args ...string) (string, error) {
 
 func TestCommands(t *testing.T) {
 	sock := serve(t)
-	full := serveSources(t, admin.Sources{Mode: "kubernetes", Node: node{}, Allocations: allocs{}, Anycast: anycast{}, Policy: netpol{}})
+	full := serveSources(t, admin.Sources{Mode: "kubernetes", Node: node{}, Allocations: allocs{}, Anycast: anycast{}, Policy: netpol{}, Guard: guard{}})
 	for _, tc := range []struct {
 		name string
 		full bool // against the agent with anycast and NetworkPolicy
@@ -106,6 +106,7 @@ func TestCommands(t *testing.T) {
 			"BGP:           BIRD unreachable: dial unix /run/flock/bird/bird.ctl: connect: connection refused",
 			"Anycast:       off",
 			"NetworkPolicy: off (file mode, or --netpol=false)",
+			"Anti-spoofing: off (--anti-spoofing=false)",
 		}},
 		{args: []string{"bgp"}, want: []string{
 			"Local AS 65101",
@@ -114,6 +115,17 @@ func TestCommands(t *testing.T) {
 		}, err: "BIRD unreachable: dial unix /run/flock/bird/bird.ctl: connect: connection refused"},
 		{args: []string{"anycast"}, want: []string{"Anycast is off on this node: the agent's data path does not route it."}},
 		{args: []string{"policy"}, want: []string{"NetworkPolicy is off on this node (file mode, or --netpol=false): every pod is unrestricted."}},
+		{name: "status on", full: true, args: []string{"status"}, want: []string{
+			"Node:          host001 (kubernetes mode)",
+			"NodeConfig:    applied",
+			"Pools:         ipv6 2001:db8:42:1::/64, 1 allocated",
+			"               ipv4 10.42.1.0/24, 1 allocated",
+			"Allocations:   1",
+			"BGP:           off (no --bird-config)",
+			"Anycast:       1 address, 1 routed, 0 announced",
+			"NetworkPolicy: 1 pods restricted, applied never",
+			"Anti-spoofing: on, 7 spoofed packets dropped",
+		}},
 		{name: "anycast on", full: true, args: []string{"anycast"}, want: []string{
 			"BGP is off: routed addresses are not announced.",
 			"ADDRESS            ROUTED  ANNOUNCED  PODS  NEXT HOPS",
@@ -175,3 +187,7 @@ func TestErrors(t *testing.T) {
 		t.Error("status with an argument succeeded")
 	}
 }
+
+type guard struct{}
+
+func (guard) Drops(context.Context) (uint64, uint64, error) { return 7, 420, nil }

@@ -107,6 +107,14 @@ func printStatus(w io.Writer, s *admin.Status) error {
 	default:
 		fmt.Fprintf(tw, "NetworkPolicy:\t%d pods restricted, applied %s\n", p.Restricted, ago(p.LastApply))
 	}
+	switch g := s.AntiSpoofing; {
+	case !g.Enabled:
+		fmt.Fprintf(tw, "Anti-spoofing:\toff (--anti-spoofing=false)\n")
+	case g.Error != "":
+		fmt.Fprintf(tw, "Anti-spoofing:\ton, counter unreadable: %s\n", g.Error)
+	default:
+		fmt.Fprintf(tw, "Anti-spoofing:\ton, %d spoofed packets dropped\n", g.DroppedPackets)
+	}
 	return tw.Flush()
 }
 

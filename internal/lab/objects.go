@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 
@@ -129,6 +130,12 @@ func createNode(ctx context.Context, cs kubernetes.Interface, n Node) (*corev1.N
 
 func isNotReadyTaint(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady }
 
+// The ranges the lab's NodeConfigs allow anycast addresses from.
+var (
+	LabAnycast6 = netip.MustParsePrefix("2001:db8:ffff::/48")
+	LabAnycast4 = netip.MustParsePrefix("192.0.2.0/24")
+)
+
 // NodeConfig returns the lab's NodeConfig for n: its pools, both families on
 // by default.
 func NodeConfig(n topology.Node) *unstructured.Unstructured {
@@ -140,6 +147,8 @@ func NodeConfig(n topology.Node) *unstructured.Unstructured {
 			"cidr6":    n.Pool6.String(),
 			"cidr4":    n.Pool4.String(),
 			"defaults": map[string]any{"ipv6": true, "ipv4": true},
+			// Without an allowlist a node grants no anycast address.
+			"anycast": map[string]any{"allowedCIDRs": []any{LabAnycast6.String(), LabAnycast4.String()}},
 			"bgp": map[string]any{
 				"asn": NodeASN(n.Index),
 				"peers": []any{

@@ -277,6 +277,7 @@ func (l *Lab) agentDaemon(n Node) daemon {
 		"--state-dir", filepath.Join(n.Dir, "allocations"),
 		"--bird-config", birdConf,
 		"--bird-socket", birdSock,
+		"--service-cidrs", controlplane.ServiceCIDR6 + "," + controlplane.ServiceCIDR4,
 	}, Caps: AgentCapabilities}
 }
 

@@ -74,6 +74,11 @@ type PolicySource interface {
 	Policy() Policy
 }
 
+// GuardSource is the anti-spoofing guard: its drop counter.
+type GuardSource interface {
+	Drops(ctx context.Context) (packets, bytes uint64, err error)
+}
+
 // Sources are what the API reads. A nil BIRD, Anycast or Policy means the
 // agent runs without that part.
 type Sources struct {
@@ -87,6 +92,7 @@ type Sources struct {
 	Drops  DropSource
 	Doctor DoctorSource
 	Trace  TraceSource
+	Guard  GuardSource
 }
 
 // birdTimeout bounds a question to BIRD, so that a hung BIRD delays a
@@ -231,6 +237,14 @@ func (s *server) status(r *http.Request) any {
 	for _, p := range pol.Pods {
 		if restricted(p.Ingress) || restricted(p.Egress) {
 			st.Policy.Restricted++
+		}
+	}
+	if s.src.Guard != nil {
+		st.AntiSpoofing.Enabled = true
+		p, b, err := s.src.Guard.Drops(r.Context())
+		st.AntiSpoofing.DroppedPackets, st.AntiSpoofing.DroppedBytes = p, b
+		if err != nil {
+			st.AntiSpoofing.Error = err.Error()
 		}
 	}
 	return st

@@ -40,10 +40,22 @@ type Status struct {
 	// Pools are the node's pools with the addresses allocated in each.
 	Pools []Pool `json:"pools"`
 	// Allocations counts the pod attachments on this node.
-	Allocations int            `json:"allocations"`
-	BGP         BGPSummary     `json:"bgp"`
-	Anycast     AnycastSummary `json:"anycast"`
-	Policy      PolicySummary  `json:"policy"`
+	Allocations  int            `json:"allocations"`
+	BGP          BGPSummary     `json:"bgp"`
+	Anycast      AnycastSummary `json:"anycast"`
+	Policy       PolicySummary  `json:"policy"`
+	AntiSpoofing AntiSpoofing   `json:"antiSpoofing"`
+}
+
+// AntiSpoofing is the anti-spoofing part of Status: packets local pods sent
+// from an address they were not given, dropped at the node.
+type AntiSpoofing struct {
+	Enabled bool `json:"enabled"`
+	// DroppedPackets and DroppedBytes are the kernel's counter since the
+	// table was created; Error says why it could not be read.
+	DroppedPackets uint64 `json:"droppedPackets"`
+	DroppedBytes   uint64 `json:"droppedBytes"`
+	Error          string `json:"error,omitempty"`
 }
 
 // Pool is one of the node's pod pools.

@@ -65,6 +65,15 @@ type Agent struct {
 	store  *store.Store
 	log    *slog.Logger
 	policy Policy
+	// guard is the anti-spoofing guard (nil without one); guardMu
+	// serialises building its set with applying it.
+	guard   SourceGuard
+	guardMu sync.Mutex
+	// scope bounds anycast claims beyond the node's own config (nil: none).
+	scope AnycastScope
+	// exhausted counts ADDs refused because a pool (or the pod's range of
+	// it) had no free address.
+	exhausted atomic.Uint64
 	// anycastPoke asks the anycast reconciler to run (nil without one).
 	anycastPoke func()
 	// obs counts events for metrics, ready is the agent's readiness and
@@ -231,6 +240,7 @@ func (a *Agent) Run(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		a.resyncGuard(ctx)
 		node, _, err := a.Sync(ctx)
 		if err != nil {
 			if !errors.Is(err, model.ErrNoNodeConfig) {
@@ -261,3 +271,7 @@ func (a *Agent) Node() *model.Node {
 	defer a.mu.RUnlock()
 	return a.node
 }
+
+// Exhausted counts the ADDs refused because the pool, or the pod's range of
+// it, had no free address (a metric of exhausted pools).
+func (a *Agent) Exhausted() uint64 { return a.exhausted.Load() }

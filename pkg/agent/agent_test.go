@@ -115,6 +115,9 @@ func TestExhaustionAndReuse(t *testing.T) {
 	if resp.Error == nil || resp.Error.Code != rpc.ErrAllocate || !strings.Contains(resp.Error.Details, "10.42.1.0/29") {
 		t.Fatalf("ADD into a full pool: %+v", resp.Error)
 	}
+	if e.a.Exhausted() != 1 || len(e.rec.warnings) != 1 || !strings.Contains(e.rec.warnings[0], "10.42.1.0/29") {
+		t.Errorf("exhaustion: counter %d, warnings %q; want 1 and one naming the pool", e.a.Exhausted(), e.rec.warnings)
+	}
 	if len(e.store.List()) != 5 || len(e.dp.up) != 5 {
 		t.Errorf("failed ADD left state: %d allocations, %d veths", len(e.store.List()), len(e.dp.up))
 	}

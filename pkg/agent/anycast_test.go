@@ -40,7 +40,7 @@ func (f fakeAnnouncer) SetAnycast(a []netip.Addr) {
 
 func TestAnycastReconciler(t *testing.T) {
 	e := newEnv(t)
-	e.src.node.AnycastAllowed = nil
+	e.src.node.AnycastAllowed = []netip.Prefix{netip.MustParsePrefix("2001:db8:ffff::/48")}
 	for _, name := range []string{"a", "b"} {
 		e.src.pods["default/"+name] = &model.Pod{Namespace: "default", Name: name, Annotations: map[string]string{
 			"flock.fritzlab.net/anycast": "2001:db8:ffff::53"}}

@@ -105,6 +105,10 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 			Families: intent.Families, Ranges6: intent.Ranges6, Ranges4: intent.Ranges4, Algo: intent.Algo,
 		})
 		if err != nil {
+			if errors.Is(err, ipam.ErrExhausted) {
+				a.exhausted.Add(1)
+				a.rec.PodWarning(pod, "FlockPoolExhausted", err.Error())
+			}
 			return rpc.ErrorResponse(rpc.ErrAllocate, "cannot allocate for pod "+pod.Key(), err)
 		}
 		rec = store.Record{IPv6: got.IPv6, IPv4: got.IPv4, Gateway4: got.Gateway4, Created: time.Now()}
@@ -115,9 +119,15 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 			rec.Pool4 = node.Pool4
 		}
 	}
-	anycast, warnings := annotations.Anycast(pod.Annotations, rec.IPv6, rec.IPv4, node.AnycastAllowed, []netip.Prefix{node.Pool6, node.Pool4})
-	for _, w := range warnings {
-		a.rec.PodWarning(pod, "FlockAnycast", w.String())
+	var anycast []netip.Addr
+	if lim, err := a.anycastLimits(ctx, pod, node); err != nil {
+		a.rec.PodWarning(pod, "FlockAnycast", fmt.Sprintf("annotation %s: %v", annotations.KeyAnycast, err))
+	} else {
+		var warnings []annotations.Warning
+		anycast, warnings = annotations.Anycast(pod.Annotations, rec.IPv6, rec.IPv4, lim)
+		for _, w := range warnings {
+			a.rec.PodWarning(pod, "FlockAnycast", w.String())
+		}
 	}
 	rec.Anycast = anycast
 	rec.ContainerID, rec.IfName, rec.Netns, rec.MTU = req.ContainerID, req.IfName, req.Netns, req.MTU
@@ -130,6 +140,10 @@ func (a *Agent) add(ctx context.Context, req *rpc.Request) *rpc.Response {
 		return rpc.ErrorResponse(types.ErrIOFailure, "persist allocation", err)
 	}
 	tm.mark(&tm.ipamStore)
+	if err := a.SyncGuard(ctx); err != nil {
+		a.rollback(alloc, rec)
+		return rpc.ErrorResponse(rpc.ErrDatapath, "apply anti-spoofing for "+pod.Key(), err)
+	}
 	if a.policy != nil {
 		if err := a.policy.PodAdded(ctx, pod, rec.HostIface, addrs(rec)); err != nil {
 			a.rollback(alloc, rec)
@@ -164,6 +178,7 @@ func (a *Agent) rollback(alloc *ipam.Allocator, rec store.Record) {
 		return
 	}
 	a.releaseIfCurrent(alloc, rec)
+	a.forgetGuard()
 	if a.policy != nil {
 		a.policy.PodDeleted(context.Background(), rec.Namespace, rec.Name)
 	}
@@ -213,6 +228,7 @@ func (a *Agent) release(key store.Key, netns string) error {
 	if err := a.store.Delete(key); err != nil {
 		return err
 	}
+	a.forgetGuard()
 	if a.policy != nil {
 		a.policy.PodDeleted(context.Background(), rec.Namespace, rec.Name)
 	}

@@ -19,6 +19,7 @@ import (
 // announcements alone and defers GC; once synced, both run.
 func TestNothingPrunedBeforeSync(t *testing.T) {
 	e := newEnv(t)
+	e.src.node.AnycastAllowed = []netip.Prefix{netip.MustParsePrefix("2001:db8:ffff::/48")}
 	e.src.pods["default/a"] = &model.Pod{Namespace: "default", Name: "a", Annotations: map[string]string{
 		"flock.fritzlab.net/anycast": "2001:db8:ffff::53"}}
 	e.add("a")
@@ -60,6 +61,8 @@ func (k failingAnycastKernel) SyncAnycast(d map[netip.Addr][]anycast.NextHop) er
 // leave the announcement alone.
 func TestAnycastFirstSetDespiteKernelError(t *testing.T) {
 	e := newEnv(t)
+	// Without allowedCIDRs no pod may claim anycast at all.
+	e.src.node.AnycastAllowed = []netip.Prefix{netip.MustParsePrefix("2001:db8:ffff::/48")}
 	e.src.pods["default/a"] = &model.Pod{Namespace: "default", Name: "a", Annotations: map[string]string{
 		"flock.fritzlab.net/anycast": "2001:db8:ffff::53"}}
 	e.add("a")

@@ -26,6 +26,13 @@ var (
 	anyPools  = pfxs("2001:db8:42:1::/64", "10.42.1.0/24")
 	anyAllow  = pfxs("2001:db8:ffff::/48", "192.0.2.128/25")
 	allowText = "(2001:db8:ffff::/48, 192.0.2.128/25)"
+	// anyOpen is the allowlist of cases that are not about it.
+	anyOpen     = pfxs("2001:db8::/32", "192.0.2.0/24")
+	anyReserved = []Reserved{
+		{Prefix: netip.MustParsePrefix("2001:db8:42:2::/64"), What: "node node-2's pod pool"},
+		{Prefix: netip.MustParsePrefix("198.51.100.0/24"), What: "the cluster's Service range"},
+		{Prefix: netip.MustParsePrefix("2001:db8:1ab::2/128"), What: "an address of this node"},
+	}
 )
 
 func TestAnycast(t *testing.T) {
@@ -34,7 +41,9 @@ func TestAnycast(t *testing.T) {
 		name    string
 		value   *string // nil: annotation absent
 		v6, v4  netip.Addr
-		allowed []netip.Prefix
+		allowed []netip.Prefix // nil: anyOpen
+		noAllow bool           // no allowedCIDRs at all
+		ns      *[]netip.Prefix
 		want    []netip.Addr
 		warns   []string
 	}{
@@ -100,6 +109,23 @@ func TestAnycast(t *testing.T) {
 				k + `"2001:db8:42:1::b,10.42.1.1,10.42.1.10" has entry "10.42.1.1" that lies inside the node's pod pool 10.42.1.0/24 (those addresses are for IPAM); skipping it`,
 				k + `"2001:db8:42:1::b,10.42.1.1,10.42.1.10" has entry "10.42.1.10" that lies inside the node's pod pool 10.42.1.0/24 (those addresses are for IPAM); skipping it`,
 			}},
+		{name: "no allowedCIDRs: no anycast at all", value: ptrS("2001:db8:ffff::1,192.0.2.129"), v6: anyPod6, v4: anyPod4, noAllow: true,
+			warns: []string{k + `"2001:db8:ffff::1,192.0.2.129" is refused: the node's NodeConfig sets no spec.anycast.allowedCIDRs, so no pod on it may serve anycast addresses`}},
+		{name: "no allowedCIDRs, absent", noAllow: true, v6: anyPod6},
+		{name: "reserved ranges, even when allowed", value: ptrS("2001:db8:42:2::7,198.51.100.65,2001:db8:1ab::2,2001:db8:1ab::3"), v6: anyPod6, v4: anyPod4,
+			want: addrs("2001:db8:1ab::3"),
+			warns: []string{
+				k + `"2001:db8:42:2::7,198.51.100.65,2001:db8:1ab::2,2001:db8:1ab::3" has entry "2001:db8:42:2::7" that lies inside node node-2's pod pool 2001:db8:42:2::/64, which no pod may claim; skipping it`,
+				k + `"2001:db8:42:2::7,198.51.100.65,2001:db8:1ab::2,2001:db8:1ab::3" has entry "198.51.100.65" that lies inside the cluster's Service range 198.51.100.0/24, which no pod may claim; skipping it`,
+				k + `"2001:db8:42:2::7,198.51.100.65,2001:db8:1ab::2,2001:db8:1ab::3" has entry "2001:db8:1ab::2" that lies inside an address of this node 2001:db8:1ab::2/128, which no pod may claim; skipping it`,
+			}},
+		{name: "namespace restricts further", value: ptrS("2001:db8:ffff::1,2001:db8:fffe::1"), v6: anyPod6, ns: &[]netip.Prefix{netip.MustParsePrefix("2001:db8:ffff::/48")},
+			want:  addrs("2001:db8:ffff::1"),
+			warns: []string{k + `"2001:db8:ffff::1,2001:db8:fffe::1" has entry "2001:db8:fffe::1" that is outside the namespace's flock.fritzlab.net/anycast-cidrs (2001:db8:ffff::/48); skipping it`}},
+		{name: "namespace allows nothing", value: ptrS("2001:db8:ffff::1"), v6: anyPod6, ns: &[]netip.Prefix{},
+			warns: []string{k + `"2001:db8:ffff::1" has entry "2001:db8:ffff::1" that is outside the namespace's flock.fritzlab.net/anycast-cidrs (none); skipping it`}},
+		{name: "namespace cannot widen the node", value: ptrS("203.0.113.1"), v4: anyPod4, ns: &[]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")},
+			warns: []string{k + `"203.0.113.1" has entry "203.0.113.1" that is outside the NodeConfig's spec.anycast.allowedCIDRs (2001:db8::/32, 192.0.2.0/24); skipping it`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,7 +133,17 @@ func TestAnycast(t *testing.T) {
 			if tt.value != nil {
 				pod[KeyAnycast] = *tt.value
 			}
-			got, warns := Anycast(pod, tt.v6, tt.v4, tt.allowed, anyPools)
+			lim := AnycastLimits{Allowed: tt.allowed, Pools: anyPools, Reserved: anyReserved}
+			if lim.Allowed == nil {
+				lim.Allowed = anyOpen
+			}
+			if tt.noAllow {
+				lim.Allowed = nil
+			}
+			if tt.ns != nil {
+				lim.Namespace, lim.NamespaceSet = *tt.ns, true
+			}
+			got, warns := Anycast(pod, tt.v6, tt.v4, lim)
 			if diff := cmp.Diff(tt.want, got, addrCmp); diff != "" {
 				t.Errorf("addresses (-want +got):\n%s", diff)
 			}
@@ -134,6 +170,7 @@ func FuzzAnycast(f *testing.F) {
 	f.Add("fe80::1%eth0,::ffff:1.2.3.4,10.42.1.5,2001:db8:ffff::/64", uint8(1), false)
 	f.Add("", uint8(2), true)
 	f.Add(",,192.0.2.129,192.0.2.129/32,x", uint8(2), true)
+	f.Add("2001:db8:42:2::7,198.51.100.65", uint8(3), false)
 	f.Fuzz(func(t *testing.T, value string, fams uint8, restrict bool) {
 		var v6, v4 netip.Addr
 		if fams&1 != 0 {
@@ -142,20 +179,27 @@ func FuzzAnycast(f *testing.F) {
 		if fams&2 != 0 {
 			v4 = anyPod4
 		}
-		var allowed []netip.Prefix
+		allowed := anyOpen
 		if restrict {
 			allowed = anyAllow
 		}
+		lim := AnycastLimits{Allowed: allowed, Pools: anyPools, Reserved: anyReserved}
+		if fams&4 != 0 {
+			lim.Namespace, lim.NamespaceSet = pfxs("2001:db8:ffff:8000::/49", "192.0.2.0/25"), true
+		}
+		if fams&8 != 0 {
+			lim.Allowed = nil
+		}
 		pod := map[string]string{KeyAnycast: value}
-		got, warns := Anycast(pod, v6, v4, allowed, anyPools)
+		got, warns := Anycast(pod, v6, v4, lim)
 		if !slices.IsSortedFunc(got, netip.Addr.Compare) || len(slices.Compact(slices.Clone(got))) != len(got) {
 			t.Fatalf("Anycast(%q) = %v: not sorted or with duplicates", value, got)
 		}
 		for _, a := range got {
 			if !a.IsGlobalUnicast() || a.Zone() != "" || a.Is4In6() ||
 				a.Is6() && !v6.IsValid() || a.Is4() && !v4.IsValid() ||
-				slices.ContainsFunc(anyPools, func(p netip.Prefix) bool { return p.Contains(a) }) ||
-				restrict && !slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(a) }) {
+				inAny(anyPools, a) || !inAny(lim.Allowed, a) || lim.NamespaceSet && !inAny(lim.Namespace, a) ||
+				slices.ContainsFunc(anyReserved, func(r Reserved) bool { return r.Prefix.Contains(a) }) {
 				t.Fatalf("Anycast(%q) accepted %s", value, a)
 			}
 		}
@@ -180,9 +224,64 @@ func FuzzAnycast(f *testing.F) {
 		for _, a := range got {
 			back = append(back, a.String())
 		}
-		again, warns := Anycast(map[string]string{KeyAnycast: strings.Join(back, ",")}, v6, v4, allowed, anyPools)
+		again, warns := Anycast(map[string]string{KeyAnycast: strings.Join(back, ",")}, v6, v4, lim)
 		if !slices.Equal(again, got) || len(warns) != 0 {
 			t.Fatalf("Anycast(%q) = %v, but written back it parses to %v with warnings %v", value, got, again, warns)
+		}
+	})
+}
+
+func TestParseAnycastCIDRs(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []netip.Prefix
+		err  string
+	}{
+		{in: "", want: []netip.Prefix{}},
+		{in: " 2001:db8:ffff::/48 , 192.0.2.0/24,,2001:db8:ffff::/48", want: pfxs("2001:db8:ffff::/48", "192.0.2.0/24")},
+		{in: "192.0.2.1", err: `namespace annotation flock.fritzlab.net/anycast-cidrs="192.0.2.1": entry "192.0.2.1" is not a CIDR`},
+		{in: "192.0.2.1/24", err: `entry "192.0.2.1/24" has host bits set (write 192.0.2.0/24)`},
+		{in: "::ffff:192.0.2.0/120", err: `entry "::ffff:192.0.2.0/120" must be a plain IPv6 or IPv4 CIDR`},
+	} {
+		got, err := ParseAnycastCIDRs(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseAnycastCIDRs(%q) error %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("ParseAnycastCIDRs(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// FuzzParseAnycastCIDRs: any value parses or fails without panicking; what
+// parses is masked, without duplicates, and written back parses to itself.
+func FuzzParseAnycastCIDRs(f *testing.F) {
+	f.Add("2001:db8:ffff::/48, 192.0.2.0/24")
+	f.Add("192.0.2.1/24,x,,")
+	f.Fuzz(func(t *testing.T, v string) {
+		got, err := ParseAnycastCIDRs(v)
+		if err != nil {
+			if !strings.Contains(err.Error(), KeyNamespaceAnycastCIDRs) {
+				t.Fatalf("error %q does not name the annotation", err)
+			}
+			return
+		}
+		var back []string
+		for _, p := range got {
+			if p != p.Masked() || p.Addr().Zone() != "" {
+				t.Fatalf("ParseAnycastCIDRs(%q) accepted %s", v, p)
+			}
+			back = append(back, p.String())
+		}
+		if len(slices.Compact(slices.Clone(got))) != len(got) {
+			t.Fatalf("duplicates in %v", got)
+		}
+		again, err := ParseAnycastCIDRs(strings.Join(back, ","))
+		if err != nil || !slices.Equal(again, got) {
+			t.Fatalf("ParseAnycastCIDRs(%q) = %v, written back %v, %v", v, got, again, err)
 		}
 	})
 }

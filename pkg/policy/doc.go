@@ -56,6 +56,37 @@
 // 6 rules of one allow-list chain, each rule one set lookup, however many
 // policies and pods there are.
 //
+// # Anti-spoofing
+//
+// A pod may send only from its own eth0 addresses and the anycast
+// addresses it was granted. RenderGuard writes a second table of flock's,
+// `table inet flock_guard`, and Guard loads it:
+//
+//	chain prerouting (hook prerouting, priority raw, policy accept)
+//	    iifname != "flock*" accept                      (not from a pod)
+//	    iifname . ip6 saddr @sources6 accept            (veth . own address)
+//	    iifname . ip saddr @sources4 accept
+//	    ip6 saddr fe80::/10 accept                      (NDP, MLD: link-local)
+//	    ip6 saddr :: ip6 daddr ff02::/16 accept         (DAD)
+//	    counter name spoofed drop
+//
+// It is nftables and not strict rp_filter because rp_filter exists for
+// IPv4 only, and a reverse-path check (rp_filter, or nft's fib) would drop
+// an anycast reply whenever the pod's anycast route is missing (pod not
+// Ready, or another local pod's next hop chosen), while allowing a pod any
+// address routed via its veth; a set keyed by (veth, address) is exact for
+// both families. It is a table of its own, not part of `inet flock`,
+// because it is on in every mode (file mode and --netpol=false too: it
+// needs nothing of Kubernetes, and an operator expects it always), and
+// because it is never deleted on reload, so the counter keeps counting:
+// the script declares every object, then flushes and refills the sets and
+// the chain in the same transaction. Priority raw puts it before conntrack,
+// so a forged packet never creates a connection-tracking entry, and before
+// Service DNAT and NetworkPolicy. ARP is not IP and never reaches it; a
+// pod's hairpin through its own Service keeps its own source. The agent
+// loads a new pod's sources before the veth exists, so the first packet
+// of a pod passes and an unknown veth's packets are dropped.
+//
 // # Why nft -f and not knftables
 //
 // sigs.k8s.io/knftables (kube-proxy's library) was tried in full, on a

@@ -102,6 +102,11 @@ func Open(dir string, opt Options, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	// Also a directory that existed: allocations are root's alone (files
+	// are 0600, from CreateTemp).
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)

@@ -52,6 +52,8 @@ metadata:
 spec:
   cidr6: 2001:db8:f10c:1::/64
   cidr4: 198.51.100.0/24
+  anycast:
+    allowedCIDRs: [2001:db8:ffff::/48]
 `
 
 var (

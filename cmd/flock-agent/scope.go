@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/annotations"
+)
+
+// parseServiceCIDRs reads --service-cidrs: the cluster's Service ranges,
+// which no pod may claim as anycast.
+func parseServiceCIDRs(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for e := range strings.SplitSeq(v, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			return nil, fmt.Errorf("--service-cidrs %q: entry %q is not a CIDR", v, e)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// anycastScope is what no pod may claim as anycast: the Service ranges
+// (--service-cidrs), this node's own addresses, and in Kubernetes mode
+// every NodeConfig's pools; and, in Kubernetes mode, the namespace's
+// anycast-cidrs annotation. It asks the API only for a pod that wants
+// anycast addresses (a list of NodeConfigs and one namespace per ADD).
+type anycastScope struct {
+	services []netip.Prefix
+	client   kubernetes.Interface // nil in file mode
+	dyn      dynamic.Interface
+}
+
+func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, error) {
+	var out []annotations.Reserved
+	for _, p := range s.services {
+		out = append(out, annotations.Reserved{Prefix: p, What: "the cluster's Service range"})
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list the node's addresses: %w", err)
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok || !ip.Unmap().IsGlobalUnicast() {
+			continue
+		}
+		ip = ip.Unmap()
+		out = append(out, annotations.Reserved{Prefix: netip.PrefixFrom(ip, ip.BitLen()), What: "an address of this node"})
+	}
+	if s.dyn == nil {
+		return out, nil
+	}
+	list, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list NodeConfigs: %w", err)
+	}
+	for _, nc := range list.Items {
+		for _, f := range []string{"cidr6", "cidr4"} {
+			v, _, _ := unstructured.NestedString(nc.Object, "spec", f)
+			if p, err := netip.ParsePrefix(v); err == nil {
+				out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "node " + nc.GetName() + "'s pod pool"})
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s anycastScope) NamespaceCIDRs(ctx context.Context, namespace string) ([]netip.Prefix, bool, error) {
+	if s.client == nil {
+		return nil, false, nil
+	}
+	// A list by name: the agent may list and watch namespaces, not get them.
+	list, err := s.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", namespace).String()})
+	if err != nil {
+		return nil, false, fmt.Errorf("read namespace: %w", err)
+	}
+	if len(list.Items) == 0 {
+		return nil, false, fmt.Errorf("namespace not found")
+	}
+	v, ok := list.Items[0].Annotations[annotations.KeyNamespaceAnycastCIDRs]
+	if !ok {
+		return nil, false, nil
+	}
+	cidrs, err := annotations.ParseAnycastCIDRs(v)
+	if err != nil {
+		return nil, false, err
+	}
+	return cidrs, true, nil
+}
