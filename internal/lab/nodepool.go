@@ -43,6 +43,8 @@ func NodePool() *unstructured.Unstructured {
 			"cidr4":      poolCIDR4,
 			"blockSize4": int64(24),
 			"defaults":   map[string]any{"ipv6": true, "ipv4": true},
+			// Without an allowlist no pod may claim anycast.
+			"anycast": map[string]any{"allowedCIDRs": []any{LabAnycast6.String(), LabAnycast4.String()}},
 			"bgp": map[string]any{
 				"asn": int64(PoolASN),
 				"peers": []any{
