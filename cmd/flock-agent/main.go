@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -167,6 +168,20 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	a.SetAnycastScope(scope)
 	if parts.guard, err = startGuard(ctx, log, m.AntiSpoofing, a); err != nil {
 		return err
+	}
+	obs.m.CounterFunc("ipam_exhausted_total", "CNI ADDs refused because every range the pod may use was full.",
+		func() float64 { return float64(a.Exhausted()) })
+	if g := parts.guard; g != nil {
+		var last atomic.Uint64 // a failed read repeats it: a counter never goes back
+		obs.m.CounterFunc("antispoofing_dropped_packets_total", "Packets pods sent from an address they were not given, dropped by table inet "+policy.GuardTable+".",
+			func() float64 {
+				ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				if d, err := g.Drops(ctx); err == nil {
+					last.Store(d.Packets)
+				}
+				return float64(last.Load())
+			})
 	}
 	if m.Netpol {
 		applier = policy.NewApplier(policy.NFT{})

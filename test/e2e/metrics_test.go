@@ -109,7 +109,8 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"flock_anycast_addresses", "flock_anycast_routed", "flock_ipam_allocation_retries_total",
-		"flock_ipam_allocation_conflicts_total", "go_goroutines", "process_resident_memory_bytes"} {
+		"flock_ipam_allocation_conflicts_total", "flock_ipam_exhausted_total", "flock_antispoofing_dropped_packets_total",
+		"flock_leaked_allocations_released_total", "go_goroutines", "process_resident_memory_bytes"} {
 		if value(after, name) < 0 {
 			t.Errorf("no %s", name)
 		}
