@@ -194,6 +194,9 @@ func peers(ctx context.Context, a *agent.Agent, c *bird.Client) ([]metrics.Peer,
 	if node == nil || node.BGP == nil {
 		return nil, err
 	}
+	// Peers written as the node's default gateway are labelled with the
+	// address BIRD peers with, as flockctl bgp shows them.
+	node = resolveGateways(node)
 	byName := map[string]bird.ProtocolDetail{}
 	for _, p := range protos {
 		byName[p.Name] = p
@@ -202,6 +205,10 @@ func peers(ctx context.Context, a *agent.Agent, c *bird.Client) ([]metrics.Peer,
 	out := make([]metrics.Peer, 0, len(node.BGP.Peers))
 	for _, peer := range node.BGP.Peers {
 		mp := metrics.Peer{Address: peer.Address.String(), State: "missing"}
+		if !peer.Address.IsValid() {
+			// A default-gateway peer the node has no gateway for.
+			mp.Address = fmt.Sprintf("default-gateway-ipv%d", peer.DefaultGateway)
+		}
 		if p, ok := byName[bird.PeerName(peer.Address)]; ok {
 			mp.State, mp.Established = p.BGPState, p.Established()
 			if since, ok := bird.ParseSince(p.Since, now); ok {

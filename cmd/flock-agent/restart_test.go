@@ -279,6 +279,8 @@ func TestRestartWithAPIDown(t *testing.T) {
 	k.nodeConfig(t, ctx, map[string]any{
 		"cidr6": "2001:db8:42:1::/64", "cidr4": "198.18.1.0/24",
 		"bgp": map[string]any{"asn": int64(65101), "peers": []any{map[string]any{"address": birdtest.Router6, "asn": int64(65000)}}},
+		// Without an allowlist no pod may claim anycast.
+		"anycast": map[string]any{"allowedCIDRs": []any{"2001:db8:ffff::/48"}},
 	})
 	args := append([]string{"--kubeconfig", k.kubeconfig, "--node-name", "node-1", "--sync-wait", "2s"}, bn.AgentArgs()...)
 	agent := runAgent(t, k.node, args...)

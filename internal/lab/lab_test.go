@@ -62,6 +62,7 @@ func TestNodeConfigObject(t *testing.T) {
 			map[string]any{"address": "2001:db8:1ab:1::1", "asn": 65000},
 			map[string]any{"address": "198.19.1.1", "asn": 65000},
 		}},
+		"anycast": map[string]any{"allowedCIDRs": []any{"2001:db8:ffff::/48", "192.0.2.0/24"}},
 	}
 	if diff := cmp.Diff(want, spec); diff != "" {
 		t.Errorf("NodeConfig spec (-want +got):\n%s", diff)

@@ -95,7 +95,7 @@ func TestLab(t *testing.T) {
 			t.Errorf("route to deleted pod's %s left on %s: %s", a, gone.Spec.NodeName, out)
 		}
 	}
-	if out, _ := inNetns(nodeNs, "ip", "-o", "link", "show", "type", "veth"); strings.Count(out, "flock") != countOn(pods, gone.Spec.NodeName)-1 {
+	if out, _ := inNetns(nodeNs, "ip", "-o", "link", "show", "type", "veth"); strings.Count(out, ": flock") != countOn(pods, gone.Spec.NodeName)-1 {
 		t.Errorf("veths on %s after deleting p4:\n%s", gone.Spec.NodeName, out)
 	}
 

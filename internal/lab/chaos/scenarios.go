@@ -277,7 +277,12 @@ func (s *suite) poolChange(ctx context.Context, r *Result) {
 }
 
 func (s *suite) patchPools(ctx context.Context, node string, p6, p4 netip.Prefix) error {
-	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"cidr6": p6.String(), "cidr4": p4.String()}})
+	// An operator changing a NodePool's NodeConfig takes it over first
+	// (managed: "false"), or flock-controller puts the pool's blocks back.
+	patch, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]any{v1alpha1.AnnotationManaged: "false"}},
+		"spec":     map[string]any{"cidr6": p6.String(), "cidr4": p4.String()},
+	})
 	_, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
 		return fmt.Errorf("patch the pools of %s: %w", node, err)
