@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -50,6 +51,21 @@ func (e *env) routerHas(prefix string, want bool) (bool, string) {
 
 func (e *env) patchNodeConfig(node string, patch map[string]any) {
 	e.t.Helper()
+	// A test changing a NodeConfig takes it over from flock-controller
+	// (managed: "false"), as an operator must, or the controller puts the
+	// NodePool's values back.
+	md, _ := patch["metadata"].(map[string]any)
+	if md == nil {
+		md = map[string]any{}
+	}
+	ann, _ := md["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+	}
+	ann[v1alpha1.AnnotationManaged] = "false"
+	md["annotations"] = ann
+	patch = maps.Clone(patch)
+	patch["metadata"] = md
 	data, _ := json.Marshal(patch)
 	_, err := e.dyn().Resource(v1alpha1.NodeConfigGVR).Patch(context.Background(), node, types.MergePatchType, data, metav1PatchOptions)
 	if err != nil {
@@ -143,9 +159,8 @@ func TestBGP(t *testing.T) {
 	// node-1's IPv4 pool; put it back, it returns. The agent keeps running.
 	agentPid := e.lab.AgentPid("node-1")
 	n1 := e.lab.Nodes[0]
-	// The operator takes node-1's NodeConfig over from flock-controller,
-	// which from now on leaves it alone (it would undo the patches below).
-	e.patchNodeConfig("node-1", map[string]any{"metadata": map[string]any{"annotations": map[string]any{v1alpha1.AnnotationManaged: "false"}}})
+	// patchNodeConfig takes node-1's NodeConfig over from flock-controller,
+	// which from then on leaves it alone (it would undo the patches below).
 	v6peer := map[string]any{"address": n1.RouterAddr6.Addr().String(), "asn": lab.RouterASN}
 	v4peer := map[string]any{"address": n1.RouterAddr4.Addr().String(), "asn": lab.RouterASN}
 	e.patchNodeConfig("node-1", map[string]any{"spec": map[string]any{"bgp": map[string]any{"peers": []any{v6peer}}}})
