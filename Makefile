@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 3s
 
-.PHONY: all lab lab-real build test unit vet fuzz bench bench-cni bench-bgp bench-anycast demo clean generate verify-generated
+.PHONY: all lab lab-real lab-lite build test unit vet fuzz bench bench-cni bench-bgp bench-anycast demo clean generate verify-generated
 
 all: build
 
@@ -44,19 +44,22 @@ bench-pods:
 bench-cni:
 	$(GO) run ./hack/cnibench
 
-# A 2-node lab (real kube-apiserver, agents, kubelet-lite) with demo pods,
-# their addresses and a cross-node reachability check. `flock-lab down`
-# removes it.
+# A 2-node lab (real kube-apiserver; per node the agent, BIRD, containerd,
+# kubelet and kube-proxy) with demo pods, their addresses and a cross-node
+# reachability check. `flock-lab down` removes it.
 lab:
 	$(GO) build -o bin/ ./cmd/flock-lab ./cmd/flockctl
 	bin/flock-lab up --nodes 2
 	bin/flock-lab demo
 
-# The same lab on the real node stack: containerd, kubelet and kube-proxy
-# per node (see the README's "The real node stack").
-lab-real:
+# `make lab` (kept: the real node stack is the default now).
+lab-real: lab
+
+# The same lab on kubelet-lite and the lab's Service proxy stand-in (host
+# processes instead of containers).
+lab-lite:
 	$(GO) build -o bin/ ./cmd/flock-lab ./cmd/flockctl
-	bin/flock-lab up --nodes 2 --runtime=real
+	bin/flock-lab up --nodes 2 --runtime=lite
 	bin/flock-lab demo
 
 # Time from a NodeConfig pool change to the prefix in the router's kernel,

@@ -87,7 +87,7 @@ flock-lab is up: %d nodes, API server %s
 	cmd.Flags().BoolVar(&opts.SkipPackages, "skip-packages", false, "do not apt-get install missing Debian packages")
 	cmd.Flags().BoolVar(&opts.ExplicitNodeConfigs, "explicit-nodeconfigs", false,
 		"write each node's NodeConfig by hand (pools 2001:db8:42:<i>::/64 and 198.18.<i>.0/24, AS 65100+i) instead of a NodePool and flock-controller")
-	cmd.Flags().StringVar(&opts.Runtime, "runtime", lab.RuntimeLite, "what runs the pods: lite (kubelet-lite) or real (containerd, kubelet, kube-proxy)")
+	cmd.Flags().StringVar(&opts.Runtime, "runtime", lab.RuntimeReal, "what runs the pods: real (containerd, kubelet, kube-proxy) or lite (kubelet-lite and a Service proxy stand-in, host processes)")
 	return cmd
 }
 

@@ -18,7 +18,8 @@ import (
 	"github.com/fritzlab/flock/internal/lab/chaos"
 )
 
-func main() { benchlab.Main("chaos", "ch", run) }
+// The lab's default runtime: the real node stack, as TestChaos runs it.
+func main() { benchlab.MainWith("chaos", "ch", lab.Options{Nodes: 2}, run) }
 
 func run(ctx context.Context, l *lab.Lab, _ string) error {
 	opt := chaos.Full

@@ -37,9 +37,9 @@ type Options struct {
 	// flock-controller making them.
 	ExplicitNodeConfigs bool
 
-	// Runtime is what runs the nodes' pods: RuntimeLite (default:
-	// kubelet-lite and the lab's Service proxy) or RuntimeReal (containerd,
-	// kubelet, kube-proxy).
+	// Runtime is what runs the nodes' pods: RuntimeReal (default:
+	// containerd, kubelet, kube-proxy) or RuntimeLite (kubelet-lite and the
+	// lab's Service proxy, host processes).
 	Runtime string
 }
 
@@ -67,7 +67,7 @@ func (o Options) withDefaults() Options {
 		o.Log = os.Stderr
 	}
 	if o.Runtime == "" {
-		o.Runtime = RuntimeLite
+		o.Runtime = RuntimeReal
 	}
 	return o
 }

@@ -34,8 +34,9 @@ type env struct {
 
 // up starts a lab of its own (namespaces and directories named after this
 // process, so a real lab or a parallel run is never touched) and tears it
-// down when the test ends. $FLOCK_LAB_RUNTIME=real runs every test that
-// uses it on the real node stack.
+// down when the test ends, on the lab's default runtime (the real node
+// stack); $FLOCK_LAB_RUNTIME=lite runs every test that uses it on
+// kubelet-lite instead.
 func up(t *testing.T, nodes int) *env {
 	t.Helper()
 	return upWith(t, nodes, os.Getenv("FLOCK_LAB_RUNTIME"))

@@ -19,7 +19,9 @@ import (
 // folders under a temporary one), runs measure on it and takes the lab
 // down again. On an error it prints "NAME: error" and exits 1.
 func Main(name, prefix string, measure func(ctx context.Context, l *lab.Lab, dir string) error) {
-	MainWith(name, prefix, lab.Options{Nodes: 2}, measure)
+	// kubelet-lite: these benchmarks time flock's control path (API change to
+	// the router's kernel) and flip readiness through host files.
+	MainWith(name, prefix, lab.Options{Nodes: 2, Runtime: lab.RuntimeLite}, measure)
 }
 
 // MainWith is Main on a lab of the given shape (nodes, runtime); prefix,
