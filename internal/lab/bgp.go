@@ -44,12 +44,22 @@ protocol kernel kernel4 {
 	ipv4 { import none; export all; };
 	merge paths on;
 }
+
+# BFD towards every node: a node whose NodeConfig turns BFD on gets a dead
+# link noticed within 300 ms x 3; one without BFD keeps a plain session.
+protocol bfd {
+	interface "*" {
+		interval 300 ms;
+		multiplier 3;
+	};
+}
 {{range .Peers}}
 protocol bgp {{.Name}}_v6 {
 	local {{.RouterAddr6.Addr}} as {{$.ASN}};
 	neighbor {{.Addr6.Addr}} as {{.ASN}};
 	direct;
 	graceful restart on;
+	bfd on;
 	connect retry time 2;
 	error wait time 1, 10;
 	ipv6 { import all; export none; };
@@ -60,6 +70,7 @@ protocol bgp {{.Name}}_v4 {
 	neighbor {{.Addr4.Addr}} as {{.ASN}};
 	direct;
 	graceful restart on;
+	bfd on;
 	connect retry time 2;
 	error wait time 1, 10;
 	ipv4 { import all; export none; };

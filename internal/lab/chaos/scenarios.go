@@ -14,11 +14,15 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab"
+	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/policy/nptest"
 )
 
 func (s *suite) name(prefix string) string { return fmt.Sprintf("%s-%d", prefix, s.seq.Add(1)) }
@@ -114,9 +118,73 @@ func (s *suite) birdKill(ctx context.Context, r *Result) {
 }
 
 // apiDown (3): the nodes lose the API for a while: existing pods keep
-// their traffic, the agents do not crash (same pid before and after), and
-// a pod created once the API is back is served.
+// their traffic, the agents do not crash (same pid before and after), a
+// default-deny policy applied before the outage stays enforced during it
+// (stale, never open), and a pod created once the API is back is served.
 func (s *suite) apiDown(ctx context.Context, r *Result) {
+	// A victim pod on node-2 that only a default-deny policy selects: its
+	// ingress is refused before the outage and must stay refused (stale,
+	// never open) while the agents cannot see the API.
+	victimName := s.name("victim")
+	vp := pod(victimName, "node-2", nil)
+	vp.Labels = map[string]string{"chaos-victim": victimName}
+	if _, err := s.cs.CoreV1().Pods(ns).Create(ctx, vp, metav1.CreateOptions{}); err != nil {
+		r.fail("create %s: %v", victimName, err)
+		return
+	}
+	victim, err := s.waitReady(ctx, victimName, 90*time.Second)
+	if err != nil {
+		r.fail("%v", err)
+		return
+	}
+	defer func() {
+		if err := s.remove(ctx, victimName); err != nil {
+			r.fail("%v", err)
+		}
+	}()
+	if err := s.reach(ctx, victim); err != nil {
+		r.fail("victim before the policy: %v", err)
+		return
+	}
+	np := nptest.Policy(ns, "deny-"+victimName, nptest.Labels("chaos-victim", victimName), nptest.Types(networkingv1.PolicyTypeIngress))
+	if _, err := s.cs.NetworkingV1().NetworkPolicies(ns).Create(ctx, &np, metav1.CreateOptions{}); err != nil {
+		r.fail("create policy %s: %v", np.Name, err)
+		return
+	}
+	policyGone := false
+	defer func() {
+		if !policyGone {
+			s.cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{})
+		}
+	}()
+	enforced := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if s.reach(ctx, victim) != nil {
+			enforced = true
+			break
+		}
+	}
+	if !enforced {
+		r.fail("default-deny policy %s not enforced on %s within 30s", np.Name, victimName)
+		return
+	}
+	// A pod object no node runs (its nodeSelector matches none), for a CNI
+	// ADD straight through the flock plugin on node-1 during the outage:
+	// the agent's cache does not have it, so it must ask the API server.
+	directName := s.name("direct")
+	dp := pod(directName, "", nil)
+	dp.Spec.NodeSelector = map[string]string{"chaos.flock.fritzlab.net/nowhere": "true"}
+	if _, err := s.cs.CoreV1().Pods(ns).Create(ctx, dp, metav1.CreateOptions{}); err != nil {
+		r.fail("create %s: %v", directName, err)
+		return
+	}
+	defer s.remove(ctx, directName)
+	direct, err := s.newDirectAttach("node-1", directName)
+	if err != nil {
+		r.fail("%v", err)
+		return
+	}
+	defer direct.close()
 	pids := map[string]int{}
 	for _, n := range s.l.Nodes {
 		pids[n.Name] = s.l.AgentPid(n.Name)
@@ -125,11 +193,69 @@ func (s *suite) apiDown(ctx context.Context, r *Result) {
 		r.fail("%v", err)
 		return
 	}
-	time.Sleep(s.opt.APIDown)
+	actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	addErr := direct.add(actx)
+	cancel()
+	switch {
+	case addErr == nil:
+		r.Notes = append(r.Notes, "CNI ADD during the outage: succeeded")
+	case cniCode(addErr) == 11:
+		r.Notes = append(r.Notes, "CNI ADD during the outage: code 11 (try again later)")
+	default:
+		r.fail("CNI ADD during the outage: want success or code 11, got code %d: %v", cniCode(addErr), addErr)
+	}
+	// Probe the victim during the outage: at the start, the middle and
+	// the end of it; every probe must be refused.
+	var opened int
+	probes := 0
+	for end := time.Now().Add(s.opt.APIDown); ; {
+		probes++
+		if s.reach(ctx, victim) == nil {
+			opened++
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			break
+		}
+		time.Sleep(min(left, s.opt.APIDown/3))
+	}
+	if opened > 0 {
+		r.fail("policy opened during the API outage: %d of %d probes to %s got through", opened, probes, victimName)
+	}
 	if err := s.l.StartAPI(ctx); err != nil {
 		r.fail("bring the API back: %v", err)
 		return
 	}
+	var added error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		added = direct.add(actx)
+		cancel()
+		if added == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if added != nil {
+		r.fail("CNI ADD once the API was back: code %d: %v", cniCode(added), added)
+	}
+	if err := direct.del(ctx); err != nil {
+		r.fail("CNI DEL of the direct attachment: %v", err)
+	}
+	if err := s.cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{}); err != nil {
+		r.fail("delete policy %s: %v", np.Name, err)
+	} else {
+		policyGone = true
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			if err = s.reach(ctx, victim); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			r.fail("victim after the policy was removed: %v", err)
+		}
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("policy stayed enforced: %d of %d probes refused during the outage", probes-opened, probes))
 	for n, pid := range pids {
 		if got := s.l.AgentPid(n); got != pid {
 			r.fail("agent of %s restarted or died while the API was down (pid %d, now %d)", n, pid, got)
@@ -384,23 +510,75 @@ func (s *suite) exhaustion(ctx context.Context, r *Result) {
 // uplinkFlap (7): node-2's upstream link loses carrier and gets it back
 // (the router's port goes down and up, as a pulled cable: the node keeps
 // its addresses; the router, like a real one, keeps its port's
-// configuration): the router's routes to node-2's pools return, and so
-// does the traffic. The lab runs BGP without BFD, so the withdrawal within
-// BFD's interval is not checked here.
+// configuration). node-2's sessions run BFD (the router's at 300 ms x 3):
+// the router withdraws node-2's pools within BFD's detection time plus a
+// margin, not the hold time; after the link is back the routes return, and
+// so does the traffic.
 func (s *suite) uplinkFlap(ctx context.Context, r *Result) {
 	n2, _ := s.l.Node("node-2")
+	pools := s.pools(ctx, "node-2")
+	if err := s.enableBFD(ctx, "node-2"); err != nil {
+		r.fail("%v", err)
+		return
+	}
+	// Wait until the router's BFD sessions to node-2 are Up on both families.
+	rc := bird.NewClient(s.l.RouterBIRDSocket())
+	up2 := 0
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		sess, _ := rc.BFDSessions(ctx)
+		up2 = 0
+		for _, b := range sess {
+			if (b.Address == n2.Addr6.Addr() || b.Address == n2.Addr4.Addr()) && b.State == "Up" {
+				up2++
+			}
+		}
+		if up2 == 2 {
+			break
+		}
+	}
+	if up2 != 2 {
+		sess, _ := rc.BFDSessions(ctx)
+		r.fail("the router's BFD sessions to node-2 are not Up within 60s: %v", sess)
+		return
+	}
+	if learned := s.waitLearned(n2, pools, nil, 60*time.Second); !s.hasAll(learned, pools) {
+		r.fail("the router lacks node-2's pools before the flap: %s", strings.TrimSpace(learned))
+		return
+	}
 	run("ip", "netns", "exec", s.l.Router, "sysctl", "-qw", "net.ipv6.conf."+n2.RouterIf+".keep_addr_on_down=1")
 	if out, err := exec.Command("ip", "-n", s.l.Router, "link", "set", n2.RouterIf, "down").CombinedOutput(); err != nil {
 		r.fail("take node-2's link down: %v: %s", err, out)
 		return
 	}
-	time.Sleep(5 * time.Second)
+	down := time.Now()
+	const withdrawWithin = 3 * time.Second // 300 ms x 3 detection, plus margin
+	var withdrawn time.Duration
+	for deadline := down.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		learned := s.learnedFrom(n2.Addr6.Addr(), n2.Addr4.Addr())
+		gone := true
+		for _, p := range pools {
+			gone = gone && !strings.Contains(learned, p.String()+" ")
+		}
+		if gone {
+			withdrawn = time.Since(down)
+			break
+		}
+	}
+	switch {
+	case withdrawn == 0:
+		r.fail("the router still has node-2's pools 30s after the link went down")
+	case withdrawn > withdrawWithin:
+		r.fail("the router withdrew node-2's pools %s after the link went down, want within %s (BFD)", withdrawn.Round(time.Millisecond), withdrawWithin)
+	}
+	if withdrawn > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("routes withdrawn %s after link down (bfd 300ms x 3)", withdrawn.Round(10*time.Millisecond)))
+	}
+	time.Sleep(max(0, 5*time.Second-time.Since(down)))
 	if out, err := exec.Command("ip", "-n", s.l.Router, "link", "set", n2.RouterIf, "up").CombinedOutput(); err != nil {
 		r.fail("bring node-2's link up: %v: %s", err, out)
 		return
 	}
 	up := time.Now()
-	pools := s.pools(ctx, "node-2")
 	// A session that failed waits out BIRD's error wait time (60 s at
 	// first) before it connects again.
 	learned := s.waitLearned(n2, pools, nil, 300*time.Second)
@@ -413,5 +591,39 @@ func (s *suite) uplinkFlap(ctx context.Context, r *Result) {
 	if err := s.reach(ctx, s.dst.Load()); err != nil {
 		r.fail("after the link came back: %v", err)
 	}
-	r.Notes = append(r.Notes, "bfd off in the lab: withdrawal within BFD's interval not checked")
+}
+
+func (s *suite) hasAll(learned string, pools []netip.Prefix) bool {
+	for _, p := range pools {
+		if !strings.Contains(learned, p.String()+" ") {
+			return false
+		}
+	}
+	return true
+}
+
+// enableBFD turns on BFD for every BGP peer of a node's NodeConfig, taking
+// the NodeConfig over from flock-controller in the same patch.
+func (s *suite) enableBFD(ctx context.Context, node string) error {
+	nc, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get the NodeConfig of %s: %w", node, err)
+	}
+	peers, _, _ := unstructured.NestedSlice(nc.Object, "spec", "bgp", "peers")
+	if len(peers) == 0 {
+		return fmt.Errorf("the NodeConfig of %s has no BGP peers", node)
+	}
+	for _, p := range peers {
+		if m, ok := p.(map[string]any); ok {
+			m["bfd"] = true
+		}
+	}
+	patch, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]any{v1alpha1.AnnotationManaged: "false"}},
+		"spec":     map[string]any{"bgp": map[string]any{"peers": peers}},
+	})
+	if _, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("turn on BFD for %s: %w", node, err)
+	}
+	return nil
 }
