@@ -510,8 +510,9 @@ func (s *suite) exhaustion(ctx context.Context, r *Result) {
 // uplinkFlap (7): node-2's upstream link loses carrier and gets it back
 // (the router's port goes down and up, as a pulled cable: the node keeps
 // its addresses; the router, like a real one, keeps its port's
-// configuration). node-2's sessions run BFD (the router's at 300 ms x 3):
-// the router withdraws node-2's pools within BFD's detection time plus a
+// configuration), then fails silently (up, but dropping everything).
+// node-2's sessions run BFD (the router's at 300 ms x 3): each time the
+// router withdraws node-2's pools within BFD's detection time plus a
 // margin, not the hold time; after the link is back the routes return, and
 // so does the traffic.
 func (s *suite) uplinkFlap(ctx context.Context, r *Result) {
@@ -551,19 +552,7 @@ func (s *suite) uplinkFlap(ctx context.Context, r *Result) {
 		return
 	}
 	down := time.Now()
-	const withdrawWithin = 3 * time.Second // 300 ms x 3 detection, plus margin
-	var withdrawn time.Duration
-	for deadline := down.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		learned := s.learnedFrom(n2.Addr6.Addr(), n2.Addr4.Addr())
-		gone := true
-		for _, p := range pools {
-			gone = gone && !strings.Contains(learned, p.String()+" ")
-		}
-		if gone {
-			withdrawn = time.Since(down)
-			break
-		}
-	}
+	withdrawn := s.waitWithdrawn(n2, pools, down)
 	switch {
 	case withdrawn == 0:
 		r.fail("the router still has node-2's pools 30s after the link went down")
@@ -571,7 +560,7 @@ func (s *suite) uplinkFlap(ctx context.Context, r *Result) {
 		r.fail("the router withdrew node-2's pools %s after the link went down, want within %s (BFD)", withdrawn.Round(time.Millisecond), withdrawWithin)
 	}
 	if withdrawn > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("routes withdrawn %s after link down (bfd 300ms x 3)", withdrawn.Round(10*time.Millisecond)))
+		r.Notes = append(r.Notes, fmt.Sprintf("routes withdrawn %s after link down", withdrawn.Round(10*time.Millisecond)))
 	}
 	time.Sleep(max(0, 5*time.Second-time.Since(down)))
 	if out, err := exec.Command("ip", "-n", s.l.Router, "link", "set", n2.RouterIf, "up").CombinedOutput(); err != nil {
@@ -591,6 +580,62 @@ func (s *suite) uplinkFlap(ctx context.Context, r *Result) {
 	if err := s.reach(ctx, s.dst.Load()); err != nil {
 		r.fail("after the link came back: %v", err)
 	}
+	// The port going down is seen by the router at once (its neighbour is
+	// lost with the interface). A silent failure, the link up but nothing
+	// getting through (a dead switch between), only BFD notices: drop
+	// everything the router sends and receives on node-2's port.
+	table := "chaos_silent"
+	rules := fmt.Sprintf("table inet %s {\n chain drop_in { type filter hook input priority -300; iifname %q drop; }\n chain drop_out { type filter hook output priority -300; oifname %q drop; }\n}\n", table, n2.RouterIf, n2.RouterIf)
+	nft := exec.Command("ip", "netns", "exec", s.l.Router, "nft", "-f", "-")
+	nft.Stdin = strings.NewReader(rules)
+	if out, err := nft.CombinedOutput(); err != nil {
+		r.fail("drop node-2's link silently: %v: %s", err, out)
+		return
+	}
+	silent := time.Now()
+	withdrawn = s.waitWithdrawn(n2, pools, silent)
+	switch {
+	case withdrawn == 0:
+		r.fail("the router still has node-2's pools 30s into a silent link failure (BFD did not take the sessions down)")
+	case withdrawn > withdrawWithin:
+		r.fail("the router withdrew node-2's pools %s into a silent link failure, want within %s (BFD 300ms x 3)", withdrawn.Round(time.Millisecond), withdrawWithin)
+	}
+	if withdrawn > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("routes withdrawn %s into a silent link failure (bfd 300ms x 3)", withdrawn.Round(10*time.Millisecond)))
+	}
+	if out, err := exec.Command("ip", "netns", "exec", s.l.Router, "nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
+		r.fail("end the silent link failure: %v: %s", err, out)
+		return
+	}
+	healed := time.Now()
+	learned = s.waitLearned(n2, pools, nil, 300*time.Second)
+	r.Notes = append(r.Notes, fmt.Sprintf("routes back %s after the silent failure", time.Since(healed).Round(time.Second)))
+	if !s.hasAll(learned, pools) {
+		r.fail("the router did not relearn node-2's pools after the silent failure: %s", strings.TrimSpace(learned))
+	}
+	if err := s.reach(ctx, s.dst.Load()); err != nil {
+		r.fail("after the silent failure: %v", err)
+	}
+}
+
+// withdrawWithin is BFD's detection time in the lab (300 ms x 3) plus a
+// margin: far below any BGP hold time.
+const withdrawWithin = 3 * time.Second
+
+// waitWithdrawn waits up to 30s until the router has none of pools from
+// node n and returns how long after since that took, 0 if it did not.
+func (s *suite) waitWithdrawn(n lab.Node, pools []netip.Prefix, since time.Time) time.Duration {
+	for deadline := since.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		learned := s.learnedFrom(n.Addr6.Addr(), n.Addr4.Addr())
+		gone := true
+		for _, p := range pools {
+			gone = gone && !strings.Contains(learned, p.String()+" ")
+		}
+		if gone {
+			return time.Since(since)
+		}
+	}
+	return 0
 }
 
 func (s *suite) hasAll(learned string, pools []netip.Prefix) bool {
