@@ -409,11 +409,38 @@ func (s *suite) patchPools(ctx context.Context, node string, p6, p4 netip.Prefix
 		"metadata": map[string]any{"annotations": map[string]any{v1alpha1.AnnotationManaged: "false"}},
 		"spec":     map[string]any{"cidr6": p6.String(), "cidr4": p4.String()},
 	})
-	_, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
+	u, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
 		return fmt.Errorf("patch the pools of %s: %w", node, err)
 	}
-	return nil
+	// The new pools apply once the agent has accepted this generation; a
+	// pod added before that still gets the old ones.
+	gen := u.GetGeneration()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cur, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).Get(ctx, node, metav1.GetOptions{})
+		if err == nil && acceptedGeneration(cur) >= gen {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the agent of %s did not accept NodeConfig generation %d within 30s", node, gen)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// acceptedGeneration is the generation the NodeConfig's Accepted=True
+// condition describes, 0 when it is not accepted.
+func acceptedGeneration(u *unstructured.Unstructured) int64 {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == v1alpha1.ConditionAccepted && m["status"] == string(metav1.ConditionTrue) {
+			g, _ := m["observedGeneration"].(int64)
+			return g
+		}
+	}
+	return 0
 }
 
 // waitLearned waits until the router has every prefix of want and none of
