@@ -26,6 +26,11 @@ const (
 	NodePoolResource = "nodepools"
 	// NodePoolKind is the kind of a NodePool object.
 	NodePoolKind = "NodePool"
+	// ServiceAddressPoolResource is the plural resource name of
+	// ServiceAddressPools.
+	ServiceAddressPoolResource = "serviceaddresspools"
+	// ServiceAddressPoolKind is the kind of a ServiceAddressPool object.
+	ServiceAddressPoolKind = "ServiceAddressPool"
 )
 
 // NodeConfigGVR is the resource a dynamic client or an informer watches.
@@ -33,6 +38,9 @@ var NodeConfigGVR = SchemeGroupVersion.WithResource(NodeConfigResource)
 
 // NodePoolGVR is the NodePool resource.
 var NodePoolGVR = SchemeGroupVersion.WithResource(NodePoolResource)
+
+// ServiceAddressPoolGVR is the ServiceAddressPool resource.
+var ServiceAddressPoolGVR = SchemeGroupVersion.WithResource(ServiceAddressPoolResource)
 
 var (
 	// SchemeBuilder registers the API's types with a scheme.
@@ -49,7 +57,8 @@ func Resource(resource string) schema.GroupResource {
 }
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &NodeConfig{}, &NodeConfigList{}, &NodePool{}, &NodePoolList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &NodeConfig{}, &NodeConfigList{}, &NodePool{}, &NodePoolList{},
+		&ServiceAddressPool{}, &ServiceAddressPoolList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }
