@@ -71,6 +71,13 @@ bench-bgp:
 bench-anycast:
 	$(GO) run ./hack/anycastbench
 
+# Ready -> NotReady -> Ready flips of a LoadBalancer Service's only local
+# backend (externalTrafficPolicy Local), from the EndpointSlice change to
+# the router, on the real node stack.
+.PHONY: bench-lb
+bench-lb:
+	$(GO) run ./hack/lbbench
+
 # The smallest real demonstration: a node namespace with the agent, two pods
 # added through the real plugin, pinging each other over IPv6 and IPv4.
 demo:

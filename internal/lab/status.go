@@ -106,12 +106,10 @@ func (l *Lab) PrintStatus(ctx context.Context, w io.Writer) error {
 	} else {
 		fmt.Fprintln(w, "apiproxy: NOT RUNNING")
 	}
-	if !l.ExplicitNodeConfigs {
-		for i := range controllerReplicas {
-			id := fmt.Sprintf("flock-controller-%d", i)
-			pid, _ := l.daemonPid(id)
-			fmt.Fprintf(w, "%s: %s\n", id, pidText(pid))
-		}
+	for i := range controllerReplicas {
+		id := fmt.Sprintf("flock-controller-%d", i)
+		pid, _ := l.daemonPid(id)
+		fmt.Fprintf(w, "%s: %s\n", id, pidText(pid))
 	}
 	return err
 }

@@ -123,14 +123,21 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	// flock-controller runs in every lab: it makes the NodeConfigs of the
+	// NodePool (none with explicit NodeConfigs) and gives LoadBalancer
+	// Services their addresses from the ServiceAddressPool.
 	if !opts.ExplicitNodeConfigs {
-		l.logf("starting %d flock-controller replicas and the NodePool %s", controllerReplicas, PoolName)
+		l.logf("applying the NodePool %s", PoolName)
 		if err := applyNodePool(ctx, dc); err != nil {
 			return nil, err
 		}
-		if err := l.startControllers(cp, ids); err != nil {
-			return nil, err
-		}
+	}
+	l.logf("starting %d flock-controller replicas and the ServiceAddressPool %s", controllerReplicas, ServicePoolName)
+	if err := applyServiceAddressPool(ctx, dc); err != nil {
+		return nil, err
+	}
+	if err := l.startControllers(cp, ids); err != nil {
+		return nil, err
 	}
 	for _, n := range nodes {
 		node, err := createNode(ctx, cs, n)
