@@ -212,7 +212,7 @@ func TestCompute(t *testing.T) {
 			ns: map[string]map[string]string{"a": {"team": "a"}, "b": {"team": "b"}},
 			services: []Service{svc("a/web", 1, labelled("app", "web")), svc("a/db", 2), svc("b/web", 3, labelled("app", "web")),
 				svc("b/db", 4), svc("b/named", 5, inPool("team"))},
-			want: map[string]string{"a/web": "192.0.2.0", "a/db": "198.51.100.0", "b/web": "192.0.2.1", "b/db": "", "b/named": ""},
+			want:   map[string]string{"a/web": "192.0.2.0", "a/db": "198.51.100.0", "b/web": "192.0.2.1", "b/db": "", "b/named": ""},
 			events: []string{"b/db NoAddressPool", "b/named NoAddressPool"}},
 		{name: "pool-overlap-older-wins", pools: []*v1alpha1.ServiceAddressPool{sap("young", 1, "192.0.2.0/28"), sap("old", 0, "192.0.2.8/29")},
 			services: []Service{svc("a/a", 1), svc("a/b", 2, inPool("young"))},
