@@ -2,6 +2,7 @@ package crd
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/pkg/lbipam"
 )
 
@@ -113,5 +115,40 @@ func TestInvalidServiceAddressPool(t *testing.T) {
 				t.Errorf("error %q\nwant one naming %s with %q", err, tc.field, tc.msg)
 			}
 		})
+	}
+}
+
+// examples/serviceaddresspool.yaml is accepted as it is, and the
+// controller finds both pools usable.
+func TestServiceAddressPoolExample(t *testing.T) {
+	root, err := controlplane.SourceRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := controlplane.ReadObjects(filepath.Join(root, "examples", "serviceaddresspool.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 2 {
+		t.Fatalf("%d objects, want 2 ServiceAddressPools", len(objs))
+	}
+	var ps []*v1alpha1.ServiceAddressPool
+	for i, o := range objs {
+		got, err := saps(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			t.Fatalf("%s: %v", o.GetName(), err)
+		}
+		p := &v1alpha1.ServiceAddressPool{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, p); err != nil {
+			t.Fatal(err)
+		}
+		p.CreationTimestamp = metav1.NewTime(time.Unix(int64(i), 0))
+		ps = append(ps, p)
+	}
+	plan := lbipam.Compute(lbipam.Input{Pools: ps, Now: time.Now()})
+	for _, p := range ps {
+		if c := meta.FindStatusCondition(plan.Pools[p.Name].Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			t.Errorf("%s: %+v", p.Name, c)
+		}
 	}
 }
