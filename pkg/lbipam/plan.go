@@ -42,7 +42,7 @@ const (
 	// of a family it needs; the message names the pools and the family.
 	ReasonPoolExhausted = "AddressPoolExhausted"
 	// ReasonInvalidIPs: the annotation flock.fritzlab.net/load-balancer-ips
-	// does not parse, asks for a family the Service lacks, or an address
+	// (or the deprecated spec.loadBalancerIP without it) does not parse, asks for a family the Service lacks, or an address
 	// no pool the Service may use holds.
 	ReasonInvalidIPs = "InvalidLoadBalancerIPs"
 	// ReasonNoPool: no usable pool serves the Service: the annotation
@@ -142,7 +142,7 @@ func Compute(in Input) *Plan {
 		}
 		st := &state{s: s, fams: s.families(), addrs: map[corev1.IPFamily]netip.Addr{}, pools: map[corev1.IPFamily]*pool{}}
 		if s.HasIPs {
-			st.req, st.reqErr = ParseIPs(s.IPs)
+			st.req, st.reqErr = parseIPs(s.ipsField(), s.IPs)
 		}
 		ns := in.Namespaces[s.Namespace]
 		if s.Pool != "" {
@@ -252,7 +252,7 @@ func (st *state) assign() []Event {
 // assignRequested takes the addresses the annotation asks for: all of
 // them, or none that the Service does not hold already.
 func (st *state) assignRequested() []Event {
-	ann := fmt.Sprintf("annotation %s %q", v1alpha1.AnnotationLoadBalancerIPs, st.s.IPs)
+	ann := fmt.Sprintf("%s %q", st.s.ipsField(), st.s.IPs)
 	for _, a := range st.req {
 		if !slices.Contains(st.fams, Family(a)) {
 			return []Event{st.event(ReasonInvalidIPs, "%s: %s is %s, and the Service gets addresses of %v only (spec.ipFamilies, spec.ipFamilyPolicy)", ann, a, Family(a), st.fams)}

@@ -389,3 +389,59 @@ func TestParseIPs(t *testing.T) {
 		}
 	}
 }
+
+func TestFromService(t *testing.T) {
+	cls, other, dual := v1alpha1.LoadBalancerClass, "example.com/lb", prefer
+	base := func() *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "web", Labels: map[string]string{"app": "web"},
+				Annotations: map[string]string{v1alpha1.AnnotationAddressPool: "p"}},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilyPolicy: &dual, IPFamilies: []corev1.IPFamily{v6, v4}},
+			Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
+				{IP: "2001:db8:5::1"}, {Hostname: "lb.example.com"}, {IP: "192.0.2.1"}}}},
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*corev1.Service)
+		served bool
+		ips    string // "field=value"
+	}{
+		{"no-class", func(*corev1.Service) {}, true, ""},
+		{"our-class", func(s *corev1.Service) { s.Spec.LoadBalancerClass = &cls }, true, ""},
+		{"other-class", func(s *corev1.Service) { s.Spec.LoadBalancerClass = &other }, false, ""},
+		{"node-port", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort }, false, ""},
+		{"annotation", func(s *corev1.Service) { s.Annotations[v1alpha1.AnnotationLoadBalancerIPs] = "192.0.2.9" }, true, annotationIPs + "=192.0.2.9"},
+		{"spec-field", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "192.0.2.8" }, true, "spec.loadBalancerIP=192.0.2.8"},
+		{"annotation-over-spec", func(s *corev1.Service) {
+			s.Spec.LoadBalancerIP = "192.0.2.8"
+			s.Annotations[v1alpha1.AnnotationLoadBalancerIPs] = "192.0.2.9"
+		}, true, annotationIPs + "=192.0.2.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := base()
+			tc.change(k)
+			s := FromService(k)
+			if s.Served() != tc.served {
+				t.Errorf("served %v, want %v", s.Served(), tc.served)
+			}
+			var ips string
+			if s.HasIPs {
+				ips = s.ipsField() + "=" + s.IPs
+			}
+			if ips != tc.ips {
+				t.Errorf("request %q, want %q", ips, tc.ips)
+			}
+			if s.Pool != "p" || s.Labels["app"] != "web" || !slices.Equal(s.families(), []corev1.IPFamily{v6, v4}) ||
+				!slices.Equal(s.Ingress, []netip.Addr{netip.MustParseAddr("2001:db8:5::1"), netip.MustParseAddr("192.0.2.1")}) {
+				t.Errorf("FromService = %+v", s)
+			}
+		})
+	}
+	// spec.loadBalancerIP errors name the field.
+	s := FromService(func() *corev1.Service { k := base(); k.Spec.LoadBalancerIP = "10.0.0.1/8"; return k }())
+	p := Compute(Input{Pools: []*v1alpha1.ServiceAddressPool{sap("p", 0, "192.0.2.0/24")}, Services: []Service{s}, Now: epoch})
+	if len(p.Events) != 1 || p.Events[0].Reason != ReasonInvalidIPs || !strings.HasPrefix(p.Events[0].Message, `spec.loadBalancerIP "10.0.0.1/8"`) {
+		t.Errorf("events %+v, want one %s naming spec.loadBalancerIP", p.Events, ReasonInvalidIPs)
+	}
+}

@@ -27,10 +27,13 @@ type Service struct {
 	Policy   corev1.IPFamilyPolicy
 	Families []corev1.IPFamily
 	// IPs is the annotation flock.fritzlab.net/load-balancer-ips, HasIPs
-	// whether it is set at all; Pool is flock.fritzlab.net/address-pool.
-	IPs    string
-	HasIPs bool
-	Pool   string
+	// whether it is set at all; IPsField is where IPs came from when not
+	// from the annotation (spec.loadBalancerIP, which it replaces). Pool
+	// is flock.fritzlab.net/address-pool.
+	IPs      string
+	HasIPs   bool
+	IPsField string
+	Pool     string
 	// Ingress are the addresses in status.loadBalancer.ingress (entries
 	// with only a hostname are left out).
 	Ingress []netip.Addr
@@ -61,6 +64,11 @@ func FromService(svc *corev1.Service) Service {
 		s.Policy = *svc.Spec.IPFamilyPolicy
 	}
 	s.IPs, s.HasIPs = svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]
+	if !s.HasIPs && svc.Spec.LoadBalancerIP != "" {
+		// Deprecated, yet what a Service written for MetalLB or a cloud
+		// may carry: honoured as the annotation would be, never ignored.
+		s.IPs, s.HasIPs, s.IPsField = svc.Spec.LoadBalancerIP, true, "spec.loadBalancerIP"
+	}
 	for _, in := range svc.Status.LoadBalancer.Ingress {
 		if a, err := netip.ParseAddr(in.IP); err == nil {
 			s.Ingress = append(s.Ingress, a.Unmap())
@@ -81,9 +89,21 @@ func Family(a netip.Addr) corev1.IPFamily {
 // one or two addresses, comma-separated (spaces around them allowed), at
 // most one of each family, each a unicast address in its plain form (no
 // zone, no IPv4-mapped IPv6). Errors name the annotation and the value.
-func ParseIPs(v string) ([]netip.Addr, error) {
+func ParseIPs(v string) ([]netip.Addr, error) { return parseIPs(annotationIPs, v) }
+
+var annotationIPs = "annotation " + v1alpha1.AnnotationLoadBalancerIPs
+
+// ipsField names where the Service's requested addresses come from.
+func (s *Service) ipsField() string {
+	if s.IPsField != "" {
+		return s.IPsField
+	}
+	return annotationIPs
+}
+
+func parseIPs(field, v string) ([]netip.Addr, error) {
 	fail := func(format string, a ...any) ([]netip.Addr, error) {
-		return nil, fmt.Errorf("annotation %s %q: %s", v1alpha1.AnnotationLoadBalancerIPs, v, fmt.Sprintf(format, a...))
+		return nil, fmt.Errorf("%s %q: %s", field, v, fmt.Sprintf(format, a...))
 	}
 	if strings.TrimSpace(v) == "" {
 		return fail("no address")
