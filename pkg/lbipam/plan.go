@@ -93,7 +93,10 @@ type Event struct {
 type Plan struct {
 	// Services are every served Service, and every other one whose status
 	// holds an address of a pool although it is no LoadBalancer any more
-	// (its type changed): that one's Addrs are empty. By namespace/name.
+	// (its type changed): that one's Addrs are empty. kube-apiserver clears
+	// the status on a type change itself; this covers one that did not
+	// (older, or a restored backup). A Service of another class is left
+	// to its implementation, whatever its status holds. By namespace/name.
 	Services []Result
 	// Pools are every pool's new status, by name.
 	Pools  map[string]v1alpha1.ServiceAddressPoolStatus

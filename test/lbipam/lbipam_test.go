@@ -24,7 +24,8 @@ func TestAssign(t *testing.T) {
 	const ns = "lb-assign"
 	h.namespace(t, ns)
 	h.createPool(t, "assign", ns, "2001:db8:77::/127", "198.51.100.0/30")
-	h.startReplica(t, "assign-a")
+	metrics := freePort(t)
+	h.startReplica(t, "assign-a", "--metrics-addr", metrics)
 
 	h.createService(t, ns, "one")
 	h.waitIngress(t, ns, "one", "198.51.100.0")
@@ -61,6 +62,12 @@ func TestAssign(t *testing.T) {
 		return ok, fmt.Sprintf("%+v %+v %+v", p.Status.IPv4, p.Status.IPv6, c)
 	})
 
+	waitFor(t, 30*time.Second, "flock_lb_addresses_assigned", func() (bool, string) {
+		m := scrape(metrics)
+		return strings.Contains(m, `flock_lb_addresses_assigned{family="ipv4",pool="assign"} 4`) &&
+			strings.Contains(m, `flock_lb_addresses_assigned{family="ipv6",pool="assign"} 1`), m
+	})
+
 	// Deleting "one" frees 198.51.100.0 for the Service that waited.
 	if err := h.cs.CoreV1().Services(ns).Delete(context.Background(), "one", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -81,6 +88,8 @@ func TestAssign(t *testing.T) {
 	if _, err := h.cs.CoreV1().Services(ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// (The API server clears the status itself on a type change; the
+	// controller would, too, finding a pool's address there.)
 	h.waitIngress(t, ns, "auto", "")
 	h.createService(t, ns, "next")
 	h.waitIngress(t, ns, "next", "198.51.100.2")

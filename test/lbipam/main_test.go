@@ -8,6 +8,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,11 +134,11 @@ const (
 
 // startReplica runs flock-controller competing for the Lease. It is
 // killed when the test ends.
-func (h *harness) startReplica(t *testing.T, id string) *replica {
+func (h *harness) startReplica(t *testing.T, id string, args ...string) *replica {
 	t.Helper()
 	r := &replica{id: id, log: &bytes.Buffer{}}
-	r.cmd = exec.Command(h.bin, "--kubeconfig", h.kubeconfig, "--identity", id, "--lease-name", lease,
-		"--lease-duration", leaseDuration.String(), "--renew-deadline", "3s", "--retry-period", retryPeriod.String(), "--resync", "5s")
+	r.cmd = exec.Command(h.bin, append([]string{"--kubeconfig", h.kubeconfig, "--identity", id, "--lease-name", lease,
+		"--lease-duration", leaseDuration.String(), "--renew-deadline", "3s", "--retry-period", retryPeriod.String(), "--resync", "5s"}, args...)...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -147,6 +150,28 @@ func (h *harness) startReplica(t *testing.T, id string) *replica {
 		}
 	})
 	return r
+}
+
+// freePort is a loopback address:port nothing listens on now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// scrape is the /metrics text at addr ("" while it does not answer).
+func scrape(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // kill ends the replica with SIGKILL: no lease release, as a crash.
