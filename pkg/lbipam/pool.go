@@ -7,8 +7,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -205,4 +207,41 @@ func names(ps []*pool) string {
 		n = append(n, p.name())
 	}
 	return strings.Join(n, ", ")
+}
+
+// status is the pool's status after the decision; the Ready condition
+// keeps its transition time while it holds.
+func (p *pool) status(now time.Time) v1alpha1.ServiceAddressPoolStatus {
+	st := v1alpha1.ServiceAddressPoolStatus{
+		ObservedGeneration: p.sap.Generation,
+		Conditions:         slices.Clone(p.sap.Status.Conditions),
+	}
+	usage := func(f corev1.IPFamily) *v1alpha1.AddressUsage {
+		if !p.has(f) {
+			return nil
+		}
+		total, used := p.total(f), p.usedOf(f)
+		return &v1alpha1.AddressUsage{Total: total, Used: used, Free: max(total-used, 0)}
+	}
+	if p.problem == nil || p.problem.Reason != "Invalid" {
+		st.IPv6, st.IPv4 = usage(corev1.IPv6Protocol), usage(corev1.IPv4Protocol)
+	}
+	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonAssignable,
+		Message: fmt.Sprintf("%d addresses assigned", len(p.used)), ObservedGeneration: p.sap.Generation,
+		LastTransitionTime: metav1.NewTime(now)}
+	var fams []corev1.IPFamily
+	for _, f := range []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol} {
+		if p.exhausted[f] {
+			fams = append(fams, f)
+		}
+	}
+	switch {
+	case p.problem != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, p.problem.Reason, p.problem.Message
+	case len(fams) > 0:
+		c.Status, c.Reason = metav1.ConditionFalse, v1alpha1.ReasonExhausted
+		c.Message = fmt.Sprintf("Services wait for a free %v address; %d addresses assigned", fams, len(p.used))
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
+	return st
 }
