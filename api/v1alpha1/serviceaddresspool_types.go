@@ -78,8 +78,10 @@ type ServiceAddressPoolSpec struct {
 	// CIDRs are the pool's ranges, of either family or both, e.g.
 	// 2001:db8:5::/112 and 192.0.2.0/28. Every address of a range is
 	// assignable (a Service address is a /128 or /32 route, never a
-	// subnet). Ranges of two pools may not overlap (the older pool keeps
-	// them), nor a node's pod pool.
+	// subnet). Two ranges of the pool may not overlap; ranges of two
+	// pools may (the older pool keeps them, the younger hands out
+	// nothing), nor may a range overlap a node's pod pool (the pool hands
+	// out nothing).
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
@@ -88,6 +90,7 @@ type ServiceAddressPoolSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="cidrs entries must be CIDRs such as 2001:db8:5::/112 or 192.0.2.0/28"
 	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).masked() == cidr(self)",message="cidrs entries must have no host bits set (give the network address)"
 	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).ip().isGlobalUnicast()",message="cidrs entries must be unicast ranges (not link-local, loopback, multicast or unspecified)"
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.all(b, a == b || !isCIDR(a) || !isCIDR(b) || !cidr(a).containsCIDR(cidr(b))))",message="cidrs entries must not overlap each other"
 	CIDRs []string `json:"cidrs"`
 	// AutoAssign lets the controller take addresses from this pool for
 	// Services that name no pool and ask for no address; false keeps the

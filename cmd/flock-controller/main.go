@@ -1,8 +1,11 @@
 // Command flock-controller is flock's cluster controller: one leader among
 // its replicas (a coordination.k8s.io Lease) makes the NodeConfig of every
-// Node a NodePool selects, with the pool's next free blocks. It runs apart
-// from the agents, so their RBAC stays narrow: only this binary may create
-// and delete NodeConfigs.
+// Node a NodePool selects, with the pool's next free blocks, and assigns
+// the addresses of LoadBalancer Services from the ServiceAddressPools
+// (pkg/lbipam). It runs apart from the agents, so their RBAC stays
+// narrow: only this binary may create and delete NodeConfigs and write
+// Services' status. Both controllers run under the one Lease: one leader
+// per cluster for NodeConfigs and Service addresses alike.
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/lbipam"
 	"github.com/fritzlab/flock/pkg/leader"
 	"github.com/fritzlab/flock/pkg/nodepool"
 )
@@ -35,6 +40,7 @@ func main() {
 		retry      = flag.Duration("retry-period", leader.DefaultRetryPeriod, "how often candidates try to take the Lease")
 		resync     = flag.Duration("resync", nodepool.DefaultResync, "how often a full pass runs without a change")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
+		metricsOn  = flag.String("metrics-addr", "", "host:port of /metrics (Prometheus); empty: none")
 	)
 	flag.Parse()
 	var level slog.Level
@@ -58,13 +64,13 @@ func main() {
 	if err := run(ctx, log, *kubeconfig, leader.Config{
 		Namespace: ns, Name: *leaseName, Identity: id,
 		LeaseDuration: *leaseDur, RenewDeadline: *renew, RetryPeriod: *retry,
-	}, *resync); err != nil && !errors.Is(err, context.Canceled) {
+	}, *resync, *metricsOn); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("flock-controller failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, kubeconfig string, lc leader.Config, resync time.Duration) error {
+func run(ctx context.Context, log *slog.Logger, kubeconfig string, lc leader.Config, resync time.Duration, metricsAddr string) error {
 	cfg, err := kube.RESTConfig(kubeconfig)
 	if err != nil {
 		return err
@@ -82,13 +88,33 @@ func run(ctx context.Context, log *slog.Logger, kubeconfig string, lc leader.Con
 		return err
 	}
 	lc.Client, lc.Log = cs, log
-	c := nodepool.New(nodepool.Options{Kube: cs, Dynamic: dc, Log: log, Resync: resync})
+	np := nodepool.New(nodepool.Options{Kube: cs, Dynamic: dc, Log: log.With("controller", "nodepool"), Resync: resync})
+	lb := lbipam.New(lbipam.Options{Kube: cs, Dynamic: dc, Log: log.With("controller", "lbipam"), Resync: resync})
+	// Metrics are no reason not to lead: a taken port is logged only.
+	if err := serveMetrics(ctx, log, metricsAddr, lb); err != nil {
+		log.Error("metrics not served", "err", err)
+	}
 	log.Info("flock-controller starting", "identity", lc.Identity, "lease", lc.Namespace+"/"+lc.Name)
-	return leader.Run(ctx, lc, func(ctx context.Context) {
-		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("nodepool controller stopped", "err", err)
-		}
-	})
+	return leader.Run(ctx, lc, func(ctx context.Context) { lead(ctx, log, np.Run, lb.Run) })
+}
+
+// lead runs the controllers while this replica leads. One that stops
+// while leading (its caches never synced) stops the others too: leading
+// ends, the Lease is released and the replica campaigns again, rather
+// than lead half the cluster's work.
+func lead(ctx context.Context, log *slog.Logger, runs ...func(context.Context) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, run := range runs {
+		wg.Go(func() {
+			defer cancel()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("controller stopped", "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func firstOf(s ...string) string {

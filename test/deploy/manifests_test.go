@@ -49,6 +49,9 @@ var (
 		"flock.fritzlab.net/nodeconfigs:list", "flock.fritzlab.net/nodeconfigs:watch", "flock.fritzlab.net/nodeconfigs:create",
 		"flock.fritzlab.net/nodeconfigs:update", "flock.fritzlab.net/nodeconfigs:delete",
 		"flock.fritzlab.net/nodepools:list", "flock.fritzlab.net/nodepools:watch", "flock.fritzlab.net/nodepools/status:update",
+		"/services:list", "/services:watch", "/services/status:update", "/namespaces:list", "/namespaces:watch",
+		"flock.fritzlab.net/serviceaddresspools:list", "flock.fritzlab.net/serviceaddresspools:watch",
+		"flock.fritzlab.net/serviceaddresspools/status:update",
 		"/events:create", "/events:patch",
 	}
 	controllerLeaseRules = []string{

@@ -1,0 +1,143 @@
+package lbipam
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/fritzlab/flock/api/v1alpha1"
+)
+
+// world is a fake API with one pool of one address, a former LoadBalancer
+// (now ClusterIP) still holding it, and a LoadBalancer Service waiting.
+func world(t *testing.T) (*fake.Clientset, *dynamicfake.FakeDynamicClient) {
+	t.Helper()
+	vip := corev1.LoadBalancerIPModeVIP
+	was := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "was", UID: "u-was", CreationTimestamp: metav1.NewTime(epoch)},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, IPFamilies: []corev1.IPFamily{v4}},
+		Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.7", IPMode: &vip}}}},
+	}
+	next := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "next", UID: "u-next", CreationTimestamp: metav1.NewTime(epoch.Add(time.Minute))},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{v4}},
+	}
+	cs := fake.NewClientset(was, next, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
+	p := sap("one", 0, "192.0.2.7/32")
+	p.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.ServiceAddressPoolKind}
+	u, err := toUnstructured(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvk := func(kind string) schema.GroupVersionKind { return v1alpha1.SchemeGroupVersion.WithKind(kind) }
+	sch := runtime.NewScheme()
+	for _, k := range []string{v1alpha1.ServiceAddressPoolKind, v1alpha1.NodeConfigKind, v1alpha1.NodePoolKind} {
+		sch.AddKnownTypeWithName(gvk(k), &unstructured.Unstructured{})
+		sch.AddKnownTypeWithName(gvk(k+"List"), &unstructured.UnstructuredList{})
+	}
+	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(sch, map[schema.GroupVersionResource]string{
+		v1alpha1.ServiceAddressPoolGVR: v1alpha1.ServiceAddressPoolKind + "List",
+		v1alpha1.NodeConfigGVR:         v1alpha1.NodeConfigKind + "List",
+		v1alpha1.NodePoolGVR:           v1alpha1.NodePoolKind + "List",
+	}, u)
+	return cs, dc
+}
+
+// statusWrites records the Services' status updates in order, failing
+// those of fail.
+func statusWrites(cs *fake.Clientset, fail string) func() []string {
+	var mu sync.Mutex
+	var order []string
+	cs.PrependReactor("update", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		s := a.(k8stesting.UpdateAction).GetObject().(*corev1.Service)
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, s.Name)
+		if s.Name == fail {
+			return true, nil, errors.New("injected failure")
+		}
+		return false, nil, nil
+	})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), order...)
+	}
+}
+
+func run(t *testing.T, cs *fake.Clientset, dc *dynamicfake.FakeDynamicClient) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	c := New(Options{Kube: cs, Dynamic: dc, Log: slog.New(slog.DiscardHandler), Resync: time.Hour})
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+	}
+}
+
+// The address leaves the former LoadBalancer's status before the waiting
+// Service's gets it.
+func TestReleaseWrittenBeforeGrant(t *testing.T) {
+	cs, dc := world(t)
+	writes := statusWrites(cs, "")
+	run(t, cs, dc)
+	waitUntil(t, "both status writes", func() bool { return len(writes()) >= 2 })
+	if w := writes(); w[0] != "was" || w[1] != "next" {
+		t.Fatalf("status writes %v, want was (release) before next (grant)", w)
+	}
+	s, err := cs.CoreV1().Services("a").Get(context.Background(), "next", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := s.Status.LoadBalancer.Ingress; len(in) != 1 || in[0].IP != "192.0.2.7" || *in[0].IPMode != corev1.LoadBalancerIPModeVIP {
+		t.Errorf("next's ingress %+v, want 192.0.2.7 VIP", in)
+	}
+	waitUntil(t, "the pool's status", func() bool {
+		u, err := dc.Resource(v1alpha1.ServiceAddressPoolGVR).Get(context.Background(), "one", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		used, _, _ := unstructured.NestedInt64(u.Object, "status", "ipv4", "used")
+		return used == 1
+	})
+}
+
+// While the release cannot be written, the address is given to no one
+// (the controller retries).
+func TestNoGrantWhileReleaseFails(t *testing.T) {
+	cs, dc := world(t)
+	writes := statusWrites(cs, "was")
+	run(t, cs, dc)
+	waitUntil(t, "two attempts at the release", func() bool { return len(writes()) >= 2 })
+	for _, w := range writes() {
+		if w != "was" {
+			t.Fatalf("status writes %v: %s written while the release failed", writes(), w)
+		}
+	}
+}
