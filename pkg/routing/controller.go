@@ -13,6 +13,7 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/lbannounce"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -79,6 +80,10 @@ type Options struct {
 	// the node's anycast addresses between its caches' sync and the
 	// reconciler's first run.
 	AwaitAnycast bool
+	// AwaitServices says that a Service announcer (lbannounce.Reconciler)
+	// will call SetServices: until its first call the controller renders
+	// nothing, for the same reason as AwaitAnycast.
+	AwaitServices bool
 	// Draining returns the prefixes of old pools that still hold pods of n
 	// (see agent.Agent.Draining): BIRD keeps announcing them as it does the
 	// pools. Nil: none.
@@ -98,10 +103,12 @@ type Controller struct {
 	poke     chan struct{} // a change of the node or the anycast set
 	reloaded chan struct{} // the Reloader has news
 
-	mu         sync.Mutex
-	anycast    []netip.Addr
-	anycastSet bool // SetAnycast was called
-	reloads    int  // the Reloader's count at its last status
+	mu          sync.Mutex
+	anycast     []netip.Addr
+	anycastSet  bool // SetAnycast was called
+	services    []lbannounce.Route
+	servicesSet bool // SetServices was called
+	reloads     int  // the Reloader's count at its last status
 
 	// Used by the Run goroutine only.
 	secrets  map[model.SecretRef]string // passwords read at the last resync
@@ -149,6 +156,25 @@ func (c *Controller) SetAnycast(addrs []netip.Addr) {
 	if changed {
 		c.Trigger()
 	}
+}
+
+// SetServices sets the LoadBalancer Service addresses BGP announces, with
+// their communities (lbannounce.Decide's routes, sorted by address). An
+// unchanged set does not wake the controller.
+func (c *Controller) SetServices(routes []lbannounce.Route) {
+	s := slices.Clone(routes)
+	slices.SortFunc(s, func(a, b lbannounce.Route) int { return a.Addr.Compare(b.Addr) })
+	c.mu.Lock()
+	changed := !slices.EqualFunc(s, c.services, sameRoute) || !c.servicesSet
+	c.services, c.servicesSet = s, true
+	c.mu.Unlock()
+	if changed {
+		c.Trigger()
+	}
+}
+
+func sameRoute(a, b lbannounce.Route) bool {
+	return a.Addr == b.Addr && slices.Equal(a.Communities, b.Communities) && slices.Equal(a.LargeCommunities, b.LargeCommunities)
 }
 
 // Run renders and reloads until ctx ends; it runs the Reloader too.
@@ -205,9 +231,10 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 	}
 	c.mu.Lock()
 	anycast, anycastSet := c.anycast, c.anycastSet
+	services, servicesSet := c.services, c.servicesSet
 	c.mu.Unlock()
-	if c.o.AwaitAnycast && !anycastSet {
-		c.keep(nil) // SetAnycast pokes
+	if c.o.AwaitAnycast && !anycastSet || c.o.AwaitServices && !servicesSet {
+		c.keep(nil) // SetAnycast and SetServices poke
 		return
 	}
 	n, err := c.o.Nodes.Node(ctx)
@@ -258,7 +285,7 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 	if c.o.Draining != nil {
 		draining = c.o.Draining(n)
 	}
-	conf, err := Render(n, addrs, anycast, draining, passwords)
+	conf, err := Render(n, addrs, anycast, draining, services, passwords)
 	if err != nil {
 		fail(v1alpha1.ReasonInvalid, err)
 		return
