@@ -1,0 +1,94 @@
+package lbannounce
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+type fakeSource struct {
+	mu     sync.Mutex
+	synced bool
+	svcs   []Service
+	eps    map[string]Endpoints
+}
+
+func (f *fakeSource) HasSynced() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.synced }
+
+func (f *fakeSource) Snapshot() ([]Service, map[string]Endpoints, []Pool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.svcs, f.eps, pools()
+}
+
+func (f *fakeSource) set(local int) {
+	f.mu.Lock()
+	f.synced = true
+	f.svcs = []Service{svc("a", true, "2001:db8:5::10")}
+	f.eps = map[string]Endpoints{"demo/a": {IPv6: Counts{Local: local, Ready: local}}}
+	f.mu.Unlock()
+}
+
+type fakeAnnouncer struct {
+	mu   sync.Mutex
+	sets [][]Route
+}
+
+func (f *fakeAnnouncer) SetServices(r []Route) {
+	f.mu.Lock()
+	f.sets = append(f.sets, r)
+	f.mu.Unlock()
+}
+
+func (f *fakeAnnouncer) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.sets) }
+
+// The reconciler hands nothing over before its source synced, then every
+// changed set once, and times each change from the event that caused it.
+func TestReconciler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src, ann := &fakeSource{}, &fakeAnnouncer{}
+		var observed []time.Duration
+		r := NewReconciler(Options{Source: src, Announcer: ann, Log: slog.New(slog.DiscardHandler),
+			Observed: func(d time.Duration) { observed = append(observed, d) }})
+		changes := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx, time.Minute, changes)
+		synctest.Wait()
+		if ann.count() != 0 {
+			t.Fatalf("unsynced: handed %d sets, want none", ann.count())
+		}
+		src.set(0)
+		r.Poke()
+		synctest.Wait()
+		if ann.count() != 1 || len(ann.sets[0]) != 0 {
+			t.Fatalf("synced without endpoints: sets %v, want one empty set", ann.sets)
+		}
+		src.set(1)
+		changes <- struct{}{}
+		synctest.Wait()
+		if ann.count() != 2 || len(ann.sets[1]) != 1 || ann.sets[1][0].Addr != addr("2001:db8:5::10") {
+			t.Fatalf("a local endpoint Ready: sets %v, want the address announced", ann.sets)
+		}
+		if len(observed) != 1 {
+			t.Errorf("observed %v, want one latency", observed)
+		}
+		changes <- struct{}{} // nothing changed
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if ann.count() != 2 {
+			t.Errorf("an unchanged set was handed over again: %v", ann.sets)
+		}
+		if ds := r.Decisions(); len(ds) != 1 || !ds[0].Announce {
+			t.Errorf("Decisions = %+v", ds)
+		}
+		if a := r.Announced(); len(a) != 1 {
+			t.Errorf("Announced = %+v", a)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
