@@ -49,6 +49,7 @@ func TestApplyDryRun(t *testing.T) {
 		"configmap/flock-cni-",
 		"daemonset.apps/flock-agent",
 		"customresourcedefinition.apiextensions.k8s.io/nodepools.flock.fritzlab.net",
+		"customresourcedefinition.apiextensions.k8s.io/serviceaddresspools.flock.fritzlab.net",
 		"serviceaccount/flock-controller",
 		"clusterrole.rbac.authorization.k8s.io/flock-controller",
 		"role.rbac.authorization.k8s.io/flock-controller",
@@ -58,8 +59,8 @@ func TestApplyDryRun(t *testing.T) {
 			t.Errorf("kubectl apply did not report %s:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "(server dry run)"); n != 18 {
-		t.Errorf("%d objects dry-run applied, want 18:\n%s", n, out)
+	if n := strings.Count(out, "(server dry run)"); n != 19 {
+		t.Errorf("%d objects dry-run applied, want 19:\n%s", n, out)
 	}
 }
 
@@ -129,8 +130,11 @@ func TestRBACAuthorizesExactlyTheAgentsCalls(t *testing.T) {
 		{"", "secrets", ""},
 		{"", "configmaps", ""},
 		{"", "services", ""},
+		{"", "services", "status"},
 		{"", "endpoints", ""},
 		{"discovery.k8s.io", "endpointslices", ""},
+		{"flock.fritzlab.net", "serviceaddresspools", ""},
+		{"flock.fritzlab.net", "serviceaddresspools", "status"},
 		{"networking.k8s.io", "networkpolicies", ""},
 		{"networking.k8s.io", "networkpolicies", "status"},
 		{"", "namespaces", ""},
