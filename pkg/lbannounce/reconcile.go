@@ -39,6 +39,12 @@ type Options struct {
 	// set took from the first event that caused it (a Service or
 	// EndpointSlice change) to its handing to the Announcer.
 	Observed func(time.Duration)
+	// SyncWait, when set, bounds the wait for the Source: a Source still
+	// not synced that long after Run started (the agent may not list
+	// Services: an old RBAC) gets an empty set handed over once, with an
+	// error logged, so that the BGP controller, which waits for a first
+	// set, still announces the pools and anycast addresses.
+	SyncWait time.Duration
 	Log      *slog.Logger
 }
 
@@ -57,6 +63,7 @@ type Reconciler struct {
 	refused string // the refusals last logged
 	waited  bool
 	event   time.Time
+	started time.Time
 
 	mu        sync.Mutex
 	decisions []Decision
@@ -84,6 +91,7 @@ func (r *Reconciler) Poke() {
 func (r *Reconciler) Run(ctx context.Context, every time.Duration, changes <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	r.started = time.Now()
 	for {
 		r.Reconcile()
 		r.event = time.Time{}
@@ -106,6 +114,12 @@ func (r *Reconciler) Reconcile() {
 		if !r.waited {
 			r.waited = true
 			r.o.Log.Info("service announcements kept as they are until the service, endpointslice and serviceaddresspool caches have synced")
+		}
+		if !r.handed && r.o.SyncWait > 0 && !r.started.IsZero() && time.Since(r.started) >= r.o.SyncWait {
+			r.o.Log.Error("service, endpointslice and serviceaddresspool caches not synced; announcing no service address until they are",
+				"waited", r.o.SyncWait)
+			r.o.Announcer.SetServices(nil)
+			r.handed = true
 		}
 		return
 	}
@@ -181,3 +195,6 @@ func routeAddrs(routes []Route) []string {
 	}
 	return out
 }
+
+// Synced tells whether the Source has synced (the admin API shows it).
+func (r *Reconciler) Synced() bool { return r.o.Source.HasSynced() }

@@ -92,3 +92,38 @@ func TestReconciler(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// A Source that never syncs (no RBAC for Services) gets an empty set
+// handed over once after SyncWait, so that BGP still runs.
+func TestReconcilerSyncWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src, ann := &fakeSource{}, &fakeAnnouncer{}
+		r := NewReconciler(Options{Source: src, Announcer: ann, Log: slog.New(slog.DiscardHandler), SyncWait: 30 * time.Second})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx, 5*time.Second, nil)
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if ann.count() != 0 {
+			t.Fatalf("before SyncWait: %d sets handed over", ann.count())
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if ann.count() != 1 || len(ann.sets[0]) != 0 {
+			t.Fatalf("after SyncWait: sets %v, want one empty set", ann.sets)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if ann.count() != 1 {
+			t.Errorf("the empty set was handed over again: %v", ann.sets)
+		}
+		src.set(1)
+		r.Poke()
+		synctest.Wait()
+		if ann.count() != 2 || len(ann.sets[1]) != 1 {
+			t.Errorf("after the sync: sets %v, want the address announced", ann.sets)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
