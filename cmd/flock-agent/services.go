@@ -26,7 +26,8 @@ func servicesOn(m mode, bf birdFlags) bool { return m.Kube && bf.enabled() }
 // ServiceAddressPools and the reconciler that hands the node's Service
 // routes to the BGP controller (lbannounce's package comment says which).
 // The BGP controller waits for its first set (routing.Options.AwaitServices);
-// if the caches do not sync within --sync-wait, it gets an empty one.
+// if these caches do not sync within --sync-wait of the NodeConfig and pod
+// caches, it gets an empty one.
 func startServices(ctx context.Context, log *slog.Logger, m mode, b *backend, a *agent.Agent, bgp *routing.Controller, obs *metrics.Metrics) *lbannounce.Reconciler {
 	svcs := kube.NewServices(b.kube.client, b.kube.dyn, m.NodeName, log)
 	go svcs.Run(ctx)
@@ -36,10 +37,11 @@ func startServices(ctx context.Context, log *slog.Logger, m mode, b *backend, a 
 		Reserved:  func() []annotations.Reserved { return serviceReserved(a, b.kube.src, m.ServiceCIDRs) },
 		// The node serves Cluster Services once its NodeConfig is applied:
 		// what makes the agent ready to network pods.
-		NodeReady: func() bool { return a.Node() != nil },
-		Observed:  obs.LBAnnounced,
-		SyncWait:  syncWait,
-		Log:       log,
+		NodeReady:    func() bool { return a.Node() != nil },
+		Observed:     obs.LBAnnounced,
+		SyncWait:     syncWait,
+		OthersSynced: b.kube.src.HasSynced,
+		Log:          log,
 	})
 	go r.Run(ctx, lbEvery, svcs.Changes())
 	return r

@@ -260,3 +260,39 @@ func TestKubernetesServices(t *testing.T) {
 	})
 	waitSessions(t, bn, bird.PeerName(netip.MustParseAddr(birdtest.Router4)), bird.PeerName(netip.MustParseAddr(birdtest.Router6)))
 }
+
+// lbService creates the ServiceAddressPool web (2001:db8:5::/112) and a
+// Local LoadBalancer Service demo/lb with addr in its status and one Ready
+// endpoint on node.
+func lbService(t *testing.T, ctx context.Context, admin kubernetes.Interface, dyn dynamic.Interface, addr, node string) {
+	t.Helper()
+	pool := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "flock.fritzlab.net/v1alpha1", "kind": v1alpha1.ServiceAddressPoolKind,
+		"metadata": map[string]any{"name": "web"},
+		"spec":     map[string]any{"cidrs": []any{"2001:db8:5::/112"}},
+	}}
+	if _, err := dyn.Resource(v1alpha1.ServiceAddressPoolGVR).Create(ctx, pool, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := admin.CoreV1().Services("demo").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "lb"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: addr}}
+	if _, err := admin.CoreV1().Services("demo").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "demo", Name: "lb-1", Labels: map[string]string{discoveryv1.LabelServiceName: "lb"}},
+		AddressType: discoveryv1.AddressTypeIPv6,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"2001:db8:42:1::a"}, NodeName: ptr.To(node),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}
+	if _, err := admin.DiscoveryV1().EndpointSlices("demo").Create(ctx, es, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

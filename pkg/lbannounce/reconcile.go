@@ -39,13 +39,19 @@ type Options struct {
 	// set took from the first event that caused it (a Service or
 	// EndpointSlice change) to its handing to the Announcer.
 	Observed func(time.Duration)
-	// SyncWait, when set, bounds the wait for the Source: a Source still
-	// not synced that long after Run started (the agent may not list
-	// Services: an old RBAC) gets an empty set handed over once, with an
-	// error logged, so that the BGP controller, which waits for a first
-	// set, still announces the pools and anycast addresses.
+	// SyncWait, when set, bounds the wait for the Source once the agent's
+	// other caches have synced (OthersSynced): a Source still not synced
+	// that long after them (the agent may not list Services: an old RBAC)
+	// gets an empty set handed over once, with an error logged, so that
+	// the BGP controller, which waits for a first set, still announces
+	// the pools and anycast addresses. While the others have not synced
+	// either (the API server is unreachable), nothing is handed over, so
+	// BIRD keeps announcing what it does.
 	SyncWait time.Duration
-	Log      *slog.Logger
+	// OthersSynced tells whether the agent's other caches have synced;
+	// nil: from the start.
+	OthersSynced func() bool
+	Log          *slog.Logger
 }
 
 // Reconciler keeps the Announcer's set equal to Decide's, level triggered:
@@ -63,7 +69,8 @@ type Reconciler struct {
 	refused string // the refusals last logged
 	waited  bool
 	event   time.Time
-	started time.Time
+	// othersAt is when OthersSynced was first seen true.
+	othersAt time.Time
 
 	mu        sync.Mutex
 	decisions []Decision
@@ -91,7 +98,6 @@ func (r *Reconciler) Poke() {
 func (r *Reconciler) Run(ctx context.Context, every time.Duration, changes <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	r.started = time.Now()
 	for {
 		r.Reconcile()
 		r.event = time.Time{}
@@ -115,7 +121,10 @@ func (r *Reconciler) Reconcile() {
 			r.waited = true
 			r.o.Log.Info("service announcements kept as they are until the service, endpointslice and serviceaddresspool caches have synced")
 		}
-		if !r.handed && r.o.SyncWait > 0 && !r.started.IsZero() && time.Since(r.started) >= r.o.SyncWait {
+		if r.othersAt.IsZero() && (r.o.OthersSynced == nil || r.o.OthersSynced()) {
+			r.othersAt = time.Now()
+		}
+		if !r.handed && r.o.SyncWait > 0 && !r.othersAt.IsZero() && time.Since(r.othersAt) >= r.o.SyncWait {
 			r.o.Log.Error("service, endpointslice and serviceaddresspool caches not synced; announcing no service address until they are",
 				"waited", r.o.SyncWait)
 			r.o.Announcer.SetServices(nil)

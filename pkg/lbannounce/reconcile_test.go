@@ -93,15 +93,28 @@ func TestReconciler(t *testing.T) {
 	})
 }
 
-// A Source that never syncs (no RBAC for Services) gets an empty set
-// handed over once after SyncWait, so that BGP still runs.
+// A Source that never syncs while the agent's other caches have (no RBAC
+// for Services) gets an empty set handed over once, SyncWait after them,
+// so that BGP still runs; while the others have not synced either (the
+// API server is down), nothing is handed over.
 func TestReconcilerSyncWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src, ann := &fakeSource{}, &fakeAnnouncer{}
-		r := NewReconciler(Options{Source: src, Announcer: ann, Log: slog.New(slog.DiscardHandler), SyncWait: 30 * time.Second})
+		var mu sync.Mutex
+		others := false
+		r := NewReconciler(Options{Source: src, Announcer: ann, Log: slog.New(slog.DiscardHandler), SyncWait: 30 * time.Second,
+			OthersSynced: func() bool { mu.Lock(); defer mu.Unlock(); return others }})
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go r.Run(ctx, 5*time.Second, nil)
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		if ann.count() != 0 {
+			t.Fatalf("nothing synced: %d sets handed over", ann.count())
+		}
+		mu.Lock()
+		others = true
+		mu.Unlock()
 		time.Sleep(29 * time.Second)
 		synctest.Wait()
 		if ann.count() != 0 {
