@@ -55,6 +55,9 @@ func sliceService(obj any) ([]string, error) {
 // NewServices builds the three informers for node; nothing runs until Run.
 func NewServices(client kubernetes.Interface, dyn dynamic.Interface, node string, log *slog.Logger) *Services {
 	withService := func(o *metav1.ListOptions) { o.LabelSelector = discoveryv1.LabelServiceName }
+	if log == nil {
+		log = slog.Default()
+	}
 	s := &Services{
 		node:     node,
 		services: coreinformers.NewServiceInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
