@@ -141,6 +141,12 @@ type Route struct {
 	LargeCommunities []model.LargeCommunity
 }
 
+// Equal tells whether two routes are the same address with the same
+// communities, in the same order.
+func (r Route) Equal(o Route) bool {
+	return r.Addr == o.Addr && slices.Equal(r.Communities, o.Communities) && slices.Equal(r.LargeCommunities, o.LargeCommunities)
+}
+
 // Decide returns a Decision for every ingress address of every Service
 // flock serves, sorted by Service then address, and the routes to announce,
 // sorted by address, each once even when Services share it. The result

@@ -142,7 +142,7 @@ func TestDecide(t *testing.T) {
 			}
 			in.Services = rev
 			ds2, routes2 := Decide(in)
-			if !slices.EqualFunc(ds, ds2, func(a, b Decision) bool { return a == b }) || !slices.EqualFunc(routes, routes2, sameRoute) {
+			if !slices.EqualFunc(ds, ds2, func(a, b Decision) bool { return a == b }) || !slices.EqualFunc(routes, routes2, Route.Equal) {
 				t.Errorf("reordered input decides differently")
 			}
 		})

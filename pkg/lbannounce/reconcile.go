@@ -142,7 +142,7 @@ func (r *Reconciler) Reconcile() {
 	r.decisions = ds
 	r.mu.Unlock()
 	r.logRefused(ds)
-	if r.handed && slices.EqualFunc(routes, r.last, sameRoute) {
+	if r.handed && slices.EqualFunc(routes, r.last, Route.Equal) {
 		return
 	}
 	r.o.Announcer.SetServices(routes)
@@ -191,10 +191,6 @@ func (r *Reconciler) Announced() []Route {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.announced)
-}
-
-func sameRoute(a, b Route) bool {
-	return a.Addr == b.Addr && slices.Equal(a.Communities, b.Communities) && slices.Equal(a.LargeCommunities, b.LargeCommunities)
 }
 
 func routeAddrs(routes []Route) []string {

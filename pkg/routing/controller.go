@@ -165,16 +165,12 @@ func (c *Controller) SetServices(routes []lbannounce.Route) {
 	s := slices.Clone(routes)
 	slices.SortFunc(s, func(a, b lbannounce.Route) int { return a.Addr.Compare(b.Addr) })
 	c.mu.Lock()
-	changed := !slices.EqualFunc(s, c.services, sameRoute) || !c.servicesSet
+	changed := !slices.EqualFunc(s, c.services, lbannounce.Route.Equal) || !c.servicesSet
 	c.services, c.servicesSet = s, true
 	c.mu.Unlock()
 	if changed {
 		c.Trigger()
 	}
-}
-
-func sameRoute(a, b lbannounce.Route) bool {
-	return a.Addr == b.Addr && slices.Equal(a.Communities, b.Communities) && slices.Equal(a.LargeCommunities, b.LargeCommunities)
 }
 
 // Run renders and reloads until ctx ends; it runs the Reloader too.
