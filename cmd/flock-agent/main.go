@@ -214,7 +214,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	var bgp *routing.Controller
 	if bf.enabled() {
 		_, anycastOn := dp.(agent.AnycastKernel)
-		if bgp, parts.reloader, err = startBGP(ctx, log, bf, b, a, anycastOn, servicesOn(m, bf), obs.loops.Register(loopBGP, routing.DefaultResync)); err != nil {
+		if bgp, parts.reloader, err = startBGP(ctx, log, bf, b, a, anycastOn, servicesOn(m, bf), obs.m, obs.loops.Register(loopBGP, routing.DefaultResync)); err != nil {
 			return err
 		}
 		parts.bird = bird.NewClient(bf.Socket)
@@ -223,7 +223,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	}
 	parts.anycast, parts.ready = startAnycast(ctx, a, dp, b, bgp)
 	if servicesOn(m, bf) {
-		parts.services = startServices(ctx, log, m, b, a, bgp, obs.m)
+		parts.services = startServices(ctx, log, m, b, a, bgp)
 	}
 	usage := obs.watch(a, st, parts.bird, parts.anycast, parts.services, parts.netpol, applier)
 	if b.kube != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/fritzlab/flock/pkg/annotations"
 	"github.com/fritzlab/flock/pkg/kube"
 	"github.com/fritzlab/flock/pkg/lbannounce"
-	"github.com/fritzlab/flock/pkg/metrics"
 	"github.com/fritzlab/flock/pkg/routing"
 )
 
@@ -28,7 +27,7 @@ func servicesOn(m mode, bf birdFlags) bool { return m.Kube && bf.enabled() }
 // The BGP controller waits for its first set (routing.Options.AwaitServices);
 // if these caches do not sync within --sync-wait of the NodeConfig and pod
 // caches, it gets an empty one.
-func startServices(ctx context.Context, log *slog.Logger, m mode, b *backend, a *agent.Agent, bgp *routing.Controller, obs *metrics.Metrics) *lbannounce.Reconciler {
+func startServices(ctx context.Context, log *slog.Logger, m mode, b *backend, a *agent.Agent, bgp *routing.Controller) *lbannounce.Reconciler {
 	svcs := kube.NewServices(b.kube.client, b.kube.dyn, m.NodeName, log)
 	go svcs.Run(ctx)
 	r := lbannounce.NewReconciler(lbannounce.Options{
@@ -38,7 +37,6 @@ func startServices(ctx context.Context, log *slog.Logger, m mode, b *backend, a 
 		// The node serves Cluster Services once its NodeConfig is applied:
 		// what makes the agent ready to network pods.
 		NodeReady:    func() bool { return a.Node() != nil },
-		Observed:     obs.LBAnnounced,
 		SyncWait:     syncWait,
 		OthersSynced: b.kube.src.HasSynced,
 		Log:          log,

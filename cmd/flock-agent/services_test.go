@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +233,25 @@ func TestKubernetesServices(t *testing.T) {
 	t.Logf("EndpointSlice update to the router's table (withdraw, announce, …): %v", times)
 	if slices.Max(times) > time.Second {
 		t.Errorf("the slowest change took %v, want well under 1 s (the target is 300 ms p99)", slices.Max(times))
+	}
+
+	// The metrics say the same: one IPv6 address announced, two in a pool,
+	// and each flip timed to BIRD.
+	_, body, err := node.HTTPGet(ctx, "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`flock_lb_addresses 2`, `flock_lb_addresses_announced{family="ipv6"} 1`,
+		`flock_lb_addresses_announced{family="ipv4"} 0`} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// The first announcement and the six flips, at least.
+	if m := regexp.MustCompile(`flock_lb_announce_latency_seconds_count (\d+)\n`).FindSubmatch(body); m == nil {
+		t.Errorf("/metrics lacks flock_lb_announce_latency_seconds_count")
+	} else if n, _ := strconv.Atoi(string(m[1])); n < 7 {
+		t.Errorf("/metrics: flock_lb_announce_latency_seconds_count %d, want at least 7", n)
 	}
 
 	// Cluster: the IPv4 address is announced too (a Ready endpoint

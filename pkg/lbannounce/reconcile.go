@@ -21,9 +21,11 @@ type Source interface {
 }
 
 // Announcer is told the whole set of Service routes to announce
-// (routing.Controller.SetServices).
+// (routing.Controller.SetServices), and when the first event that caused
+// the change came (a Service or EndpointSlice change; zero for none: the
+// first set, a tick), so that it can time the change to BIRD.
 type Announcer interface {
-	SetServices(routes []Route)
+	SetServices(routes []Route, cause time.Time)
 }
 
 // Options are what a Reconciler works with.
@@ -35,10 +37,6 @@ type Options struct {
 	Reserved func() []annotations.Reserved
 	// NodeReady tells whether the node's agent is ready; nil: always.
 	NodeReady func() bool
-	// Observed, when set, is told how long each change of the announced
-	// set took from the first event that caused it (a Service or
-	// EndpointSlice change) to its handing to the Announcer.
-	Observed func(time.Duration)
 	// SyncWait, when set, bounds the wait for the Source once the agent's
 	// other caches have synced (OthersSynced): a Source still not synced
 	// that long after them (the agent may not list Services: an old RBAC)
@@ -127,7 +125,7 @@ func (r *Reconciler) Reconcile() {
 		if !r.handed && r.o.SyncWait > 0 && !r.othersAt.IsZero() && time.Since(r.othersAt) >= r.o.SyncWait {
 			r.o.Log.Error("service, endpointslice and serviceaddresspool caches not synced; announcing no service address until they are",
 				"waited", r.o.SyncWait)
-			r.o.Announcer.SetServices(nil)
+			r.o.Announcer.SetServices(nil, time.Time{})
 			r.handed = true
 		}
 		return
@@ -145,13 +143,14 @@ func (r *Reconciler) Reconcile() {
 	if r.handed && slices.EqualFunc(routes, r.last, Route.Equal) {
 		return
 	}
-	r.o.Announcer.SetServices(routes)
+	cause := r.event
+	if !r.handed {
+		cause = time.Time{} // the first set is no change
+	}
+	r.o.Announcer.SetServices(routes, cause)
 	r.mu.Lock()
 	r.announced = routes
 	r.mu.Unlock()
-	if r.handed && !r.event.IsZero() && r.o.Observed != nil {
-		r.o.Observed(time.Since(r.event))
-	}
 	// The lab's tests and the operator follow announcements by this line.
 	v6, v4 := Addrs(routes)
 	r.o.Log.Info("service addresses announced", "addresses", routeAddrs(routes), "ipv6", v6, "ipv4", v4)

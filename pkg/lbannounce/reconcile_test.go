@@ -33,26 +33,25 @@ func (f *fakeSource) set(local int) {
 }
 
 type fakeAnnouncer struct {
-	mu   sync.Mutex
-	sets [][]Route
+	mu     sync.Mutex
+	sets   [][]Route
+	causes []time.Time
 }
 
-func (f *fakeAnnouncer) SetServices(r []Route) {
+func (f *fakeAnnouncer) SetServices(r []Route, cause time.Time) {
 	f.mu.Lock()
-	f.sets = append(f.sets, r)
+	f.sets, f.causes = append(f.sets, r), append(f.causes, cause)
 	f.mu.Unlock()
 }
 
 func (f *fakeAnnouncer) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.sets) }
 
 // The reconciler hands nothing over before its source synced, then every
-// changed set once, and times each change from the event that caused it.
+// changed set once, with the time of the event that caused it.
 func TestReconciler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src, ann := &fakeSource{}, &fakeAnnouncer{}
-		var observed []time.Duration
-		r := NewReconciler(Options{Source: src, Announcer: ann, Log: slog.New(slog.DiscardHandler),
-			Observed: func(d time.Duration) { observed = append(observed, d) }})
+		r := NewReconciler(Options{Source: src, Announcer: ann, Log: slog.New(slog.DiscardHandler)})
 		changes := make(chan struct{}, 1)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
@@ -68,13 +67,14 @@ func TestReconciler(t *testing.T) {
 			t.Fatalf("synced without endpoints: sets %v, want one empty set", ann.sets)
 		}
 		src.set(1)
+		sent := time.Now()
 		changes <- struct{}{}
 		synctest.Wait()
 		if ann.count() != 2 || len(ann.sets[1]) != 1 || ann.sets[1][0].Addr != addr("2001:db8:5::10") {
 			t.Fatalf("a local endpoint Ready: sets %v, want the address announced", ann.sets)
 		}
-		if len(observed) != 1 {
-			t.Errorf("observed %v, want one latency", observed)
+		if !ann.causes[0].IsZero() || !ann.causes[1].Equal(sent) {
+			t.Errorf("causes %v, want none for the first set and %v for the change", ann.causes, sent)
 		}
 		changes <- struct{}{} // nothing changed
 		time.Sleep(2 * time.Minute)

@@ -78,7 +78,7 @@ func New() *Metrics {
 			"From the event that made an anycast address active (a pod Ready, an ADD) to its announcement to BIRD.",
 			[]float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10}),
 		lbAnnounce: f.histogram("lb_announce_latency_seconds",
-			"From a Service or EndpointSlice change to the changed set of LoadBalancer addresses (announced or withdrawn) handed to BIRD.",
+			"From a Service or EndpointSlice change to BIRD running the config with the changed set of LoadBalancer addresses (announced or withdrawn).",
 			[]float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10}),
 		statusWrites: f.counter("nodeconfig_status_writes_total",
 			"Writes of the NodeConfig's status.usage."),
@@ -158,7 +158,7 @@ func (m *Metrics) AnycastAnnounced(d time.Duration) {
 }
 
 // LBAnnounced records how long a change of the announced LoadBalancer
-// addresses took to reach BIRD.
+// addresses took from its cause to BIRD running it.
 func (m *Metrics) LBAnnounced(d time.Duration) {
 	if m != nil {
 		m.lbAnnounce.Observe(d.Seconds())

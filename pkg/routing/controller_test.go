@@ -53,18 +53,22 @@ func (s *syncBuffer) String() string {
 }
 
 // start runs a controller until the test ends; call it inside the bubble.
-func start(t *testing.T, n *model.Node) *env {
+func start(t *testing.T, n *model.Node, opts ...func(*Options)) *env {
 	path := filepath.Join(t.TempDir(), "bird.conf")
 	e := &env{
 		t: t, nodes: &fakeNodes{node: n}, addrs: &fakeAddrs{}, secrets: &fakeSecrets{values: map[string]string{}},
 		rep: &fakeReporter{}, bird: &fakeBird{path: path}, log: &syncBuffer{}, path: path,
 	}
 	e.addrs.set("2001:db8:1ab:1::2/64", "198.19.1.2/24")
-	e.c = New(Options{
+	o := Options{
 		Nodes: e.nodes, Addresses: e.addrs, Secrets: e.secrets, Reporter: e.rep,
 		Reloader: bird.NewReloader(path, e.bird),
 		Log:      slog.New(slog.NewTextHandler(e.log, nil)),
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	e.c = New(o)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { e.c.Run(ctx); close(done) }()
@@ -75,8 +79,8 @@ func start(t *testing.T, n *model.Node) *env {
 
 // startConfigured runs a controller on node() whose password is then
 // readable: settled with BIRD on the full config.
-func startConfigured(t *testing.T) *env {
-	e := start(t, node())
+func startConfigured(t *testing.T, opts ...func(*Options)) *env {
+	e := start(t, node(), opts...)
 	e.secrets.set("bgp/router", "s3cret")
 	e.c.Trigger()
 	e.settle()
@@ -406,7 +410,7 @@ func TestServices(t *testing.T) {
 		e := startConfigured(t)
 		v6 := lbannounce.Route{Addr: addr("2001:db8:5::10"), Communities: []model.Community{{ASN: 65000, Value: 5}}}
 		v4 := lbannounce.Route{Addr: addr("192.0.2.10"), LargeCommunities: []model.LargeCommunity{{Global: 1, Data1: 2, Data2: 3}}}
-		e.c.SetServices([]lbannounce.Route{v6, v4})
+		e.c.SetServices([]lbannounce.Route{v6, v4}, time.Time{})
 		e.settle()
 		for _, want := range []string{
 			"route 2001:db8:5::10/128 blackhole { bgp_community.add((65000, 5)); };",
@@ -417,18 +421,18 @@ func TestServices(t *testing.T) {
 			}
 		}
 		_, reloads := e.bird.state()
-		e.c.SetServices([]lbannounce.Route{v4, v6})
+		e.c.SetServices([]lbannounce.Route{v4, v6}, time.Time{})
 		e.settle()
 		if _, r := e.bird.state(); r != reloads {
 			t.Errorf("the same service set in another order reloaded bird")
 		}
 		v6.Communities = []model.Community{{ASN: 65000, Value: 6}}
-		e.c.SetServices([]lbannounce.Route{v4, v6})
+		e.c.SetServices([]lbannounce.Route{v4, v6}, time.Time{})
 		e.settle()
 		if !strings.Contains(e.running(), "bgp_community.add((65000, 6))") {
 			t.Errorf("a changed community is not in bird's config:\n%s", e.running())
 		}
-		e.c.SetServices(nil)
+		e.c.SetServices(nil, time.Time{})
 		e.settle()
 		if strings.Contains(e.running(), "2001:db8:5::10/128") || strings.Contains(e.running(), "192.0.2.10/32") {
 			t.Errorf("withdrawn service addresses are still announced:\n%s", e.running())
@@ -466,7 +470,7 @@ func TestAwaitServices(t *testing.T) {
 		if b, _ := os.ReadFile(path); string(b) != last {
 			t.Errorf("before the first service set: the config file became\n%s", b)
 		}
-		c.SetServices([]lbannounce.Route{{Addr: addr("2001:db8:5::10")}})
+		c.SetServices([]lbannounce.Route{{Addr: addr("2001:db8:5::10")}}, time.Time{})
 		time.Sleep(bird.CoalesceWindow)
 		synctest.Wait()
 		if conf, _ := fb.state(); !strings.Contains(conf, "route 2001:db8:5::10/128 blackhole;") {
@@ -474,5 +478,34 @@ func TestAwaitServices(t *testing.T) {
 		}
 		cancel()
 		synctest.Wait()
+	})
+}
+
+// A Service change with a cause is timed until BIRD runs it, once; one
+// without a cause, or that changes nothing, is not.
+func TestServicesReloaded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []time.Duration
+		e := startConfigured(t, func(o *Options) {
+			o.ServicesReloaded = func(d time.Duration) { mu.Lock(); got = append(got, d); mu.Unlock() }
+		})
+		count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+		r := []lbannounce.Route{{Addr: addr("2001:db8:5::10")}}
+		e.c.SetServices(r, time.Time{})
+		e.settle()
+		if count() != 0 {
+			t.Fatalf("a set without a cause was timed: %v", got)
+		}
+		cause := time.Now().Add(-50 * time.Millisecond)
+		e.c.SetServices(nil, cause)
+		e.settle()
+		e.c.SetServices(nil, time.Now()) // no change
+		e.settle()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 1 || got[0] < 50*time.Millisecond || got[0] > 50*time.Millisecond+bird.CoalesceWindow {
+			t.Errorf("timings %v, want one of 50 ms to 50 ms + the coalescing window", got)
+		}
 	})
 }
