@@ -11,6 +11,7 @@ import (
 	"github.com/fritzlab/flock/pkg/admin"
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/lbannounce"
 	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/netpol"
 	"github.com/fritzlab/flock/pkg/policy"
@@ -38,7 +39,9 @@ type adminParts struct {
 	bird    *bird.Client
 	anycast *agent.AnycastReconciler
 	ready   agent.Readiness
-	netpol  *netpol.Controller
+	// services is the LoadBalancer announcer (nil: off).
+	services *lbannounce.Reconciler
+	netpol   *netpol.Controller
 	// For flockctl drops and doctor.
 	dp       agent.Datapath
 	reloader *bird.Reloader
@@ -67,6 +70,9 @@ func startAdmin(ctx context.Context, log *slog.Logger, path string, p adminParts
 	}
 	if p.anycast != nil {
 		src.Anycast = adminAnycast{p.anycast, p.ready}
+	}
+	if p.services != nil {
+		src.Services = adminServices{p.services}
 	}
 	if p.netpol != nil {
 		src.Policy = adminPolicy{p.netpol}
@@ -164,6 +170,18 @@ func (b adminBIRD) Protocols(ctx context.Context) ([]admin.Protocol, error) {
 		out = append(out, admin.Protocol{Name: p.Name, Proto: p.Proto, State: p.State, Since: p.Since, Info: p.Info, Established: p.Established()})
 	}
 	return out, nil
+}
+
+// adminServices shows the Service announcer's last decisions.
+type adminServices struct{ r *lbannounce.Reconciler }
+
+func (a adminServices) Services() admin.Services {
+	out := admin.Services{Synced: a.r.Synced()}
+	for _, d := range a.r.Decisions() {
+		out.Items = append(out.Items, admin.ServiceAddress{Service: d.Service, Address: d.Addr, Policy: d.Policy, Pool: d.Pool,
+			LocalEndpoints: d.Endpoints.Local, ReadyEndpoints: d.Endpoints.Ready, Announced: d.Announce, Reason: d.Reason})
+	}
+	return out
 }
 
 type adminAnycast struct {

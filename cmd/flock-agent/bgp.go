@@ -11,6 +11,7 @@ import (
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/health"
 	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/metrics"
 	"github.com/fritzlab/flock/pkg/routing"
 )
 
@@ -51,8 +52,9 @@ func secretsNamespace(flag string) string {
 // and reloads BIRD; it runs until ctx ends. It returns the controller and
 // its Reloader (flockctl doctor asks it whether BIRD is in step).
 // With anycast on, the controller waits for the anycast reconciler's first
-// set before it renders (see routing.Options.AwaitAnycast).
-func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, a *agent.Agent, anycast bool, loop *health.Loop) (*routing.Controller, *bird.Reloader, error) {
+// set before it renders (see routing.Options.AwaitAnycast), and with
+// services on for the Service announcer's (AwaitServices).
+func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, a *agent.Agent, anycast, services bool, m *metrics.Metrics, loop *health.Loop) (*routing.Controller, *bird.Reloader, error) {
 	// The DaemonSet's BIRD waits for the file to appear in this directory.
 	if err := bird.PrepareDir(f.Config); err != nil {
 		return nil, nil, err
@@ -70,8 +72,12 @@ func startBGP(ctx context.Context, log *slog.Logger, f birdFlags, b *backend, a 
 		Log:       log,
 		Loop:      loop,
 		// Old pools that still hold pods stay announced.
-		Draining:     a.Draining,
-		AwaitAnycast: anycast,
+		Draining:      a.Draining,
+		AwaitAnycast:  anycast,
+		AwaitServices: services,
+	}
+	if services {
+		opts.ServicesReloaded = m.LBAnnounced
 	}
 	if b.kube != nil {
 		opts.Secrets = kube.NewSecrets(b.kube.client, f.Namespace)

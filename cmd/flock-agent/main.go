@@ -22,6 +22,7 @@ import (
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/datapath"
+	"github.com/fritzlab/flock/pkg/lbannounce"
 	"github.com/fritzlab/flock/pkg/metrics"
 	"github.com/fritzlab/flock/pkg/model"
 	"github.com/fritzlab/flock/pkg/netpol"
@@ -213,7 +214,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	var bgp *routing.Controller
 	if bf.enabled() {
 		_, anycastOn := dp.(agent.AnycastKernel)
-		if bgp, parts.reloader, err = startBGP(ctx, log, bf, b, a, anycastOn, obs.loops.Register(loopBGP, routing.DefaultResync)); err != nil {
+		if bgp, parts.reloader, err = startBGP(ctx, log, bf, b, a, anycastOn, servicesOn(m, bf), obs.m, obs.loops.Register(loopBGP, routing.DefaultResync)); err != nil {
 			return err
 		}
 		parts.bird = bird.NewClient(bf.Socket)
@@ -221,7 +222,10 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 		bgpRef = bgp
 	}
 	parts.anycast, parts.ready = startAnycast(ctx, a, dp, b, bgp)
-	usage := obs.watch(a, st, parts.bird, parts.anycast, parts.netpol, applier)
+	if servicesOn(m, bf) {
+		parts.services = startServices(ctx, log, m, b, a, bgp)
+	}
+	usage := obs.watch(a, st, parts.bird, parts.anycast, parts.services, parts.netpol, applier)
 	if b.kube != nil {
 		go reportUsage(ctx, b.kube.src, usage)
 	}
@@ -243,7 +247,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 		go a.RunSweep(ctx, sw.Every, sw.Grace)
 	}
 	if b.changes != nil {
-		go syncOnChange(ctx, a, bgp, b.changes, log)
+		go syncOnChange(ctx, a, bgp, parts.services, b.changes, log)
 	}
 	b.serving(ctx, obs.ready)
 	log.Info("flock-agent serving", "socket", socks.CNI, "admin", socks.Admin, "state", stateDir, "allocations", len(st.List()))
@@ -252,8 +256,10 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 
 // syncOnChange applies a new NodeConfig as soon as the informer (or the
 // file watch) sees it, instead of at the next tick of Run: the pools first,
-// then BIRD's config (bgp is nil when BGP is off).
-func syncOnChange(ctx context.Context, a *agent.Agent, bgp *routing.Controller, changes <-chan struct{}, log *slog.Logger) {
+// then BIRD's config (bgp is nil when BGP is off), and the Service
+// announcer's decision (nil when off), which reads the node's pools and
+// readiness.
+func syncOnChange(ctx context.Context, a *agent.Agent, bgp *routing.Controller, lb *lbannounce.Reconciler, changes <-chan struct{}, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -266,6 +272,9 @@ func syncOnChange(ctx context.Context, a *agent.Agent, bgp *routing.Controller, 
 		if bgp != nil {
 			// Also when Sync failed: the BGPConfigured condition reports it.
 			bgp.Trigger()
+		}
+		if lb != nil {
+			lb.Poke()
 		}
 	}
 }

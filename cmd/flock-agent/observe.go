@@ -15,6 +15,7 @@ import (
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/health"
 	"github.com/fritzlab/flock/pkg/ipam"
+	"github.com/fritzlab/flock/pkg/lbannounce"
 	"github.com/fritzlab/flock/pkg/metrics"
 	"github.com/fritzlab/flock/pkg/netpol"
 	"github.com/fritzlab/flock/pkg/policy"
@@ -140,7 +141,7 @@ func (r meteredRuleset) Resync(ctx context.Context) (bool, error) {
 
 // watch registers what the gauges read at each scrape, and returns the
 // parts status.usage is made of.
-func (o *observer) watch(a *agent.Agent, st *store.Store, birdc *bird.Client, any *agent.AnycastReconciler, np *netpol.Controller, ap *policy.Applier) usageParts {
+func (o *observer) watch(a *agent.Agent, st *store.Store, birdc *bird.Client, any *agent.AnycastReconciler, lb *lbannounce.Reconciler, np *netpol.Controller, ap *policy.Applier) usageParts {
 	s := metrics.State{Loops: o.loops.States, Pools: func() []metrics.Pool { return poolUsage(a, st) }}
 	if birdc != nil {
 		s.Peers = func(ctx context.Context) ([]metrics.Peer, error) { return peers(ctx, a, birdc) }
@@ -148,12 +149,29 @@ func (o *observer) watch(a *agent.Agent, st *store.Store, birdc *bird.Client, an
 	if any != nil {
 		s.Anycast = func() metrics.Anycast { return anycastCounts(any, st) }
 	}
+	if lb != nil {
+		s.LB = func() metrics.LB { return lbCounts(lb) }
+	}
 	if np != nil && ap != nil {
 		s.Policy = func() metrics.Policy { return policyState(np, ap) }
 		s.Drops = func(ctx context.Context) ([]metrics.Drop, error) { return drops(ctx, ap, st) }
 	}
 	o.m.Watch(s)
 	return usageParts{pools: s.Pools, peers: s.Peers, anycast: s.Anycast, policy: s.Policy, loads: &o.policyLoads}
+}
+
+// lbCounts counts the Service addresses in a pool and those announced.
+func lbCounts(r *lbannounce.Reconciler) metrics.LB {
+	var out metrics.LB
+	inPool := map[netip.Addr]bool{}
+	for _, d := range r.Decisions() {
+		if !d.Refused {
+			inPool[d.Addr] = true
+		}
+	}
+	out.Addresses = len(inPool)
+	out.Announced6, out.Announced4 = lbannounce.Addrs(r.Announced())
+	return out
 }
 
 func poolUsage(a *agent.Agent, st *store.Store) []metrics.Pool {

@@ -162,6 +162,7 @@ type kubeNode struct {
 	node       *cnitest.Node
 	gate       *apiGate
 	admin      kubernetes.Interface
+	dyn        dynamic.Interface
 	ncs        dynamic.ResourceInterface
 	kubeconfig string
 }
@@ -172,8 +173,9 @@ func newKubeNode(t *testing.T, ctx context.Context) *kubeNode {
 	cp, token := controlplanetest.StartWithAgent(t)
 	k := &kubeNode{
 		admin: kubernetes.NewForConfigOrDie(cp.RESTConfig()),
-		ncs:   dynamic.NewForConfigOrDie(cp.RESTConfig()).Resource(kube.NodeConfigResource),
+		dyn:   dynamic.NewForConfigOrDie(cp.RESTConfig()),
 	}
+	k.ncs = k.dyn.Resource(kube.NodeConfigResource)
 	setup(t, ctx, k.admin)
 	binDir := t.TempDir()
 	if err := cnitest.BuildBinaries(binDir); err != nil {
@@ -262,10 +264,12 @@ func testContext(t *testing.T) context.Context {
 
 // TestRestartWithAPIDown (issue #15, item 3): an agent restarted while the
 // API server is unreachable serves (after --sync-wait) but changes neither
-// the anycast routes in the kernel nor what BIRD announces, although its
-// empty caches make every pod look not Ready; once the API server is back
-// it reconciles (here: the pod went not Ready meanwhile, so its anycast
-// address is withdrawn).
+// the anycast routes in the kernel nor what BIRD announces (a LoadBalancer
+// Service address included), although its empty caches make every pod look
+// not Ready and every Service gone; once the API server is back it
+// reconciles (here: the pod went not Ready meanwhile, so its anycast
+// address is withdrawn; the Service's endpoint is still Ready, so its
+// address stays).
 func TestRestartWithAPIDown(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (as CI runs it): network namespaces, etcd and kube-apiserver")
@@ -295,8 +299,13 @@ func TestRestartWithAPIDown(t *testing.T) {
 		conf, _ := os.ReadFile(bn.Config)
 		return strings.Contains(string(conf), "route "+anycast+"/128 blackhole;")
 	}
-	waitFor(t, "the anycast route and its announcement", func() bool {
-		return strings.Contains(routed(), anycast) && announced()
+	lbService(t, ctx, k.admin, k.dyn, "2001:db8:5::10", "node-1")
+	lbAnnounced := func() bool {
+		conf, _ := os.ReadFile(bn.Config)
+		return strings.Contains(string(conf), "route 2001:db8:5::10/128 blackhole")
+	}
+	waitFor(t, "the anycast route and its announcement, and the Service address's", func() bool {
+		return strings.Contains(routed(), anycast) && announced() && lbAnnounced()
 	})
 	before, conf := routed(), mustRead(t, bn.Config)
 
@@ -320,6 +329,9 @@ func TestRestartWithAPIDown(t *testing.T) {
 	waitFor(t, "the anycast address withdrawn once the API server is back", func() bool {
 		return !strings.Contains(routed(), anycast) && !announced()
 	})
+	if !lbAnnounced() {
+		t.Errorf("the Service address was withdrawn, though its endpoint is still Ready:\n%s", mustRead(t, bn.Config))
+	}
 }
 
 func mustRead(t *testing.T, path string) string {

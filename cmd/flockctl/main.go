@@ -43,7 +43,7 @@ func newRoot(out io.Writer) *cobra.Command {
 	var o options
 	root := &cobra.Command{
 		Use:   "flockctl",
-		Short: "Show the state of a node's flock-agent: allocations, BGP sessions, anycast routes, NetworkPolicy",
+		Short: "Show the state of a node's flock-agent: allocations, BGP sessions, anycast routes, Service addresses, NetworkPolicy",
 		Long: "flockctl reads the read-only admin API of the flock-agent on this node (its unix socket,\n" +
 			"flock-agent --admin-socket) and prints what the agent knows. Every command prints a table,\n" +
 			"or with -o json the agent's JSON as it is.",
@@ -68,6 +68,7 @@ func newRoot(out io.Writer) *cobra.Command {
 		command(&o, "bgp", "BIRD's BGP sessions with the node's peers", admin.PathBGP, printBGP),
 		command(&o, "anycast", "Anycast addresses of local pods: routed, announced, next hops", admin.PathAnycast, printAnycast),
 		command(&o, "policy", "NetworkPolicy of each local pod as last applied", admin.PathPolicy, printPolicy),
+		command(&o, "services", "LoadBalancer Service addresses: announced by this node or not, and why", admin.PathServices, printServices),
 	)
 	root.AddCommand(opsCommands(&o)...)
 	return root

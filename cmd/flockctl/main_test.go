@@ -45,6 +45,17 @@ func (anycast) Anycast() admin.AnycastState {
 }
 func (anycast) PodReady(string, string) bool { return true }
 
+type services struct{}
+
+func (services) Services() admin.Services {
+	return admin.Services{Synced: true, Items: []admin.ServiceAddress{
+		{Service: "demo/web", Address: netip.MustParseAddr("2001:db8:5::10"), Policy: "Local", Pool: "web", LocalEndpoints: 2, ReadyEndpoints: 3,
+			Announced: true, Reason: "Local: 2 ready endpoints on this node"},
+		{Service: "demo/evil", Address: netip.MustParseAddr("203.0.113.7"), Policy: "Cluster", ReadyEndpoints: 1,
+			Reason: "refused: outside every ServiceAddressPool"},
+	}}
+}
+
 type netpol struct{}
 
 func (netpol) Policy() admin.Policy {
@@ -85,7 +96,7 @@ func run(args ...string) (string, error) {
 
 func TestCommands(t *testing.T) {
 	sock := serve(t)
-	full := serveSources(t, admin.Sources{Mode: "kubernetes", Node: node{}, Allocations: allocs{}, Anycast: anycast{}, Policy: netpol{}, Guard: guard{}})
+	full := serveSources(t, admin.Sources{Mode: "kubernetes", Node: node{}, Allocations: allocs{}, Anycast: anycast{}, Services: services{}, Policy: netpol{}, Guard: guard{}})
 	for _, tc := range []struct {
 		name string
 		full bool // against the agent with anycast and NetworkPolicy
@@ -115,6 +126,12 @@ func TestCommands(t *testing.T) {
 		}, err: "BIRD unreachable: dial unix /run/flock/bird/bird.ctl: connect: connection refused"},
 		{args: []string{"anycast"}, want: []string{"Anycast is off on this node: the agent's data path does not route it."}},
 		{args: []string{"policy"}, want: []string{"NetworkPolicy is off on this node (file mode, or --netpol=false): every pod is unrestricted."}},
+		{args: []string{"services"}, want: []string{"Service addresses are not announced on this node: BGP is off, or the agent runs in file mode."}},
+		{name: "services on", full: true, args: []string{"services"}, want: []string{
+			"SERVICE    ADDRESS         POLICY   POOL  LOCAL  READY  ANNOUNCED  REASON",
+			"demo/web   2001:db8:5::10  Local    web   2      3      yes        Local: 2 ready endpoints on this node",
+			"demo/evil  203.0.113.7     Cluster  -     0      1      no         refused: outside every ServiceAddressPool",
+		}},
 		{name: "status on", full: true, args: []string{"status"}, want: []string{
 			"Node:          host001 (kubernetes mode)",
 			"NodeConfig:    applied",

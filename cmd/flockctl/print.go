@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -180,6 +181,26 @@ func printAnycast(w io.Writer, a *admin.Anycast) error {
 			}
 		}
 		row(tw, r.Address.String(), yes(r.Routed), yes(r.Announced), strings.Join(pods, ","), strings.Join(hops, ", "))
+	}
+	return tw.Flush()
+}
+
+func printServices(w io.Writer, s *admin.Services) error {
+	if !s.Enabled {
+		fmt.Fprintln(w, "Service addresses are not announced on this node: BGP is off, or the agent runs in file mode.")
+		return nil
+	}
+	if !s.Synced {
+		fmt.Fprintln(w, "The Service, EndpointSlice and ServiceAddressPool caches have not synced yet: BIRD keeps what it announces.")
+	}
+	tw := table(w)
+	row(tw, "SERVICE", "ADDRESS", "POLICY", "POOL", "LOCAL", "READY", "ANNOUNCED", "REASON")
+	for _, a := range s.Items {
+		pool := a.Pool
+		if pool == "" {
+			pool = "-"
+		}
+		row(tw, a.Service, a.Address.String(), a.Policy, pool, strconv.Itoa(a.LocalEndpoints), strconv.Itoa(a.ReadyEndpoints), yes(a.Announced), a.Reason)
 	}
 	return tw.Flush()
 }

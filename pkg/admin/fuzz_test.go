@@ -23,7 +23,7 @@ func FuzzHandler(f *testing.F) {
 	f.Add("GET //v1/anycast#frag HTTP/1.1\r\nHost: x\r\n\r\n")
 	src := sources()
 	h := Handler(src)
-	known := []string{PathStatus, PathAllocations, PathBGP, PathAnycast, PathPolicy}
+	known := []string{PathStatus, PathAllocations, PathBGP, PathAnycast, PathPolicy, PathServices}
 	snapshot := func() string {
 		var b strings.Builder
 		for _, p := range known {

@@ -68,6 +68,12 @@ type AnycastSource interface {
 	PodReady(namespace, name string) bool
 }
 
+// ServicesSource is the LoadBalancer announcer: Services' Enabled is
+// ignored (a nil source is off).
+type ServicesSource interface {
+	Services() Services
+}
+
 // PolicySource is the NetworkPolicy controller: Policy's Enabled is ignored
 // (a nil source is off) and its Pods are those of the last applied ruleset.
 type PolicySource interface {
@@ -87,6 +93,7 @@ type Sources struct {
 	Allocations AllocationSource
 	BIRD        BIRDSource
 	Anycast     AnycastSource
+	Services    ServicesSource
 	Policy      PolicySource
 	// Drops and Doctor are nil where there is nothing to read.
 	Drops  DropSource
@@ -111,8 +118,19 @@ func Handler(src Sources) http.Handler {
 		},
 		PathAnycast: func(*http.Request) any { return s.anycast(s.allocations()) },
 		PathPolicy:  func(*http.Request) any { return s.policy(s.allocations()) },
-		PathDrops:   s.drops,
-		PathTrace:   s.trace,
+		PathServices: func(*http.Request) any {
+			if s.src.Services == nil {
+				return Services{Items: []ServiceAddress{}}
+			}
+			out := s.src.Services.Services()
+			out.Enabled = true
+			if out.Items == nil {
+				out.Items = []ServiceAddress{}
+			}
+			return out
+		},
+		PathDrops: s.drops,
+		PathTrace: s.trace,
 		PathDoctor: func(r *http.Request) any {
 			if s.src.Doctor == nil {
 				return Doctor{Checks: []string{}, Problems: []Problem{}}

@@ -320,3 +320,24 @@ func TestClientServe(t *testing.T) {
 		t.Errorf("no agent: %v", err)
 	}
 }
+
+type fakeServices Services
+
+func (f fakeServices) Services() Services { return Services(f) }
+
+func TestServices(t *testing.T) {
+	src := sources()
+	item := ServiceAddress{Service: "demo/web", Address: ip("2001:db8:5::10"), Policy: "Local", Pool: "web",
+		LocalEndpoints: 2, ReadyEndpoints: 3, Announced: true, Reason: "Local: 2 ready endpoints on this node"}
+	src.Services = fakeServices{Synced: true, Items: []ServiceAddress{item}}
+	var got Services
+	get(t, Handler(src), PathServices, &got)
+	if d := cmp.Diff(Services{Enabled: true, Synced: true, Items: []ServiceAddress{item}}, got, cmpOpts); d != "" {
+		t.Errorf("services (-want +got):\n%s", d)
+	}
+	src.Services = nil
+	get(t, Handler(src), PathServices, &got)
+	if d := cmp.Diff(Services{Items: []ServiceAddress{}}, got, cmpOpts); d != "" {
+		t.Errorf("services off (-want +got):\n%s", d)
+	}
+}

@@ -25,6 +25,7 @@ const (
 	PathBGP         = "/v1/bgp"
 	PathAnycast     = "/v1/anycast"
 	PathPolicy      = "/v1/policy"
+	PathServices    = "/v1/services"
 )
 
 // Status is the node at a glance (GET /v1/status): `flockctl status`.
@@ -189,6 +190,36 @@ type AnycastPod struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Ready     bool   `json:"ready"`
+}
+
+// Services are the addresses of the LoadBalancer Services flock serves and
+// what this node does with each (GET /v1/services): `flockctl services`.
+type Services struct {
+	// Enabled: the agent announces Service addresses (Kubernetes mode with
+	// BGP on).
+	Enabled bool `json:"enabled"`
+	// Synced: the Service, EndpointSlice and ServiceAddressPool caches
+	// have listed once (before that nothing is decided).
+	Synced bool             `json:"synced"`
+	Items  []ServiceAddress `json:"items"`
+}
+
+// ServiceAddress is one address of one Service's status.loadBalancer.ingress.
+type ServiceAddress struct {
+	// Service is namespace/name.
+	Service string     `json:"service"`
+	Address netip.Addr `json:"address"`
+	// Policy is the externalTrafficPolicy: Local or Cluster.
+	Policy string `json:"policy"`
+	// Pool is the ServiceAddressPool the address lies in ("" for none).
+	Pool string `json:"pool,omitempty"`
+	// LocalEndpoints and ReadyEndpoints count the Service's Ready
+	// endpoints of the address's family on this node and in the cluster.
+	LocalEndpoints int  `json:"localEndpoints"`
+	ReadyEndpoints int  `json:"readyEndpoints"`
+	Announced      bool `json:"announced"`
+	// Reason says why the node announces it or not.
+	Reason string `json:"reason"`
 }
 
 // Policy is the NetworkPolicy of the node's pods as last applied

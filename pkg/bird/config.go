@@ -43,6 +43,20 @@ type Config struct {
 	// router keeps sending those pods their traffic. Order and duplicates
 	// do not matter.
 	Draining []netip.Prefix
+	// Services are the addresses of LoadBalancer Services this node
+	// serves (lbannounce.Decide), announced as /128 and /32 with their
+	// pool's communities on top of each peer's own. Order does not matter;
+	// an address listed twice, or also in Anycast, is announced once with
+	// the communities of every listing.
+	Services []ServiceRoute
+}
+
+// ServiceRoute is one Service address and the communities its route
+// carries.
+type ServiceRoute struct {
+	Addr             netip.Addr
+	Communities      []Community
+	LargeCommunities []LargeCommunity
 }
 
 // Peer is one BGP neighbour.
@@ -145,6 +159,11 @@ func (c *Config) Validate() error {
 	for i, a := range c.Anycast {
 		if err := checkUnicast(a); err != nil {
 			bad("anycast[%d] %q: %w", i, a, err)
+		}
+	}
+	for i, r := range c.Services {
+		if err := checkUnicast(r.Addr); err != nil {
+			bad("services[%d] %q: %w", i, r.Addr, err)
 		}
 	}
 	if c.RouterID != (netip.Addr{}) {

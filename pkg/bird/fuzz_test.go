@@ -31,9 +31,16 @@ func FuzzRender(f *testing.F) {
 				c.Addresses = append(c.Addresses, p)
 			}
 		}
-		for _, s := range strings.Split(anycast, ",") {
+		for i, s := range strings.Split(anycast, ",") {
 			if a, err := netip.ParseAddr(s); err == nil {
 				c.Anycast = append(c.Anycast, a)
+				// The same addresses as Service routes with communities:
+				// half of them both anycast and Service.
+				c.Services = append(c.Services, ServiceRoute{Addr: a, Communities: []Community{{uint16(i), uint16(peerASN)}},
+					LargeCommunities: []LargeCommunity{{asn, uint32(i), peerASN}}})
+				if i%2 == 1 {
+					c.Anycast = c.Anycast[:len(c.Anycast)-1]
+				}
 			}
 		}
 		for _, s := range []string{peer1, peer2} {

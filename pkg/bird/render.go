@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -42,10 +43,18 @@ type view struct {
 
 type family struct {
 	V         int      // 6 or 4
-	Announce  []string // the node's pools and anycast prefixes, exactly
+	Static    []static // the routes of protocol static, one per Announce
+	Announce  []string // the node's pools, anycast and Service prefixes, exactly
 	Own       []string // the same, pools with everything inside them
 	Connected []string // the node's connected subnets, exactly
 	Martians  []string
+}
+
+// static is one route of protocol static: a prefix and the attributes it
+// carries (statements such as `bgp_community.add((65000, 5))`).
+type static struct {
+	Prefix string
+	Attrs  []string
 }
 
 type peer struct {
@@ -151,14 +160,34 @@ func (c *Config) family(v int) family {
 		f.Own = append(f.Own, p.String()+"+")
 		own = append(own, p)
 	}
-	var anycast []netip.Prefix
+	for _, p := range pools {
+		f.Static = append(f.Static, static{Prefix: p.String()})
+	}
+	// Anycast and Service addresses: host routes, each once, a Service's
+	// with the communities of every Service route listing it.
+	hosts := map[netip.Prefix][]string{}
 	for _, a := range c.Anycast {
 		if family6or4(a) == v {
-			anycast = append(anycast, netip.PrefixFrom(a, a.BitLen()))
+			hosts[netip.PrefixFrom(a, a.BitLen())] = nil
 		}
 	}
-	slices.SortFunc(anycast, netip.Prefix.Compare)
-	for _, p := range slices.Compact(anycast) {
+	for _, r := range c.Services {
+		if family6or4(r.Addr) != v {
+			continue
+		}
+		p := netip.PrefixFrom(r.Addr, r.Addr.BitLen())
+		attrs := hosts[p]
+		for _, cm := range r.Communities {
+			attrs = append(attrs, fmt.Sprintf("bgp_community.add((%d, %d))", cm.ASN, cm.Value))
+		}
+		for _, cm := range r.LargeCommunities {
+			attrs = append(attrs, fmt.Sprintf("bgp_large_community.add((%d, %d, %d))", cm.Global, cm.Data1, cm.Data2))
+		}
+		slices.Sort(attrs)
+		hosts[p] = slices.Compact(attrs)
+	}
+	for _, p := range slices.SortedFunc(maps.Keys(hosts), netip.Prefix.Compare) {
+		f.Static = append(f.Static, static{Prefix: p.String(), Attrs: hosts[p]})
 		f.Announce = append(f.Announce, p.String())
 		f.Own = append(f.Own, p.String())
 		own = append(own, p)

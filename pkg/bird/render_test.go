@@ -77,6 +77,21 @@ func goldens(t *testing.T) map[string][]byte {
 	c.Draining = []netip.Prefix{pfx("2001:db8:41:1::/64"), pfx("10.41.1.0/24"), pfx("2001:db8:41:1::/64"), pfx("2001:db8:42:1::/64")}
 	render("draining", c)
 
+	// LoadBalancer Service addresses of both families, with their pools'
+	// communities (one listed twice, one also an anycast address), under a
+	// peer that adds its own.
+	c = typicalNode()
+	c.Peers[0].Communities = []Community{{65000, 100}}
+	c.Anycast = []netip.Addr{addr("2001:db8:5::53")}
+	c.Services = []ServiceRoute{
+		{Addr: addr("2001:db8:5::10"), Communities: []Community{{65000, 5}}, LargeCommunities: []LargeCommunity{{4200000000, 5, 1}}},
+		{Addr: addr("192.0.2.10"), Communities: []Community{{65000, 4}}},
+		{Addr: addr("2001:db8:5::11")},
+		{Addr: addr("2001:db8:5::10"), Communities: []Community{{65000, 5}}, LargeCommunities: []LargeCommunity{{4200000000, 5, 1}}},
+		{Addr: addr("2001:db8:5::53"), Communities: []Community{{65000, 6}}},
+	}
+	render("services", c)
+
 	// An IPv6-only node: the router id must be given.
 	render("ipv6-only", &Config{
 		RouterID:  addr("10.255.0.1"),
@@ -208,6 +223,33 @@ func TestRenderRejectsInvalid(t *testing.T) {
 	c.Peers[1].Password = "a\"; }"
 	if out, err := Render(c); err == nil || out != nil {
 		t.Fatalf("Render of a config with a bad password = %q, %v; want an error", out, err)
+	}
+}
+
+// TestRenderServices: a Service address is a static route carrying its
+// pool's communities, announced and rejected from the peers like anycast;
+// a bad one is an error naming it.
+func TestRenderServices(t *testing.T) {
+	c := typicalNode()
+	c.Services = []ServiceRoute{{Addr: addr("192.0.2.10"), Communities: []Community{{65000, 4}}}}
+	b, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"route 192.0.2.10/32 blackhole { bgp_community.add((65000, 4)); };",
+		`net ~ [ 10.42.1.0/24, 192.0.2.10/32 ]`,
+		`if net ~ [ 10.42.1.0/24+, 192.0.2.10/32 ] then reject;`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("config lacks %q:\n%s", want, b)
+		}
+	}
+	for _, bad := range []netip.Addr{{}, addr("fe80::1"), addr("::ffff:192.0.2.1"), addr("224.0.0.1")} {
+		c.Services = []ServiceRoute{{Addr: bad}}
+		if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "services[0]") {
+			t.Errorf("service %v: err %v, want one naming services[0]", bad, err)
+		}
 	}
 }
 

@@ -3,14 +3,17 @@
 // annotation warnings into Events on the pod, the NodeConfig's Accepted
 // and BGPConfigured conditions, the Node's NetworkUnavailable condition,
 // the BGP passwords from Secrets in the agent's namespace, and a Cluster
-// that serves every NetworkPolicy, namespace and pod for policy.
+// that serves every NetworkPolicy, namespace and pod for policy, and
+// Services that serve every Service, EndpointSlice and ServiceAddressPool
+// for the announcement of LoadBalancer addresses.
 //
 // The agent reads its own NodeConfig and the pods of its own node, and for
 // NetworkPolicy the policies, namespaces and pods of the whole cluster; it
 // uses exactly these verbs: nodeconfigs get/list/watch, nodeconfigs/status
 // get/update/patch, pods get/list/watch, networkpolicies list/watch,
-// namespaces list/watch, events create/patch, nodes get, nodes/status
-// patch, and secrets get in its own namespace.
+// namespaces list/watch, services list/watch, endpointslices list/watch,
+// serviceaddresspools list/watch, events create/patch, nodes get,
+// nodes/status patch, and secrets get in its own namespace.
 package kube
 
 import (

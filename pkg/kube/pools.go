@@ -127,3 +127,15 @@ func nodeConfigRef(u *unstructured.Unstructured) *corev1.ObjectReference {
 		Name: u.GetName(), UID: u.GetUID(), ResourceVersion: u.GetResourceVersion(),
 	}
 }
+
+// AllPools are the pools of every NodeConfig the pools informer has, this
+// node's included: the ranges no Service address may be announced in.
+func (c *NodeConfigs) AllPools() []model.Pools {
+	var out []model.Pools
+	for _, obj := range c.pools.GetStore().List() {
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			out = append(out, poolsOf(u))
+		}
+	}
+	return out
+}

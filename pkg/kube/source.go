@@ -84,3 +84,6 @@ func (s *Source) PodReady(namespace, name string) bool { return s.pods.PodReady(
 
 // ReadyChanges is poked when a pod of this node changes readiness.
 func (s *Source) ReadyChanges() <-chan struct{} { return s.pods.ReadyChanges() }
+
+// AllPools are every NodeConfig's pod pools (see NodeConfigs.AllPools).
+func (s *Source) AllPools() []model.Pools { return s.configs.AllPools() }

@@ -45,6 +45,7 @@ type Metrics struct {
 	policyErrors     prometheus.Counter
 	policyRepairs    prometheus.Counter
 	anycastAnnounce  prometheus.Histogram
+	lbAnnounce       prometheus.Histogram
 	statusWrites     prometheus.Counter
 	statusWriteFails prometheus.Counter
 }
@@ -75,6 +76,9 @@ func New() *Metrics {
 			"Times the nftables table differed from what was loaded and was loaded again."),
 		anycastAnnounce: f.histogram("anycast_announce_latency_seconds",
 			"From the event that made an anycast address active (a pod Ready, an ADD) to its announcement to BIRD.",
+			[]float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10}),
+		lbAnnounce: f.histogram("lb_announce_latency_seconds",
+			"From a Service or EndpointSlice change to BIRD running the config with the changed set of LoadBalancer addresses (announced or withdrawn).",
 			[]float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10}),
 		statusWrites: f.counter("nodeconfig_status_writes_total",
 			"Writes of the NodeConfig's status.usage."),
@@ -150,6 +154,14 @@ func (m *Metrics) PolicyRepaired() {
 func (m *Metrics) AnycastAnnounced(d time.Duration) {
 	if m != nil {
 		m.anycastAnnounce.Observe(d.Seconds())
+	}
+}
+
+// LBAnnounced records how long a change of the announced LoadBalancer
+// addresses took from its cause to BIRD running it.
+func (m *Metrics) LBAnnounced(d time.Duration) {
+	if m != nil {
+		m.lbAnnounce.Observe(d.Seconds())
 	}
 }
 

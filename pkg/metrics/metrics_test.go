@@ -54,6 +54,7 @@ func TestState(t *testing.T) {
 			return []health.LoopState{{Name: "pools", Started: now.Add(-time.Hour), LastOK: now.Add(-10 * time.Second), Errors: 2}}
 		},
 		Drops: func(context.Context) ([]Drop, error) { return nil, errors.New("no table") },
+		LB:    func() LB { return LB{Addresses: 3, Announced6: 2, Announced4: 0} },
 	})
 	want := `
 # HELP flock_ipam_pool_free Addresses of the pool still free.
@@ -74,9 +75,14 @@ flock_reconcile_errors_total{controller="pools"} 2
 # HELP flock_policy_drop_counters_up 1 when the drop counters could be read this scrape.
 # TYPE flock_policy_drop_counters_up gauge
 flock_policy_drop_counters_up 0
+# HELP flock_lb_addresses_announced LoadBalancer Service addresses this node announces over BGP, by family.
+# TYPE flock_lb_addresses_announced gauge
+flock_lb_addresses_announced{family="ipv4"} 0
+flock_lb_addresses_announced{family="ipv6"} 2
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "flock_ipam_pool_free", "flock_bgp_session_state_seconds",
-		"flock_bgp_bfd_session_up", "flock_reconcile_lag_seconds", "flock_reconcile_errors_total", "flock_policy_drop_counters_up"); err != nil {
+		"flock_bgp_bfd_session_up", "flock_reconcile_lag_seconds", "flock_reconcile_errors_total", "flock_policy_drop_counters_up",
+		"flock_lb_addresses_announced"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(m.Registry(), "flock_bgp_session_state"); n != len(bgpStates) {

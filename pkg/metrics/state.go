@@ -19,6 +19,8 @@ type State struct {
 	Peers func(ctx context.Context) ([]Peer, error)
 	// Anycast is the anycast reconciler's state.
 	Anycast func() Anycast
+	// LB is the LoadBalancer announcer's state.
+	LB func() LB
 	// Policy is the NetworkPolicy table last loaded.
 	Policy func() Policy
 	// Drops are the per-pod drop counters of the policy table.
@@ -56,6 +58,14 @@ type Peer struct {
 
 // Anycast counts the node's anycast addresses.
 type Anycast struct{ Addresses, Routed, Announced int }
+
+// LB counts the LoadBalancer Service addresses this node decides on.
+type LB struct {
+	// Addresses are those in a ServiceAddressPool; Announced6 and
+	// Announced4 those the node announces, by family.
+	Addresses              int
+	Announced6, Announced4 int
+}
 
 // Policy describes the loaded NetworkPolicy table.
 type Policy struct {
@@ -108,6 +118,9 @@ var (
 	dAnyRouted    = desc("anycast_routed", "Anycast addresses routed to a Ready local pod.")
 	dAnyAnnounced = desc("anycast_announced", "Anycast addresses handed to BIRD to announce.")
 
+	dLBAddrs     = desc("lb_addresses", "LoadBalancer Service addresses (of Services flock serves) inside a ServiceAddressPool.")
+	dLBAnnounced = desc("lb_addresses_announced", "LoadBalancer Service addresses this node announces over BGP, by family.", "family")
+
 	dPolicyRules     = desc("policy_rules", "Rules in flock's nftables table as last loaded.")
 	dPolicySets      = desc("policy_sets", "Sets and maps in flock's nftables table as last loaded.")
 	dPolicyElements  = desc("policy_set_elements", "Set and map elements in flock's nftables table as last loaded.")
@@ -123,7 +136,7 @@ var (
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dPoolSize, dPoolAllocated, dPoolFree, dBirdUp, dPeers, dSessionUp, dSessionState,
-		dSessionUptime, dRoutesIn, dRoutesOut, dBFDUp, dAnyAddrs, dAnyRouted, dAnyAnnounced, dPolicyRules, dPolicySets,
+		dSessionUptime, dRoutesIn, dRoutesOut, dBFDUp, dAnyAddrs, dAnyRouted, dAnyAnnounced, dLBAddrs, dLBAnnounced, dPolicyRules, dPolicySets,
 		dPolicyElements, dPolicyPods, dPolicyLastApply, dDropped, dDropsUp, dLoopLag, dLoopErrors, dLoopLastOK} {
 		ch <- d
 	}
@@ -183,6 +196,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(ch, dAnyAddrs, float64(a.Addresses))
 		gauge(ch, dAnyRouted, float64(a.Routed))
 		gauge(ch, dAnyAnnounced, float64(a.Announced))
+	}
+	if s.LB != nil {
+		l := s.LB()
+		gauge(ch, dLBAddrs, float64(l.Addresses))
+		gauge(ch, dLBAnnounced, float64(l.Announced6), "ipv6")
+		gauge(ch, dLBAnnounced, float64(l.Announced4), "ipv4")
 	}
 	if s.Policy != nil {
 		p := s.Policy()

@@ -280,3 +280,16 @@ func CheckSecretsNamespace(n *Node, ns string) error {
 	}
 	return nil
 }
+
+// ParseCommunities parses a list of standard communities (ASN:value) that
+// the schema treats as a set of at most v1alpha1.MaxCommunities entries,
+// such as a ServiceAddressPool's spec.communities; errors name field[i].
+func ParseCommunities(field string, in []string) ([]Community, error) {
+	return parseList(field, in, v1alpha1.MaxCommunities, parseCommunity)
+}
+
+// ParseLargeCommunities is ParseCommunities for large communities
+// (global:data1:data2).
+func ParseLargeCommunities(field string, in []string) ([]LargeCommunity, error) {
+	return parseList(field, in, v1alpha1.MaxCommunities, parseLargeCommunity)
+}

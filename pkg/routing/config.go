@@ -17,15 +17,17 @@ import (
 	"strings"
 
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/lbannounce"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
 // BirdConfig builds the BIRD model of a node with BGP (n.BGP not nil).
 // draining are old pools that still hold pods, announced like the pools
-// until they are empty. passwords holds the value of every Secret key the peers name. Peers keep
+// until they are empty; services the LoadBalancer Service addresses the
+// node serves (lbannounce.Decide). passwords holds the value of every Secret key the peers name. Peers keep
 // the NodeConfig's order, so that an error bird reports for peers[i] is
 // about spec.bgp.peers[i].
-func BirdConfig(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, draining []netip.Prefix, passwords map[model.SecretRef]string) *bird.Config {
+func BirdConfig(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, draining []netip.Prefix, services []lbannounce.Route, passwords map[model.SecretRef]string) *bird.Config {
 	cfg := &bird.Config{
 		RouterID:  n.BGP.RouterID,
 		ASN:       n.BGP.ASN,
@@ -34,6 +36,16 @@ func BirdConfig(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, drain
 		Pool4:     n.Pool4,
 		Anycast:   slices.Clone(anycast),
 		Draining:  slices.Clone(draining),
+	}
+	for _, r := range services {
+		sr := bird.ServiceRoute{Addr: r.Addr}
+		for _, c := range r.Communities {
+			sr.Communities = append(sr.Communities, bird.Community{ASN: c.ASN, Value: c.Value})
+		}
+		for _, c := range r.LargeCommunities {
+			sr.LargeCommunities = append(sr.LargeCommunities, bird.LargeCommunity{Global: c.Global, Data1: c.Data1, Data2: c.Data2})
+		}
+		cfg.Services = append(cfg.Services, sr)
 	}
 	for _, p := range n.BGP.Peers {
 		bp := bird.Peer{
@@ -63,11 +75,11 @@ func BirdConfig(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, drain
 // Render renders the bird.conf of a node: the bootstrap config (no BGP)
 // when n is nil or has no spec.bgp, the full one otherwise. A render error
 // names the NodeConfig field it is about (see specError).
-func Render(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, draining []netip.Prefix, passwords map[model.SecretRef]string) ([]byte, error) {
+func Render(n *model.Node, addrs []netip.Prefix, anycast []netip.Addr, draining []netip.Prefix, services []lbannounce.Route, passwords map[model.SecretRef]string) ([]byte, error) {
 	if n == nil || n.BGP == nil {
 		return bird.RenderBootstrap(), nil
 	}
-	conf, err := bird.Render(BirdConfig(n, addrs, anycast, draining, passwords))
+	conf, err := bird.Render(BirdConfig(n, addrs, anycast, draining, services, passwords))
 	if err != nil {
 		return nil, fmt.Errorf("nodeconfig %s: %w", n.Name, specError(err))
 	}

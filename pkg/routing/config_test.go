@@ -42,7 +42,7 @@ func node() *model.Node {
 var uplinks = []netip.Prefix{prefix("2001:db8:1ab:1::2/64"), prefix("198.19.1.2/24")}
 
 func TestBirdConfig(t *testing.T) {
-	got := BirdConfig(node(), uplinks, []netip.Addr{addr("2001:db8:ffff::1")}, nil,
+	got := BirdConfig(node(), uplinks, []netip.Addr{addr("2001:db8:ffff::1")}, nil, nil,
 		map[model.SecretRef]string{{Name: "bgp", Key: "router"}: "s3cret"})
 	want := &bird.Config{
 		ASN: 65101, Addresses: uplinks,
@@ -66,13 +66,13 @@ func TestBirdConfig(t *testing.T) {
 
 func TestRender(t *testing.T) {
 	for _, n := range []*model.Node{nil, {Name: "host001", Pool6: prefix("2001:db8:42:1::/64")}} {
-		conf, err := Render(n, uplinks, nil, nil, nil)
+		conf, err := Render(n, uplinks, nil, nil, nil, nil)
 		if err != nil || string(conf) != string(bird.RenderBootstrap()) {
 			t.Errorf("node %+v: %v; want the bootstrap config", n, err)
 		}
 	}
 
-	conf, err := Render(node(), uplinks, []netip.Addr{addr("2001:db8:ffff::1")}, nil,
+	conf, err := Render(node(), uplinks, []netip.Addr{addr("2001:db8:ffff::1")}, nil, nil,
 		map[model.SecretRef]string{{Name: "bgp", Key: "router"}: "s3cret"})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestRenderErrorsNameTheField(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := node()
 			tc.change(n)
-			_, err := Render(n, tc.addrs, nil, nil, tc.pw)
+			_, err := Render(n, tc.addrs, nil, nil, nil, tc.pw)
 			if err == nil {
 				t.Fatal("rendered")
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/lbannounce"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -79,6 +80,15 @@ type Options struct {
 	// the node's anycast addresses between its caches' sync and the
 	// reconciler's first run.
 	AwaitAnycast bool
+	// AwaitServices says that a Service announcer (lbannounce.Reconciler)
+	// will call SetServices: until its first call the controller renders
+	// nothing, for the same reason as AwaitAnycast.
+	AwaitServices bool
+	// ServicesReloaded, when set, is told for every change of the Service
+	// set that had a cause (SetServices) how long from the cause until
+	// BIRD ran a config with it: the latency flock_lb_announce_latency_seconds
+	// shows.
+	ServicesReloaded func(time.Duration)
 	// Draining returns the prefixes of old pools that still hold pods of n
 	// (see agent.Agent.Draining): BIRD keeps announcing them as it does the
 	// pools. Nil: none.
@@ -98,10 +108,16 @@ type Controller struct {
 	poke     chan struct{} // a change of the node or the anycast set
 	reloaded chan struct{} // the Reloader has news
 
-	mu         sync.Mutex
-	anycast    []netip.Addr
-	anycastSet bool // SetAnycast was called
-	reloads    int  // the Reloader's count at its last status
+	mu          sync.Mutex
+	anycast     []netip.Addr
+	anycastSet  bool // SetAnycast was called
+	services    []lbannounce.Route
+	servicesSet bool // SetServices was called
+	// causeSet is the earliest cause of a Service change not yet in a
+	// config handed to the Reloader, causeApplied that of one handed over
+	// and not yet run by BIRD (zero: none).
+	causeSet, causeApplied time.Time
+	reloads                int // the Reloader's count at its last status
 
 	// Used by the Run goroutine only.
 	secrets  map[model.SecretRef]string // passwords read at the last resync
@@ -151,6 +167,25 @@ func (c *Controller) SetAnycast(addrs []netip.Addr) {
 	}
 }
 
+// SetServices sets the LoadBalancer Service addresses BGP announces, with
+// their communities (lbannounce.Decide's routes, sorted by address); cause
+// is when the event behind the change came (zero: none), for
+// Options.ServicesReloaded. An unchanged set does not wake the controller.
+func (c *Controller) SetServices(routes []lbannounce.Route, cause time.Time) {
+	s := slices.Clone(routes)
+	slices.SortFunc(s, func(a, b lbannounce.Route) int { return a.Addr.Compare(b.Addr) })
+	c.mu.Lock()
+	changed := !slices.EqualFunc(s, c.services, lbannounce.Route.Equal) || !c.servicesSet
+	c.services, c.servicesSet = s, true
+	if changed && !cause.IsZero() && c.causeSet.IsZero() {
+		c.causeSet = cause
+	}
+	c.mu.Unlock()
+	if changed {
+		c.Trigger()
+	}
+}
+
 // Run renders and reloads until ctx ends; it runs the Reloader too.
 func (c *Controller) Run(ctx context.Context) {
 	go c.o.Reloader.Run(ctx)
@@ -186,7 +221,14 @@ func (c *Controller) onStatus(st bird.Status) {
 	c.mu.Lock()
 	more := st.Reloads > c.reloads
 	c.reloads = st.Reloads
+	var cause time.Time
+	if more && st.InSync && !c.causeApplied.IsZero() {
+		cause, c.causeApplied = c.causeApplied, time.Time{}
+	}
 	c.mu.Unlock()
+	if !cause.IsZero() && c.o.ServicesReloaded != nil {
+		c.o.ServicesReloaded(time.Since(cause))
+	}
 	if more {
 		// The lab's tests count reloads from this line.
 		c.log.Info("bird reloaded", "reloads", st.Reloads, "path", c.o.Reloader.Path)
@@ -205,9 +247,11 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 	}
 	c.mu.Lock()
 	anycast, anycastSet := c.anycast, c.anycastSet
+	services, servicesSet, cause := c.services, c.servicesSet, c.causeSet
+	c.causeSet = time.Time{}
 	c.mu.Unlock()
-	if c.o.AwaitAnycast && !anycastSet {
-		c.keep(nil) // SetAnycast pokes
+	if c.o.AwaitAnycast && !anycastSet || c.o.AwaitServices && !servicesSet {
+		c.keep(nil) // SetAnycast and SetServices poke
 		return
 	}
 	n, err := c.o.Nodes.Node(ctx)
@@ -258,13 +302,35 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 	if c.o.Draining != nil {
 		draining = c.o.Draining(n)
 	}
-	conf, err := Render(n, addrs, anycast, draining, passwords)
+	conf, err := Render(n, addrs, anycast, draining, services, passwords)
 	if err != nil {
 		fail(v1alpha1.ReasonInvalid, err)
 		return
 	}
+
 	c.apply(conf, &Condition{OK: true, Reason: v1alpha1.ReasonConfigured, Generation: n.Generation,
 		Message: fmt.Sprintf("bird runs the config (BGP peers: %d)", len(n.BGP.Peers))})
+	c.timeServices(cause)
+}
+
+// timeServices starts timing a Service change (cause) whose config went to
+// the Reloader: onStatus observes it once BIRD runs the config, or now when
+// BIRD already does (the set changed back within a coalescing window).
+func (c *Controller) timeServices(cause time.Time) {
+	if cause.IsZero() || c.o.ServicesReloaded == nil {
+		return
+	}
+	inSync := c.o.Reloader.Status().InSync
+	c.mu.Lock()
+	switch {
+	case inSync:
+		c.mu.Unlock()
+		c.o.ServicesReloaded(time.Since(cause))
+		return
+	case c.causeApplied.IsZero():
+		c.causeApplied = cause
+	}
+	c.mu.Unlock()
 }
 
 func (c *Controller) apply(conf []byte, cond *Condition) {

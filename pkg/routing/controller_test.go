@@ -16,6 +16,7 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/bird"
+	"github.com/fritzlab/flock/pkg/lbannounce"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -52,18 +53,22 @@ func (s *syncBuffer) String() string {
 }
 
 // start runs a controller until the test ends; call it inside the bubble.
-func start(t *testing.T, n *model.Node) *env {
+func start(t *testing.T, n *model.Node, opts ...func(*Options)) *env {
 	path := filepath.Join(t.TempDir(), "bird.conf")
 	e := &env{
 		t: t, nodes: &fakeNodes{node: n}, addrs: &fakeAddrs{}, secrets: &fakeSecrets{values: map[string]string{}},
 		rep: &fakeReporter{}, bird: &fakeBird{path: path}, log: &syncBuffer{}, path: path,
 	}
 	e.addrs.set("2001:db8:1ab:1::2/64", "198.19.1.2/24")
-	e.c = New(Options{
+	o := Options{
 		Nodes: e.nodes, Addresses: e.addrs, Secrets: e.secrets, Reporter: e.rep,
 		Reloader: bird.NewReloader(path, e.bird),
 		Log:      slog.New(slog.NewTextHandler(e.log, nil)),
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	e.c = New(o)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { e.c.Run(ctx); close(done) }()
@@ -74,8 +79,8 @@ func start(t *testing.T, n *model.Node) *env {
 
 // startConfigured runs a controller on node() whose password is then
 // readable: settled with BIRD on the full config.
-func startConfigured(t *testing.T) *env {
-	e := start(t, node())
+func startConfigured(t *testing.T, opts ...func(*Options)) *env {
+	e := start(t, node(), opts...)
 	e.secrets.set("bgp/router", "s3cret")
 	e.c.Trigger()
 	e.settle()
@@ -146,7 +151,7 @@ func TestFullAndBootstrapConfig(t *testing.T) {
 		e.secrets.set("bgp/router", "s3cret")
 		e.update(node(), nil)
 		e.settle()
-		want, err := Render(node(), e.addrs.addrs, nil, nil, map[model.SecretRef]string{{Name: "bgp", Key: "router"}: "s3cret"})
+		want, err := Render(node(), e.addrs.addrs, nil, nil, nil, map[model.SecretRef]string{{Name: "bgp", Key: "router"}: "s3cret"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,5 +399,113 @@ func TestAwaitAnycastAndDraining(t *testing.T) {
 		}
 		cancel()
 		synctest.Wait()
+	})
+}
+
+// Service routes are announced with their communities; the same set in
+// another order does not reload BIRD, a changed community does, and an
+// empty set withdraws them.
+func TestServices(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := startConfigured(t)
+		v6 := lbannounce.Route{Addr: addr("2001:db8:5::10"), Communities: []model.Community{{ASN: 65000, Value: 5}}}
+		v4 := lbannounce.Route{Addr: addr("192.0.2.10"), LargeCommunities: []model.LargeCommunity{{Global: 1, Data1: 2, Data2: 3}}}
+		e.c.SetServices([]lbannounce.Route{v6, v4}, time.Time{})
+		e.settle()
+		for _, want := range []string{
+			"route 2001:db8:5::10/128 blackhole { bgp_community.add((65000, 5)); };",
+			"route 192.0.2.10/32 blackhole { bgp_large_community.add((1, 2, 3)); };",
+		} {
+			if !strings.Contains(e.running(), want) {
+				t.Errorf("bird's config lacks %q:\n%s", want, e.running())
+			}
+		}
+		_, reloads := e.bird.state()
+		e.c.SetServices([]lbannounce.Route{v4, v6}, time.Time{})
+		e.settle()
+		if _, r := e.bird.state(); r != reloads {
+			t.Errorf("the same service set in another order reloaded bird")
+		}
+		v6.Communities = []model.Community{{ASN: 65000, Value: 6}}
+		e.c.SetServices([]lbannounce.Route{v4, v6}, time.Time{})
+		e.settle()
+		if !strings.Contains(e.running(), "bgp_community.add((65000, 6))") {
+			t.Errorf("a changed community is not in bird's config:\n%s", e.running())
+		}
+		e.c.SetServices(nil, time.Time{})
+		e.settle()
+		if strings.Contains(e.running(), "2001:db8:5::10/128") || strings.Contains(e.running(), "192.0.2.10/32") {
+			t.Errorf("withdrawn service addresses are still announced:\n%s", e.running())
+		}
+	})
+}
+
+// With AwaitServices (and AwaitAnycast), a synced controller keeps BIRD's
+// config until both the anycast and the Service reconcilers have given a
+// set: a restarted agent must not withdraw the Service addresses its BIRD
+// announces before its Service caches have synced.
+func TestAwaitServices(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "bird.conf")
+		const last = "# the config of the last run\n"
+		if err := os.WriteFile(path, []byte(last), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fb := &fakeBird{path: path}
+		addrs := &fakeAddrs{}
+		addrs.set("2001:db8:1ab:1::2/64", "198.19.1.2/24")
+		n := node()
+		n.BGP.Peers = n.BGP.Peers[:1]
+		n.BGP.Peers[0].Password = nil
+		c := New(Options{Nodes: &fakeNodes{node: n}, Addresses: addrs, Reloader: bird.NewReloader(path, fb),
+			Log: slog.New(slog.DiscardHandler), AwaitAnycast: true, AwaitServices: true})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go c.Run(ctx)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		c.SetAnycast(nil)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if b, _ := os.ReadFile(path); string(b) != last {
+			t.Errorf("before the first service set: the config file became\n%s", b)
+		}
+		c.SetServices([]lbannounce.Route{{Addr: addr("2001:db8:5::10")}}, time.Time{})
+		time.Sleep(bird.CoalesceWindow)
+		synctest.Wait()
+		if conf, _ := fb.state(); !strings.Contains(conf, "route 2001:db8:5::10/128 blackhole;") {
+			t.Errorf("after the first service set, bird runs\n%s\nwant the service address announced", conf)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+// A Service change with a cause is timed until BIRD runs it, once; one
+// without a cause, or that changes nothing, is not.
+func TestServicesReloaded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []time.Duration
+		e := startConfigured(t, func(o *Options) {
+			o.ServicesReloaded = func(d time.Duration) { mu.Lock(); got = append(got, d); mu.Unlock() }
+		})
+		count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+		r := []lbannounce.Route{{Addr: addr("2001:db8:5::10")}}
+		e.c.SetServices(r, time.Time{})
+		e.settle()
+		if count() != 0 {
+			t.Fatalf("a set without a cause was timed: %v", got)
+		}
+		cause := time.Now().Add(-50 * time.Millisecond)
+		e.c.SetServices(nil, cause)
+		e.settle()
+		e.c.SetServices(nil, time.Now()) // no change
+		e.settle()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 1 || got[0] < 50*time.Millisecond || got[0] > 50*time.Millisecond+bird.CoalesceWindow {
+			t.Errorf("timings %v, want one of 50 ms to 50 ms + the coalescing window", got)
+		}
 	})
 }

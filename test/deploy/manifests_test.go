@@ -30,6 +30,8 @@ var agentRules = []string{
 	"/pods:get", "/pods:list", "/pods:watch",
 	"networking.k8s.io/networkpolicies:list", "networking.k8s.io/networkpolicies:watch",
 	"/namespaces:list", "/namespaces:watch",
+	"/services:list", "/services:watch", "discovery.k8s.io/endpointslices:list", "discovery.k8s.io/endpointslices:watch",
+	"flock.fritzlab.net/serviceaddresspools:list", "flock.fritzlab.net/serviceaddresspools:watch",
 	"/events:create", "/events:patch", "events.k8s.io/events:create", "events.k8s.io/events:patch",
 	"/nodes:get",
 	"/nodes/status:patch",

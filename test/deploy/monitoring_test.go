@@ -32,6 +32,7 @@ func allMetrics(t *testing.T) map[string]bool {
 				Imported: map[string]float64{"ipv4": 1}, Exported: map[string]float64{"ipv4": 1}, BFD: "Up"}}, nil
 		},
 		Anycast: func() metrics.Anycast { return metrics.Anycast{Addresses: 1} },
+		LB:      func() metrics.LB { return metrics.LB{Addresses: 1, Announced6: 1} },
 		Policy:  func() metrics.Policy { return metrics.Policy{Rules: 1, LastApply: now} },
 		Drops: func(context.Context) ([]metrics.Drop, error) {
 			return []metrics.Drop{{Pod: "default/a", Direction: "ingress", Packets: 1}}, nil
@@ -44,6 +45,7 @@ func allMetrics(t *testing.T) map[string]bool {
 	m.PolicyApplied(time.Millisecond, nil)
 	m.PolicyRepaired()
 	m.AnycastAnnounced(time.Millisecond)
+	m.LBAnnounced(time.Millisecond)
 	m.StatusWritten(nil)
 	fams, err := m.Registry().Gather()
 	if err != nil {
