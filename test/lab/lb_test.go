@@ -124,6 +124,16 @@ func (e *env) routerAsk(addr netip.Addr, port int) (string, error) {
 	return strings.TrimSpace(out), err
 }
 
+// waitServed waits until a connection from the router to addr:lbPort is
+// answered.
+func (e *env) waitServed(addr netip.Addr) {
+	e.t.Helper()
+	waitFor(e.t, 15*time.Second, "kube-proxy serves "+addr.String()+" from outside", func() (bool, string) {
+		got, err := e.routerAsk(addr, lbPort)
+		return err == nil && got != "", fmt.Sprint(got, err)
+	})
+}
+
 // spread makes n connections from the router to addr:port and counts who
 // answered ("error" for a failed connection).
 func (e *env) spread(addr netip.Addr, port, n int) map[string]int {
@@ -184,6 +194,10 @@ func TestLoadBalancer(t *testing.T) {
 			return nexthops(router, a) == 2 && strings.Contains(out, viaNode(e, "node-1", a)) &&
 				strings.Contains(out, viaNode(e, "node-2", a)), out
 		})
+		// The agents announce on the EndpointSlice, kube-proxy programs its
+		// rules from the same change within its own sync period: wait for
+		// the first answer before counting.
+		e.waitServed(a)
 		seen := e.spread(a, lbPort, 48)
 		for _, p := range []string{"lb1", "lb2", "lb3"} {
 			if seen["default/"+p] == 0 {
@@ -268,6 +282,7 @@ func TestLoadBalancer(t *testing.T) {
 		waitFor(t, 30*time.Second, "router ECMP to "+a.String()+" via all three nodes", func() (bool, string) {
 			return nexthops(router, a) == 3, route(router, a)
 		})
+		e.waitServed(a)
 		if seen := e.spread(a, lbPort, 24); seen["error"] > 0 {
 			t.Errorf("%s (Cluster): %v", a, seen)
 		}
