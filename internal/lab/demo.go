@@ -29,7 +29,12 @@ func (l *Lab) Demo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range demoExamples {
+	examples := demoExamples
+	if l.real() {
+		// LoadBalancer Services need EndpointSlices and kube-proxy.
+		examples = append(examples, "loadbalancer.yaml")
+	}
+	for _, f := range examples {
 		cmd := l.KubectlCommand(ctx, "apply", "-f", filepath.Join(root, "examples", f))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("kubectl apply %s: %v: %s", f, err, out)
@@ -124,11 +129,69 @@ func (l *Lab) Demo(ctx context.Context, w io.Writer) error {
 			fmt.Fprintf(w, "  %-8s %-7s -> %-26s %s (%q)\n", src.Name, src.Spec.NodeName, vip, mark, got)
 		}
 	}
+	if l.real() {
+		n, err := l.demoLoadBalancer(ctx, cs, w)
+		if err != nil {
+			return err
+		}
+		failed += n
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d checks failed", failed)
 	}
 	fmt.Fprintln(w, "\nAll checks passed. Try: flock-lab kubectl get pods,svc -o wide; flock-lab down")
 	return nil
+}
+
+// demoLoadBalancer waits for web-lb's addresses, shows the router's routes
+// to them and connects to each from the router's namespace, outside the
+// cluster. It returns how many checks failed.
+func (l *Lab) demoLoadBalancer(ctx context.Context, cs kubernetes.Interface, w io.Writer) (int, error) {
+	var ingress []string
+	err := poll(ctx, 60*time.Second, func() error {
+		svc, err := cs.CoreV1().Services("default").Get(ctx, "web-lb", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		ingress = ingress[:0]
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			ingress = append(ingress, in.IP)
+		}
+		if len(ingress) < 2 {
+			return fmt.Errorf("web-lb has addresses %v", ingress)
+		}
+		return nil
+	}, "web-lb's LoadBalancer addresses")
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintln(w, "\nLoadBalancer Service default/web-lb (TCP 80 from the router's namespace, outside the cluster):")
+	failed := 0
+	for _, ip := range ingress {
+		// Announced once a node has a Ready web pod; kube-proxy's rules
+		// follow within its sync period.
+		var got, via string
+		for try := 0; try < 20; try++ {
+			out, err := NetnsCommand(ctx, l.Router, "nc", "-w", "3", ip, "80").CombinedOutput()
+			if got = strings.TrimSpace(string(out)); err == nil && strings.HasPrefix(got, "default/web-") {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		fam := "-4"
+		if strings.Contains(ip, ":") {
+			fam = "-6"
+		}
+		if out, err := NetnsCommand(ctx, l.Router, "ip", fam, "route", "show", ip).Output(); err == nil {
+			via = strings.Join(strings.Fields(string(out)), " ")
+		}
+		mark := "ok"
+		if !strings.HasPrefix(got, "default/web-") {
+			mark, failed = "FAILED", failed+1
+		}
+		fmt.Fprintf(w, "  router -> %-26s %s (%q)  route: %s\n", ip, mark, got, via)
+	}
+	return failed, nil
 }
 
 func podReady(p *corev1.Pod) bool {
