@@ -400,9 +400,10 @@ func TestLoadBalancerAssignment(t *testing.T) {
 		return h != held && pids[h] != 0, h
 	})
 	// The killed leader never released the Lease: the other replica
-	// waits out the lease duration, then takes it at its next retry.
-	if took, most := time.Since(killed), leader.DefaultLeaseDuration+leader.DefaultRetryPeriod+time.Second; took > most {
-		t.Errorf("takeover took %s, more than the lease duration and a retry (%s)", took, most)
+	// waits out the lease duration, then takes it at a retry (late on a
+	// loaded machine: the bound is twice the lease).
+	if took, most := time.Since(killed), 2*leader.DefaultLeaseDuration; took > most {
+		t.Errorf("takeover took %s, more than twice the lease duration (%s)", took, most)
 	}
 	e.createService(single("after-failover", nil))
 	e.waitIngress("default", "after-failover", 1)
