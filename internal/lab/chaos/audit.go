@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,17 @@ import (
 type auditResult struct {
 	leaked, duplicates int
 	problems           []string
+	// checked counts the objects found on every node, by kind.
+	checked map[string]int
+}
+
+// summary lists what the audit found, by kind.
+func (r auditResult) summary() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(r.checked)) {
+		parts = append(parts, fmt.Sprintf("%d %s", r.checked[k], k))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // audit checks, per node, every object of flock's against the pods in the
@@ -90,6 +103,12 @@ func (s *suite) auditOnce(ctx context.Context) auditResult {
 			continue
 		}
 		l := st.audit(n.Name, perNode[n.Name])
+		if r.checked == nil {
+			r.checked = map[string]int{}
+		}
+		for k, v := range l.checked {
+			r.checked[k] += v
+		}
 		r.leaked += l.leaked
 		r.problems = append(r.problems, l.problems...)
 	}

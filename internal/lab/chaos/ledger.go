@@ -92,6 +92,15 @@ type guardEntry struct {
 type ledger struct {
 	leaked   int
 	problems []string
+	// checked counts the objects found, by kind.
+	checked map[string]int
+}
+
+func (l *ledger) check(kind string, n int) {
+	if l.checked == nil {
+		l.checked = map[string]int{}
+	}
+	l.checked[kind] += n
 }
 
 func (l *ledger) leak(format string, args ...any) {
@@ -108,6 +117,7 @@ func (l *ledger) fail(format string, args ...any) {
 // (named with the label of the observed object); an expected key not
 // observed is missing.
 func tally[K comparable](l *ledger, node, kind string, want map[K]string, got []K, name func(K) string) {
+	l.check(kind, len(got))
 	seen := map[K]int{}
 	for _, k := range got {
 		seen[k]++
@@ -136,6 +146,9 @@ func (st nodeState) audit(node string, pods []livePod) ledger {
 	// match are the owners of everything else.
 	var live []store.Record
 	has := map[string]string{}
+	l.check("allocation", len(st.Allocations))
+	l.check("policy element", len(st.Policy))
+	l.check("router prefix", len(st.Learned))
 	for _, file := range slices.Sorted(maps.Keys(st.Allocations)) {
 		r := st.Allocations[file]
 		key := r.Namespace + "/" + r.Name

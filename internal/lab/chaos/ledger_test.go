@@ -60,8 +60,14 @@ func clean() (nodeState, []livePod) {
 
 func TestLedgerClean(t *testing.T) {
 	st, pods := clean()
-	if l := st.audit("node-1", pods); l.leaked != 0 || len(l.problems) != 0 {
+	l := st.audit("node-1", pods)
+	if l.leaked != 0 || len(l.problems) != 0 {
 		t.Fatalf("a clean node: leaked %d, problems %q", l.leaked, l.problems)
+	}
+	want := map[string]int{"allocation": 2, "host veth": 2, "host route (proto 83)": 4, "anycast route (proto 84)": 2,
+		"anti-spoofing entry": 6, "policy element": 4, "router prefix": 4}
+	if d := cmp.Diff(want, l.checked); d != "" {
+		t.Errorf("checked (-want +got):\n%s", d)
 	}
 }
 

@@ -104,6 +104,7 @@ func (s *suite) agentKillStorm(ctx context.Context, r *Result) {
 	for _, p := range a.problems {
 		r.fail("with the storm's pods still there: %s", p)
 	}
+	r.Notes = append(r.Notes, "audited with the storm's pods there: "+a.summary())
 	if err := s.remove(ctx, names...); err != nil {
 		r.fail("%v", err)
 	}
