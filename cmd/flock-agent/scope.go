@@ -15,6 +15,7 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/annotations"
+	"github.com/fritzlab/flock/pkg/kube"
 )
 
 // parseServiceCIDRs reads --service-cidrs: the cluster's Service ranges,
@@ -36,13 +37,34 @@ func parseServiceCIDRs(v string) ([]netip.Prefix, error) {
 
 // anycastScope is what no pod may claim as anycast: the Service ranges
 // (--service-cidrs), this node's own addresses, and in Kubernetes mode
-// every NodeConfig's pools; and, in Kubernetes mode, the namespace's
-// anycast-cidrs annotation. It asks the API only for a pod that wants
-// anycast addresses (a list of NodeConfigs and one namespace per ADD).
+// every NodeConfig's pools and every Node's InternalIP and ExternalIP
+// addresses; and, in Kubernetes mode, the namespace's anycast-cidrs
+// annotation. It asks the API only for a pod that wants anycast addresses
+// (a list of NodeConfigs and one namespace per ADD); the Nodes' addresses
+// come from an informer that keeps nothing else of a Node.
 type anycastScope struct {
 	services []netip.Prefix
 	client   kubernetes.Interface // nil in file mode
 	dyn      dynamic.Interface
+	nodes    nodeAddresses // nil in file mode
+}
+
+// nodeAddresses are every Node's addresses (kube.NodeAddresses).
+type nodeAddresses interface {
+	HasSynced() bool
+	List() []kube.NodeAddress
+}
+
+// newAnycastScope is the scope of the mode: in Kubernetes mode it starts
+// the Node informer, which runs until ctx ends.
+func newAnycastScope(ctx context.Context, services []netip.Prefix, k *kubeParts) anycastScope {
+	s := anycastScope{services: services}
+	if k != nil {
+		nodes := kube.NewNodeAddresses(k.client)
+		go nodes.Run(ctx)
+		s.client, s.dyn, s.nodes = k.client, k.dyn, nodes
+	}
+	return s
 }
 
 func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, error) {
@@ -65,6 +87,16 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 		}
 		ip = ip.Unmap()
 		out = append(out, annotations.Reserved{Prefix: netip.PrefixFrom(ip, ip.BitLen()), What: "an address of this node"})
+	}
+	if s.nodes != nil {
+		// Fail closed: a pod that asks before the informer listed gets no
+		// anycast address rather than an unchecked one.
+		if !s.nodes.HasSynced() {
+			return nil, fmt.Errorf("the Nodes' addresses are not known yet (the Node informer has not synced)")
+		}
+		for _, a := range s.nodes.List() {
+			out = append(out, annotations.Reserved{Prefix: netip.PrefixFrom(a.Addr, a.Addr.BitLen()), What: "node " + a.Node + "'s address"})
+		}
 	}
 	if s.dyn == nil {
 		return out, nil

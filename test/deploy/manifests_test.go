@@ -32,7 +32,7 @@ var agentRules = []string{
 	"networking.k8s.io/networkpolicies:list", "networking.k8s.io/networkpolicies:watch",
 	"/namespaces:list", "/namespaces:watch",
 	"/events:create", "/events:patch", "events.k8s.io/events:create", "events.k8s.io/events:patch",
-	"/nodes:get",
+	"/nodes:get", "/nodes:list", "/nodes:watch",
 	"/nodes/status:patch",
 }
 
