@@ -159,7 +159,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 			return nil
 		})
 	}
-	parts := adminParts{mode: m, agent: a, src: b.src, store: st, dp: dp}
+	parts := adminParts{mode: m, agent: a, src: b.src, gw: obs.gw, store: st, dp: dp}
 	var applier *policy.Applier
 	a.SetAnycastScope(newAnycastScope(ctx, m.ServiceCIDRs, b.kube))
 	if parts.guard, err = startGuard(ctx, log, m.AntiSpoofing, a); err != nil {
