@@ -104,6 +104,9 @@ func (s *suite) agentKillStorm(ctx context.Context, r *Result) {
 	for _, p := range a.problems {
 		r.fail("with the storm's pods still there: %s", p)
 	}
+	if a.checked["anycast route (proto 84)"] == 0 {
+		r.fail("with the storm's anycast pods Ready, the audit found no anycast route")
+	}
 	r.Notes = append(r.Notes, "audited with the storm's pods there: "+a.summary())
 	if err := s.remove(ctx, names...); err != nil {
 		r.fail("%v", err)
@@ -260,6 +263,18 @@ func (s *suite) apiDown(ctx context.Context, r *Result) {
 	if err := direct.del(ctx); err != nil {
 		r.fail("CNI DEL of the direct attachment: %v", err)
 	}
+	// With the policy still on, the audit finds the victim's drop in the
+	// policy table, and nothing of the direct attachment.
+	a := s.audit(ctx)
+	r.Leaked += a.leaked
+	r.Duplicates += a.duplicates
+	for _, p := range a.problems {
+		r.fail("with the default-deny policy on: %s", p)
+	}
+	if a.checked["policy element"] == 0 {
+		r.fail("with the default-deny policy on, the audit found no policy table element")
+	}
+	r.Notes = append(r.Notes, "audited with the policy on: "+a.summary())
 	if err := s.cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{}); err != nil {
 		r.fail("delete policy %s: %v", np.Name, err)
 	} else {
