@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -37,11 +38,12 @@ func parseServiceCIDRs(v string) ([]netip.Prefix, error) {
 
 // anycastScope is what no pod may claim as anycast: the Service ranges
 // (--service-cidrs), this node's own addresses, and in Kubernetes mode
-// every NodeConfig's pools and every Node's InternalIP and ExternalIP
-// addresses; and, in Kubernetes mode, the namespace's anycast-cidrs
-// annotation. It asks the API only for a pod that wants anycast addresses
-// (a list of NodeConfigs and one namespace per ADD); the Nodes' addresses
-// come from an informer that keeps nothing else of a Node.
+// every NodeConfig's pools, every NodePool's ranges, and every Node's
+// InternalIP and ExternalIP addresses and pod CIDRs; and, in Kubernetes
+// mode, the namespace's anycast-cidrs annotation. It asks the API only for
+// a pod that wants anycast addresses (a list of NodeConfigs, one of
+// NodePools and one namespace per ADD); the Nodes come from an informer
+// that keeps nothing else of a Node.
 type anycastScope struct {
 	services []netip.Prefix
 	client   kubernetes.Interface // nil in file mode
@@ -88,6 +90,15 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 		ip = ip.Unmap()
 		out = append(out, annotations.Reserved{Prefix: netip.PrefixFrom(ip, ip.BitLen()), What: "an address of this node"})
 	}
+	if s.dyn != nil {
+		pools, err := s.pools(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pools...)
+	}
+	// After the pools, whose names are the more telling where a Node's pod
+	// CIDR is its pool too.
 	if s.nodes != nil {
 		// Fail closed: a pod that asks before the informer listed gets no
 		// anycast address rather than an unchecked one.
@@ -95,12 +106,19 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 			return nil, fmt.Errorf("the Nodes' addresses are not known yet (the Node informer has not synced)")
 		}
 		for _, a := range s.nodes.List() {
-			out = append(out, annotations.Reserved{Prefix: netip.PrefixFrom(a.Addr, a.Addr.BitLen()), What: "node " + a.Node + "'s address"})
+			what := "node " + a.Node + "'s address"
+			if a.PodCIDR {
+				what = "node " + a.Node + "'s pod CIDR"
+			}
+			out = append(out, annotations.Reserved{Prefix: a.Prefix, What: what})
 		}
 	}
-	if s.dyn == nil {
-		return out, nil
-	}
+	return out, nil
+}
+
+// pools are every NodeConfig's pools and every NodePool's ranges.
+func (s anycastScope) pools(ctx context.Context) ([]annotations.Reserved, error) {
+	var out []annotations.Reserved
 	list, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list NodeConfigs: %w", err)
@@ -110,6 +128,22 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 			v, _, _ := unstructured.NestedString(nc.Object, "spec", f)
 			if p, err := netip.ParsePrefix(v); err == nil {
 				out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "node " + nc.GetName() + "'s pod pool"})
+			}
+		}
+	}
+	// A NodePool's whole range: the blocks not handed out yet become other
+	// nodes' pools later. A cluster without the NodePool CRD has none.
+	pools, err := s.dyn.Resource(v1alpha1.NodePoolGVR).List(ctx, metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("list NodePools: %w", err)
+	}
+	if err == nil {
+		for _, np := range pools.Items {
+			for _, f := range []string{"cidr6", "cidr4"} {
+				v, _, _ := unstructured.NestedString(np.Object, "spec", f)
+				if p, err := netip.ParsePrefix(v); err == nil {
+					out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "NodePool " + np.GetName() + "'s range"})
+				}
 			}
 		}
 	}

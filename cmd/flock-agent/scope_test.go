@@ -2,10 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/annotations"
 	"github.com/fritzlab/flock/pkg/kube"
 )
@@ -24,7 +34,8 @@ func TestAnycastScopeReservesNodeAddresses(t *testing.T) {
 	svc := netip.MustParsePrefix("2001:db8:5e5::/112")
 	other := netip.MustParseAddr("2001:db8:0:2::2")
 	s := anycastScope{services: []netip.Prefix{svc}, nodes: fakeNodes{synced: true, addrs: []kube.NodeAddress{
-		{Node: "node-2", Addr: other}, {Node: "node-2", Addr: netip.MustParseAddr("10.0.2.2")}}}}
+		{Node: "node-2", Prefix: netip.PrefixFrom(other, 128)}, {Node: "node-2", Prefix: netip.MustParsePrefix("10.0.2.2/32")},
+		{Node: "node-2", Prefix: netip.MustParsePrefix("10.244.2.0/24"), PodCIDR: true}}}}
 	got, err := s.Reserved(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +44,7 @@ func TestAnycastScopeReservesNodeAddresses(t *testing.T) {
 		{Prefix: svc, What: "the cluster's Service range"},
 		{Prefix: netip.MustParsePrefix("2001:db8:0:2::2/128"), What: "node node-2's address"},
 		{Prefix: netip.MustParsePrefix("10.0.2.2/32"), What: "node node-2's address"},
+		{Prefix: netip.MustParsePrefix("10.244.2.0/24"), What: "node node-2's pod CIDR"},
 	}
 	for _, w := range want {
 		found := false
@@ -54,5 +66,52 @@ func TestAnycastScopeReservesNodeAddresses(t *testing.T) {
 	s.nodes = fakeNodes{}
 	if _, err := s.Reserved(context.Background()); err == nil || !strings.Contains(err.Error(), "Node informer has not synced") {
 		t.Errorf("before the Node informer synced: %v, want an error", err)
+	}
+}
+
+// Every NodeConfig's pools and every NodePool's ranges are reserved; a
+// cluster without the NodePool CRD (the list is NotFound) reserves the
+// rest, and any other failure to list fails closed.
+func TestAnycastScopeReservesPools(t *testing.T) {
+	obj := func(kind, name string, spec map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": kind,
+			"metadata": map[string]any{"name": name}, "spec": spec}}
+	}
+	newDyn := func() *dynamicfake.FakeDynamicClient {
+		return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+			v1alpha1.NodeConfigGVR: "NodeConfigList", v1alpha1.NodePoolGVR: "NodePoolList"},
+			obj(v1alpha1.NodeConfigKind, "node-2", map[string]any{"cidr6": "2001:db8:42:2::/64", "cidr4": "10.42.2.0/24"}),
+			obj("NodePool", "racks", map[string]any{"cidr6": "2001:db8:42::/48", "cidr4": "10.42.0.0/16"}))
+	}
+	has := func(got []annotations.Reserved, p, what string) bool {
+		return slices.Contains(got, annotations.Reserved{Prefix: netip.MustParsePrefix(p), What: what})
+	}
+	s := anycastScope{dyn: newDyn()}
+	got, err := s.Reserved(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range [][2]string{
+		{"2001:db8:42:2::/64", "node node-2's pod pool"}, {"10.42.2.0/24", "node node-2's pod pool"},
+		{"2001:db8:42::/48", "NodePool racks's range"}, {"10.42.0.0/16", "NodePool racks's range"},
+	} {
+		if !has(got, w[0], w[1]) {
+			t.Errorf("Reserved lacks %s (%s): %+v", w[0], w[1], got)
+		}
+	}
+
+	noCRD := newDyn()
+	noCRD.PrependReactor("list", "nodepools", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(v1alpha1.NodePoolGVR.GroupResource(), "")
+	})
+	if got, err := (anycastScope{dyn: noCRD}).Reserved(context.Background()); err != nil || !has(got, "10.42.2.0/24", "node node-2's pod pool") {
+		t.Errorf("without the NodePool CRD: %+v, %v; want the NodeConfigs' pools", got, err)
+	}
+	broken := newDyn()
+	broken.PrependReactor("list", "nodepools", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(v1alpha1.NodePoolGVR.GroupResource(), "", errors.New("RBAC"))
+	})
+	if _, err := (anycastScope{dyn: broken}).Reserved(context.Background()); err == nil || !strings.Contains(err.Error(), "list NodePools") {
+		t.Errorf("NodePools forbidden: %v, want an error", err)
 	}
 }

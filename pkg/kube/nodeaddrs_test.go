@@ -39,12 +39,13 @@ func TestStripNode(t *testing.T) {
 	}
 	want := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-2", ResourceVersion: "7"},
+		Spec:       corev1.NodeSpec{PodCIDRs: []string{"10.0.0.0/24"}},
 		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
 			{Type: corev1.NodeInternalIP, Address: "2001:db8::2"}, {Type: corev1.NodeExternalIP, Address: "203.0.113.2"}}},
 	}
 	g := got.(*corev1.Node)
 	if g.Name != want.Name || g.ResourceVersion != want.ResourceVersion || g.Labels != nil || g.Annotations != nil ||
-		len(g.Spec.PodCIDRs) != 0 || len(g.Status.Images) != 0 || len(g.Status.Conditions) != 0 ||
+		!slices.Equal(g.Spec.PodCIDRs, want.Spec.PodCIDRs) || len(g.Status.Images) != 0 || len(g.Status.Conditions) != 0 ||
 		!slices.Equal(g.Status.Addresses, want.Status.Addresses) {
 		t.Errorf("StripNode = %+v, want %+v", g, want)
 	}
@@ -54,8 +55,9 @@ func TestStripNode(t *testing.T) {
 	}
 }
 
-// NodeAddresses lists every Node's IP addresses from its informer and
-// follows changes; a hostname or an unparsable address is left out.
+// NodeAddresses lists every Node's IP addresses and pod CIDRs from its
+// informer and follows changes; a hostname or an unparsable address is
+// left out.
 func TestNodeAddresses(t *testing.T) {
 	client := fake.NewClientset(
 		fullNode("node-1", corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "10.0.0.1"},
@@ -71,9 +73,11 @@ func TestNodeAddresses(t *testing.T) {
 	if !cache.WaitForCacheSync(ctx.Done(), n.HasSynced) {
 		t.Fatal("never synced")
 	}
+	host := func(s string) netip.Prefix { a := netip.MustParseAddr(s); return netip.PrefixFrom(a, a.BitLen()) }
 	want := []NodeAddress{
-		{"node-1", netip.MustParseAddr("10.0.0.1")}, {"node-1", netip.MustParseAddr("2001:db8::1")},
-		{"node-2", netip.MustParseAddr("203.0.113.2")},
+		{"node-1", host("10.0.0.1"), false}, {"node-1", host("2001:db8::1"), false},
+		{"node-1", netip.MustParsePrefix("10.0.0.0/24"), true},
+		{"node-2", host("203.0.113.2"), false}, {"node-2", netip.MustParsePrefix("10.0.0.0/24"), true},
 	}
 	if got := n.List(); !slices.Equal(got, want) {
 		t.Errorf("List = %v, want %v", got, want)
@@ -83,11 +87,11 @@ func TestNodeAddresses(t *testing.T) {
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		got := n.List()
-		if slices.Equal(got, want[2:]) {
+		if slices.Equal(got, want[3:]) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after deleting node-1: List = %v, want %v", got, want[2:])
+			t.Fatalf("after deleting node-1: List = %v, want %v", got, want[3:])
 		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 // grant exactly these.
 var agentRules = []string{
 	"flock.fritzlab.net/nodeconfigs:get", "flock.fritzlab.net/nodeconfigs:list", "flock.fritzlab.net/nodeconfigs:watch",
+	"flock.fritzlab.net/nodepools:list",
 	"flock.fritzlab.net/nodeconfigs/status:get", "flock.fritzlab.net/nodeconfigs/status:update", "flock.fritzlab.net/nodeconfigs/status:patch",
 	"/pods:get", "/pods:list", "/pods:watch",
 	"networking.k8s.io/networkpolicies:list", "networking.k8s.io/networkpolicies:watch",
