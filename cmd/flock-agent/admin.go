@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/fritzlab/flock/pkg/admin"
 	"github.com/fritzlab/flock/pkg/agent"
@@ -35,6 +36,7 @@ type adminParts struct {
 	mode    mode
 	agent   *agent.Agent
 	src     agent.Source
+	gw      *gatewayResolver
 	store   *store.Store
 	bird    *bird.Client
 	anycast *agent.AnycastReconciler
@@ -59,7 +61,7 @@ func startAdmin(ctx context.Context, log *slog.Logger, path string, p adminParts
 	}
 	src := admin.Sources{
 		Mode:        "file",
-		Node:        adminNode{p.agent, p.src},
+		Node:        adminNode{p.agent, p.src, p.gw},
 		Allocations: adminAllocations{p.store},
 	}
 	if p.mode.Kube {
@@ -97,6 +99,7 @@ func startAdmin(ctx context.Context, log *slog.Logger, path string, p adminParts
 type adminNode struct {
 	a   *agent.Agent
 	src agent.Source
+	gw  *gatewayResolver
 }
 
 func (n adminNode) Node(ctx context.Context) (admin.Node, error) {
@@ -110,7 +113,7 @@ func (n adminNode) Node(ctx context.Context) (admin.Node, error) {
 		return admin.Node{}, err
 	}
 	out := admin.Node{Name: node.Name, Pool6: node.Pool6, Pool4: node.Pool4}
-	node = resolveGateways(node)
+	node = n.gw.resolve(node)
 	if node.BGP != nil {
 		out.ASN = node.BGP.ASN
 		for _, p := range node.BGP.Peers {
@@ -120,21 +123,47 @@ func (n adminNode) Node(ctx context.Context) (admin.Node, error) {
 	return out, nil
 }
 
-// resolveGateways gives peers written as the node's default gateway the
+// gatewayResolver gives peers written as the node's default gateway the
 // address BIRD peers with (as the BGP controller resolves them), so
-// flockctl bgp matches them to BIRD's protocols; unresolvable ones keep no
-// address and show as missing.
-func resolveGateways(node *model.Node) *model.Node {
+// flockctl bgp and the peer metrics match them to BIRD's protocols;
+// unresolvable ones keep no address and show as missing. Every metrics
+// scrape, usage report and flockctl call resolves, so it opens one netlink
+// socket on first need and keeps it for the agent's life (netlink.Handle
+// serialises requests, so callers share it); a socket that failed is
+// closed and opened again on the next call.
+type gatewayResolver struct {
+	mu   sync.Mutex
+	ifs  gatewayLister
+	open func() (gatewayLister, error) // nil: routing.NewInterfaces
+}
+
+// gatewayLister is what gatewayResolver reads (routing.Interfaces).
+type gatewayLister interface {
+	DefaultGateways() ([]netip.Addr, error)
+	Close()
+}
+
+func (g *gatewayResolver) resolve(node *model.Node) *model.Node {
 	if node.BGP == nil || !slices.ContainsFunc(node.BGP.Peers, func(p model.Peer) bool { return p.DefaultGateway != 0 }) {
 		return node
 	}
-	ifs, err := routing.NewInterfaces()
-	if err != nil {
-		return node
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ifs == nil {
+		open := g.open
+		if open == nil {
+			open = func() (gatewayLister, error) { return routing.NewInterfaces() }
+		}
+		ifs, err := open()
+		if err != nil {
+			return node
+		}
+		g.ifs = ifs
 	}
-	defer ifs.Close()
-	gws, err := ifs.DefaultGateways()
+	gws, err := g.ifs.DefaultGateways()
 	if err != nil {
+		g.ifs.Close()
+		g.ifs = nil
 		return node
 	}
 	resolved, err := routing.ResolvePeers(node, gws)

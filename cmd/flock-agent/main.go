@@ -160,13 +160,9 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 			return nil
 		})
 	}
-	parts := adminParts{mode: m, agent: a, src: b.src, store: st, dp: dp}
+	parts := adminParts{mode: m, agent: a, src: b.src, gw: obs.gw, store: st, dp: dp}
 	var applier *policy.Applier
-	scope := anycastScope{services: m.ServiceCIDRs}
-	if b.kube != nil {
-		scope.client, scope.dyn = b.kube.client, b.kube.dyn
-	}
-	a.SetAnycastScope(scope)
+	a.SetAnycastScope(newAnycastScope(ctx, m.ServiceCIDRs, b.kube))
 	if parts.guard, err = startGuard(ctx, log, m.AntiSpoofing, a); err != nil {
 		return err
 	}

@@ -39,10 +39,13 @@ type observer struct {
 	checks health.Checks
 	// policyLoads counts the NetworkPolicy tables loaded.
 	policyLoads atomic.Int64
+	// gw resolves default-gateway peers for the metrics, the usage report
+	// and the admin API, on one netlink socket.
+	gw *gatewayResolver
 }
 
 func newObserver() *observer {
-	return &observer{m: metrics.New(), loops: health.NewLoops()}
+	return &observer{m: metrics.New(), loops: health.NewLoops(), gw: &gatewayResolver{}}
 }
 
 // ready is the agent's one readiness function: /readyz, CNI STATUS and the
@@ -144,7 +147,7 @@ func (r meteredRuleset) Resync(ctx context.Context) (bool, error) {
 func (o *observer) watch(a *agent.Agent, st *store.Store, birdc *bird.Client, any *agent.AnycastReconciler, lb *lbannounce.Reconciler, np *netpol.Controller, ap *policy.Applier) usageParts {
 	s := metrics.State{Loops: o.loops.States, Pools: func() []metrics.Pool { return poolUsage(a, st) }}
 	if birdc != nil {
-		s.Peers = func(ctx context.Context) ([]metrics.Peer, error) { return peers(ctx, a, birdc) }
+		s.Peers = func(ctx context.Context) ([]metrics.Peer, error) { return peers(ctx, a, birdc, o.gw) }
 	}
 	if any != nil {
 		s.Anycast = func() metrics.Anycast { return anycastCounts(any, st) }
@@ -202,7 +205,7 @@ func poolUsage(a *agent.Agent, st *store.Store) []metrics.Pool {
 
 // peers joins the NodeConfig's peers with BIRD's protocols and BFD
 // sessions.
-func peers(ctx context.Context, a *agent.Agent, c *bird.Client) ([]metrics.Peer, error) {
+func peers(ctx context.Context, a *agent.Agent, c *bird.Client, gw *gatewayResolver) ([]metrics.Peer, error) {
 	node := a.Node()
 	protos, err := c.ProtocolsAll(ctx)
 	var bfd []bird.BFDSession
@@ -214,7 +217,7 @@ func peers(ctx context.Context, a *agent.Agent, c *bird.Client) ([]metrics.Peer,
 	}
 	// Peers written as the node's default gateway are labelled with the
 	// address BIRD peers with, as flockctl bgp shows them.
-	node = resolveGateways(node)
+	node = gw.resolve(node)
 	byName := map[string]bird.ProtocolDetail{}
 	for _, p := range protos {
 		byName[p.Name] = p

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/annotations"
+	"github.com/fritzlab/flock/pkg/kube"
 )
 
 // parseServiceCIDRs reads --service-cidrs: the cluster's Service ranges,
@@ -36,13 +38,35 @@ func parseServiceCIDRs(v string) ([]netip.Prefix, error) {
 
 // anycastScope is what no pod may claim as anycast: the Service ranges
 // (--service-cidrs), this node's own addresses, and in Kubernetes mode
-// every NodeConfig's pools; and, in Kubernetes mode, the namespace's
-// anycast-cidrs annotation. It asks the API only for a pod that wants
-// anycast addresses (a list of NodeConfigs and one namespace per ADD).
+// every NodeConfig's pools, every NodePool's ranges, and every Node's
+// InternalIP and ExternalIP addresses and pod CIDRs; and, in Kubernetes
+// mode, the namespace's anycast-cidrs annotation. It asks the API only for
+// a pod that wants anycast addresses (a list of NodeConfigs, one of
+// NodePools and one namespace per ADD); the Nodes come from an informer
+// that keeps nothing else of a Node.
 type anycastScope struct {
 	services []netip.Prefix
 	client   kubernetes.Interface // nil in file mode
 	dyn      dynamic.Interface
+	nodes    nodeAddresses // nil in file mode
+}
+
+// nodeAddresses are every Node's addresses (kube.NodeAddresses).
+type nodeAddresses interface {
+	HasSynced() bool
+	List() []kube.NodeAddress
+}
+
+// newAnycastScope is the scope of the mode: in Kubernetes mode it starts
+// the Node informer, which runs until ctx ends.
+func newAnycastScope(ctx context.Context, services []netip.Prefix, k *kubeParts) anycastScope {
+	s := anycastScope{services: services}
+	if k != nil {
+		nodes := kube.NewNodeAddresses(k.client)
+		go nodes.Run(ctx)
+		s.client, s.dyn, s.nodes = k.client, k.dyn, nodes
+	}
+	return s
 }
 
 func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, error) {
@@ -66,9 +90,35 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 		ip = ip.Unmap()
 		out = append(out, annotations.Reserved{Prefix: netip.PrefixFrom(ip, ip.BitLen()), What: "an address of this node"})
 	}
-	if s.dyn == nil {
-		return out, nil
+	if s.dyn != nil {
+		pools, err := s.pools(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pools...)
 	}
+	// After the pools, whose names are the more telling where a Node's pod
+	// CIDR is its pool too.
+	if s.nodes != nil {
+		// Fail closed: a pod that asks before the informer listed gets no
+		// anycast address rather than an unchecked one.
+		if !s.nodes.HasSynced() {
+			return nil, fmt.Errorf("the Nodes' addresses are not known yet (the Node informer has not synced)")
+		}
+		for _, a := range s.nodes.List() {
+			what := "node " + a.Node + "'s address"
+			if a.PodCIDR {
+				what = "node " + a.Node + "'s pod CIDR"
+			}
+			out = append(out, annotations.Reserved{Prefix: a.Prefix, What: what})
+		}
+	}
+	return out, nil
+}
+
+// pools are every NodeConfig's pools and every NodePool's ranges.
+func (s anycastScope) pools(ctx context.Context) ([]annotations.Reserved, error) {
+	var out []annotations.Reserved
 	list, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list NodeConfigs: %w", err)
@@ -78,6 +128,22 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 			v, _, _ := unstructured.NestedString(nc.Object, "spec", f)
 			if p, err := netip.ParsePrefix(v); err == nil {
 				out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "node " + nc.GetName() + "'s pod pool"})
+			}
+		}
+	}
+	// A NodePool's whole range: the blocks not handed out yet become other
+	// nodes' pools later. A cluster without the NodePool CRD has none.
+	pools, err := s.dyn.Resource(v1alpha1.NodePoolGVR).List(ctx, metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("list NodePools: %w", err)
+	}
+	if err == nil {
+		for _, np := range pools.Items {
+			for _, f := range []string{"cidr6", "cidr4"} {
+				v, _, _ := unstructured.NestedString(np.Object, "spec", f)
+				if p, err := netip.ParsePrefix(v); err == nil {
+					out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "NodePool " + np.GetName() + "'s range"})
+				}
 			}
 		}
 	}

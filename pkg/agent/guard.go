@@ -92,8 +92,9 @@ func (a *Agent) forgetGuard() {
 
 // AnycastScope tells the agent, for a pod that asks for anycast addresses,
 // the ranges no pod may claim beyond its node's pools (every NodeConfig's
-// pools, the Service ranges, the node's addresses) and what the pod's
-// namespace allows (set false: the namespace says nothing).
+// pools, the Service ranges, the addresses of this node and of every Node)
+// and what the pod's namespace allows (set false: the namespace says
+// nothing).
 type AnycastScope interface {
 	Reserved(ctx context.Context) ([]annotations.Reserved, error)
 	NamespaceCIDRs(ctx context.Context, namespace string) (cidrs []netip.Prefix, set bool, err error)

@@ -21,7 +21,7 @@ const ReasonPoolOverlap = v1alpha1.ReasonPoolOverlap
 
 // NodeConfigEvents records Events about the node's NodeConfig (Recorder).
 type NodeConfigEvents interface {
-	NodeConfigWarning(nc *unstructured.Unstructured, reason, message string)
+	NodeConfigEvent(uid, eventType, reason, message string)
 }
 
 // newPoolsInformer watches every NodeConfig of the cluster for the overlap
@@ -116,15 +116,7 @@ func (c *NodeConfigs) noteOverlap(u *unstructured.Unstructured, err error) {
 	}
 	c.log.Error("nodeconfig rejected: pools overlap", "node", c.node, "err", msg)
 	if c.events != nil {
-		c.events.NodeConfigWarning(u, ReasonPoolOverlap, msg)
-	}
-}
-
-// nodeConfigRef is what an Event on a NodeConfig needs of it.
-func nodeConfigRef(u *unstructured.Unstructured) *corev1.ObjectReference {
-	return &corev1.ObjectReference{
-		APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.NodeConfigKind,
-		Name: u.GetName(), UID: u.GetUID(), ResourceVersion: u.GetResourceVersion(),
+		c.events.NodeConfigEvent(string(u.GetUID()), corev1.EventTypeWarning, ReasonPoolOverlap, msg)
 	}
 }
 

@@ -16,13 +16,13 @@ import (
 // fakeEvents records the NodeConfig Events the agent would write.
 type fakeEvents struct {
 	mu  sync.Mutex
-	got []string // name reason: message
+	got []string // uid type reason: message
 }
 
-func (f *fakeEvents) NodeConfigWarning(nc *unstructured.Unstructured, reason, message string) {
+func (f *fakeEvents) NodeConfigEvent(uid, eventType, reason, message string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.got = append(f.got, nc.GetName()+" "+reason+": "+message)
+	f.got = append(f.got, uid+" "+eventType+" "+reason+": "+message)
 }
 
 func (f *fakeEvents) list() []string {
@@ -66,7 +66,9 @@ func TestNodeConfigPoolOverlap(t *testing.T) {
 	c.SetEvents(ev)
 	go c.Run(ctx)
 	eventually(t, "sync", c.HasSynced)
-	if _, err := ncs.Create(ctx, createdAt(nodeConfig("node-2", 1, map[string]any{"cidr6": "2001:db8:42:2::/64", "cidr4": "10.42.2.0/24"}), t0.Add(time.Hour)), metav1.CreateOptions{}); err != nil {
+	nc2 := createdAt(nodeConfig("node-2", 1, map[string]any{"cidr6": "2001:db8:42:2::/64", "cidr4": "10.42.2.0/24"}), t0.Add(time.Hour))
+	nc2.SetUID("uid-2")
+	if _, err := ncs.Create(ctx, nc2, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	const msg = "nodeconfig node-2: spec.cidr6 2001:db8:42:2::/64 overlaps spec.cidr6 2001:db8:42::/48 of NodeConfig node-1, which is older: pools of different nodes must not overlap"
@@ -79,7 +81,7 @@ func TestNodeConfigPoolOverlap(t *testing.T) {
 		cond, _ := accepted(t, dyn, "node-2")
 		return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == ReasonPoolOverlap && cond.Message == msg
 	})
-	if got, want := ev.list(), []string{"node-2 PoolOverlap: " + msg}; !slices.Equal(got, want) {
+	if got, want := ev.list(), []string{"uid-2 Warning PoolOverlap: " + msg}; !slices.Equal(got, want) {
 		t.Errorf("events %q, want %q", got, want)
 	}
 

@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -49,13 +48,6 @@ func (r *Recorder) PodWarning(pod *model.Pod, reason, message string) {
 	r.rec.Event(ref, corev1.EventTypeWarning, reason, message)
 }
 
-// NodeConfigWarning records a Warning Event on a NodeConfig (the log line
-// is the caller's). A cluster-scoped object's Events go to the default
-// namespace, where `kubectl describe nc` finds them.
-func (r *Recorder) NodeConfigWarning(nc *unstructured.Unstructured, reason, message string) {
-	r.rec.Event(nodeConfigRef(nc), corev1.EventTypeWarning, reason, message)
-}
-
 // NodeWarning records a Warning Event on the agent's Node (the caller
 // logs). Like the kubelet's, its reference carries the node's name as UID.
 func (r *Recorder) NodeWarning(reason, message string) {
@@ -64,7 +56,8 @@ func (r *Recorder) NodeWarning(reason, message string) {
 }
 
 // NodeConfigEvent records an Event on the node's NodeConfig (uid from the
-// informer's copy; the caller logs).
+// informer's copy; the caller logs). A cluster-scoped object's Events go to
+// the default namespace, where `kubectl describe nc` finds them.
 func (r *Recorder) NodeConfigEvent(uid, eventType, reason, message string) {
 	ref := &corev1.ObjectReference{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.NodeConfigKind, Name: r.node, UID: types.UID(uid)}
 	r.rec.Event(ref, eventType, reason, message)

@@ -119,30 +119,19 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 		"observedGeneration": want.ObservedGeneration,
 		"conditions":         conds,
 	}
-	drainChanged := false
-	if d := c.draining.Load(); d != nil {
-		var have []v1alpha1.DrainingPool
-		if raw, ok, _ := unstructured.NestedSlice(u.Object, "status", "drainingPools"); ok {
-			for _, r := range raw {
-				if m, ok := r.(map[string]any); ok {
-					var p v1alpha1.DrainingPool
-					if runtime.DefaultUnstructuredConverter.FromUnstructured(m, &p) == nil {
-						have = append(have, p)
-					}
-				}
-			}
-		}
-		if !slices.Equal(have, *d) {
-			drainChanged = true
-			if len(*d) == 0 {
-				status["drainingPools"] = nil // a merge patch's null removes it
-			} else {
-				status["drainingPools"] = *d
-			}
+	// The agent's reports, compared with what the object says the same way.
+	have := reportedStatus(u)
+	d := c.draining.Load()
+	drainChanged := d != nil && !equality.Semantic.DeepEqual(*d, have.DrainingPools)
+	if drainChanged {
+		if len(*d) == 0 {
+			status["drainingPools"] = nil // a merge patch's null removes it
+		} else {
+			status["drainingPools"] = *d
 		}
 	}
 	usage := c.usage.Load()
-	usageChanged := usage != nil && !equality.Semantic.DeepEqual(*usage, currentUsage(u))
+	usageChanged := usage != nil && (have.Usage == nil || !equality.Semantic.DeepEqual(*usage, *have.Usage))
 	if usageChanged {
 		status["usage"] = usage
 	}
@@ -170,15 +159,27 @@ func (c *NodeConfigs) syncStatus(ctx context.Context) error {
 	return nil
 }
 
-// currentUsage decodes the object's status.usage; one the agent cannot
-// read is one it will overwrite.
-func currentUsage(u *unstructured.Unstructured) v1alpha1.NodeUsage {
-	var out v1alpha1.NodeUsage
-	raw, ok, err := unstructured.NestedMap(u.Object, "status", "usage")
-	if err != nil || !ok {
-		return out
+// reportedStatus decodes the parts of the object's status the agent
+// reports besides its conditions (status.drainingPools, status.usage),
+// each on its own: a part the agent cannot read is one it will overwrite
+// (the zero value), and a bad one does not hide the other.
+func reportedStatus(u *unstructured.Unstructured) v1alpha1.NodeConfigStatus {
+	var out v1alpha1.NodeConfigStatus
+	for _, f := range []string{"drainingPools", "usage"} {
+		v, ok, err := unstructured.NestedFieldNoCopy(u.Object, "status", f)
+		if err != nil || !ok {
+			continue
+		}
+		var part v1alpha1.NodeConfigStatus
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(map[string]any{f: v}, &part) != nil {
+			continue
+		}
+		if f == "usage" {
+			out.Usage = part.Usage
+		} else {
+			out.DrainingPools = part.DrainingPools
+		}
 	}
-	_ = runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &out)
 	return out
 }
 

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +27,7 @@ import (
 // grant exactly these.
 var agentRules = []string{
 	"flock.fritzlab.net/nodeconfigs:get", "flock.fritzlab.net/nodeconfigs:list", "flock.fritzlab.net/nodeconfigs:watch",
+	"flock.fritzlab.net/nodepools:list",
 	"flock.fritzlab.net/nodeconfigs/status:get", "flock.fritzlab.net/nodeconfigs/status:update", "flock.fritzlab.net/nodeconfigs/status:patch",
 	"/pods:get", "/pods:list", "/pods:watch",
 	"networking.k8s.io/networkpolicies:list", "networking.k8s.io/networkpolicies:watch",
@@ -33,7 +35,7 @@ var agentRules = []string{
 	"/services:list", "/services:watch", "discovery.k8s.io/endpointslices:list", "discovery.k8s.io/endpointslices:watch",
 	"flock.fritzlab.net/serviceaddresspools:list", "flock.fritzlab.net/serviceaddresspools:watch",
 	"/events:create", "/events:patch", "events.k8s.io/events:create", "events.k8s.io/events:patch",
-	"/nodes:get",
+	"/nodes:get", "/nodes:list", "/nodes:watch",
 	"/nodes/status:patch",
 }
 
@@ -234,6 +236,27 @@ func TestDaemonSet(t *testing.T) {
 	if asc == nil || asc.Privileged == nil || *asc.Privileged || asc.Capabilities == nil ||
 		!slices.Equal(asc.Capabilities.Drop, []corev1.Capability{"ALL"}) || !slices.Equal(caps(asc.Capabilities.Add), lab.AgentCapabilities) {
 		t.Errorf("agent securityContext %+v, want privileged: false with exactly %v", asc, lab.AgentCapabilities)
+	}
+	// The Service ranges anycast may not claim: set, and one CIDR of each
+	// family (the agent refuses a bad entry at start; an empty flag would
+	// reserve nothing).
+	var services []string
+	for _, a := range agent.Args {
+		if v, ok := strings.CutPrefix(a, "--service-cidrs="); ok {
+			services = strings.Split(v, ",")
+		}
+	}
+	fams := map[bool]int{}
+	for _, c := range services {
+		p, err := netip.ParsePrefix(c)
+		if err != nil || p != p.Masked() {
+			t.Errorf("agent --service-cidrs entry %q is not a CIDR (%v)", c, err)
+			continue
+		}
+		fams[p.Addr().Is4()]++
+	}
+	if fams[true] != 1 || fams[false] != 1 {
+		t.Errorf("agent --service-cidrs %v, want one IPv6 and one IPv4 Service range", services)
 	}
 	if !slices.Contains(agent.Args, "--proc-sys=/host/proc/sys") {
 		t.Errorf("agent args %v do not write sysctls through the /host/proc/sys/net mount", agent.Args)

@@ -124,7 +124,8 @@ func (e *env) spoofing(t *testing.T, at, nb, vi *corev1.Pod, port int) {
 
 // anycastHijack: node-1 allows anycast from 2001:db8::/32 and 0.0.0.0/0,
 // a namespace narrows that to the lab's anycast ranges, and a pod there
-// claims node-2's pool, a Service IP, 8.8.8.8 and one good address. Each
+// claims node-2's pool, a Service IP, 8.8.8.8, node-2's InternalIP and one
+// good address. Each
 // bad claim gets a warning Event naming it, the router learns the good
 // address and none of the others.
 func (e *env) anycastHijack(t *testing.T, port int) {
@@ -141,8 +142,11 @@ func (e *env) anycastHijack(t *testing.T, port int) {
 	svc := netip.MustParsePrefix(controlplane.ServiceCIDR6).Addr().Next()
 	dns := mustAddr("8.8.8.8")
 	good := mustAddr("2001:db8:ffff::99")
-	bad := []netip.Addr{pool, svc, dns}
-	p := servePod("hostile", "hijack", map[string]string{"flock.fritzlab.net/anycast": fmt.Sprintf("%s,%s,%s,%s", pool, svc, dns, good)}, port)
+	// node-2's InternalIP: the agent on node-1 knows it only from its
+	// informer on every Node.
+	other := n2.Addr4.Addr()
+	bad := []netip.Addr{pool, svc, dns, other}
+	p := servePod("hostile", "hijack", map[string]string{"flock.fritzlab.net/anycast": fmt.Sprintf("%s,%s,%s,%s,%s", pool, svc, dns, other, good)}, port)
 	p.Spec.NodeName = "node-1"
 	e.create(p)
 	e.waitReady("hostile", "hijack")
@@ -175,7 +179,8 @@ func (e *env) anycastHijack(t *testing.T, port int) {
 				return false, all
 			}
 		}
-		return strings.Contains(all, "node node-2's pod pool") && strings.Contains(all, "Service range") && strings.Contains(all, "anycast-cidrs"), all
+		return strings.Contains(all, "node node-2's pod pool") && strings.Contains(all, "Service range") && strings.Contains(all, "anycast-cidrs") &&
+			strings.Contains(all, "node node-2's address "+netip.PrefixFrom(other, 32).String()), all
 	})
 }
 

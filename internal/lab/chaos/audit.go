@@ -2,32 +2,58 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/internal/lab"
+	"github.com/fritzlab/flock/pkg/datapath"
+	"github.com/fritzlab/flock/pkg/policy"
+	"github.com/fritzlab/flock/pkg/store"
 )
 
 // auditResult is what one audit found.
 type auditResult struct {
 	leaked, duplicates int
 	problems           []string
+	// checked counts the objects found on every node, by kind.
+	checked map[string]int
 }
 
-// audit compares, per node, the pods in the API (with addresses) with the
-// allocations on disk, the flock veths, the flock host routes (proto 83,
-// per family), and the anti-spoofing set entries (one per pod and family;
-// the policy maps hold restricted pods only, and the suite has no policy);
-// and the prefixes the router learned from the node with its pools (the
-// suite serves no anycast). Duplicate addresses are counted across nodes.
-// It retries for a while, so that deletions in flight settle.
+// summary lists what the audit found, by kind.
+func (r auditResult) summary() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(r.checked)) {
+		parts = append(parts, fmt.Sprintf("%d %s", r.checked[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// audit checks, per node, every object of flock's against the pods in the
+// API (ledger.go): the allocations on disk, the host veths, the host
+// routes (proto 83) and anycast routes (proto 84), the anti-spoofing
+// entries, the elements of the NetworkPolicy table, and the prefixes the
+// router learned from the node (its pools and its Ready pods' anycast
+// addresses). A leak names the object. Duplicate addresses are counted
+// across nodes. It retries for a while, so that deletions in flight
+// settle.
 func (s *suite) audit(ctx context.Context) auditResult {
 	var last auditResult
 	for range 20 {
@@ -47,13 +73,21 @@ func (s *suite) auditOnce(ctx context.Context) auditResult {
 		r.problems = append(r.problems, "audit: list pods: "+err.Error())
 		return r
 	}
+	policies, err := s.cs.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		r.problems = append(r.problems, "audit: list NetworkPolicies: "+err.Error())
+		return r
+	}
 	owner := map[string]string{}
-	perNode := map[string]int{}
+	perNode := map[string][]livePod{}
 	for _, p := range pods.Items {
-		if len(p.Status.PodIPs) == 0 || p.DeletionTimestamp != nil {
+		if len(p.Status.PodIPs) == 0 || p.DeletionTimestamp != nil || p.Spec.HostNetwork {
 			continue
 		}
-		perNode[p.Spec.NodeName]++
+		lp := livePod{Key: p.Namespace + "/" + p.Name, Ready: ready(&p)}
+		lp.V6, lp.V4 = addrs(&p)
+		lp.Restricted = restrictions(&p, policies.Items)
+		perNode[p.Spec.NodeName] = append(perNode[p.Spec.NodeName], lp)
 		for _, ip := range p.Status.PodIPs {
 			if o, dup := owner[ip.IP]; dup {
 				r.duplicates++
@@ -63,35 +97,120 @@ func (s *suite) auditOnce(ctx context.Context) auditResult {
 		}
 	}
 	for _, n := range s.l.Nodes {
-		want := perNode[n.Name]
-		files, _ := filepath.Glob(filepath.Join(n.Dir, "allocations", "*.json"))
-		counts := map[string]int{
-			"allocations on disk": len(files),
-			"veths":               count(run("ip", "-n", n.Netns, "-o", "link", "show", "type", "veth"), ": flock"),
-			"IPv6 host routes":    count(run("ip", "-n", n.Netns, "-6", "route", "show", "proto", "83"), " dev flock"),
-			"IPv4 host routes":    count(run("ip", "-n", n.Netns, "-4", "route", "show", "proto", "83"), " dev flock"),
-			"anti-spoofing IPv6":  count(run("ip", "netns", "exec", n.Netns, "nft", "list", "set", "inet", "flock_guard", "sources6"), `"flock`),
-			"anti-spoofing IPv4":  count(run("ip", "netns", "exec", n.Netns, "nft", "list", "set", "inet", "flock_guard", "sources4"), `"flock`),
+		st, err := s.nodeState(ctx, n)
+		if err != nil {
+			r.problems = append(r.problems, fmt.Sprintf("audit %s: %v", n.Name, err))
+			continue
 		}
-		for what, got := range counts {
-			if got != want {
-				r.leaked += abs(got - want)
-				r.problems = append(r.problems, fmt.Sprintf("%s: %d pods in the API, %d %s", n.Name, want, got, what))
-			}
+		l := st.audit(n.Name, perNode[n.Name])
+		if r.checked == nil {
+			r.checked = map[string]int{}
 		}
-		pools := s.pools(ctx, n.Name)
-		learned := s.learnedFrom(n.Addr6.Addr(), n.Addr4.Addr())
-		for _, p := range pools {
-			if !strings.Contains(learned, p.String()+" ") {
-				r.problems = append(r.problems, fmt.Sprintf("%s: the router lacks its pool %s", n.Name, p))
-			}
+		for k, v := range l.checked {
+			r.checked[k] += v
 		}
-		if got := count(learned, " via "); got != len(pools) {
-			r.leaked += abs(got - len(pools))
-			r.problems = append(r.problems, fmt.Sprintf("%s: the router learned %d prefixes from it, want its %d pools: %s", n.Name, got, len(pools), strings.TrimSpace(learned)))
-		}
+		r.leaked += l.leaked
+		r.problems = append(r.problems, l.problems...)
 	}
 	return r
+}
+
+// nodeState reads what flock has on a node: its allocation files, host
+// veths, flock routes, anti-spoofing and NetworkPolicy tables, and what
+// the router learned from it.
+func (s *suite) nodeState(ctx context.Context, n lab.Node) (nodeState, error) {
+	st := nodeState{Allocations: map[string]store.Record{}, Pools: s.pools(ctx, n.Name)}
+	files, err := filepath.Glob(filepath.Join(n.Dir, "allocations", "*.json"))
+	if err != nil {
+		return st, err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // released between the glob and the read
+			}
+			return st, err
+		}
+		var rec store.Record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			// A leak the agent left unreadable is a leak too.
+			rec = store.Record{Namespace: "?", Name: "unreadable: " + err.Error()}
+		}
+		st.Allocations[filepath.Base(f)] = rec
+	}
+	if st.Veths, err = parseLinks(out("ip", "-n", n.Netns, "-j", "link", "show", "type", "veth")); err != nil {
+		return st, err
+	}
+	for _, fam := range []string{"-6", "-4"} {
+		hosts, err := parseRoutes(out("ip", "-n", n.Netns, "-j", fam, "route", "show", "proto", strconv.Itoa(datapath.RouteProtocol)))
+		if err != nil {
+			return st, err
+		}
+		st.HostRoutes = append(st.HostRoutes, hosts...)
+		any, err := parseRoutes(out("ip", "-n", n.Netns, "-j", fam, "route", "show", "proto", strconv.Itoa(datapath.AnycastRouteProtocol)))
+		if err != nil {
+			return st, err
+		}
+		st.AnycastRoutes = append(st.AnycastRoutes, any...)
+		learned, err := parseLearned(out("ip", "-n", s.l.Router, "-j", fam, "route", "show", "proto", "bird"), n.Addr6.Addr(), n.Addr4.Addr())
+		if err != nil {
+			return st, err
+		}
+		st.Learned = append(st.Learned, learned...)
+	}
+	guard, err := exec.Command("ip", "netns", "exec", n.Netns, "nft", "-j", "list", "table", policy.GuardFamily, policy.GuardTable).Output()
+	if err != nil {
+		return st, fmt.Errorf("list the anti-spoofing table: %w", err)
+	}
+	if st.Guard, err = parseGuard(guard); err != nil {
+		return st, err
+	}
+	// The policy table exists once the agent applied policy.
+	if tbl, err := exec.Command("ip", "netns", "exec", n.Netns, "nft", "-j", "list", "table", policy.TableFamily, policy.TableName).Output(); err == nil {
+		st.PolicyTable = true
+		if st.Policy, err = parsePolicy(tbl); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// restrictions is what the NetworkPolicies say about a pod, per direction
+// (policyTypes defaulted as the API server does).
+func restrictions(p *corev1.Pod, policies []networkingv1.NetworkPolicy) [2]restriction {
+	var out [2]restriction
+	for _, d := range []int{0, 1} {
+		out[d].DenyAll = true
+	}
+	for _, np := range policies {
+		if np.Namespace != p.Namespace {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		types := np.Spec.PolicyTypes
+		if len(types) == 0 {
+			types = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+			if len(np.Spec.Egress) > 0 {
+				types = append(types, networkingv1.PolicyTypeEgress)
+			}
+		}
+		for _, t := range types {
+			d, rules := 0, len(np.Spec.Ingress)
+			if t == networkingv1.PolicyTypeEgress {
+				d, rules = 1, len(np.Spec.Egress)
+			}
+			out[d].Selected = true
+			out[d].DenyAll = out[d].DenyAll && rules == 0
+		}
+	}
+	for d := range out {
+		out[d].DenyAll = out[d].DenyAll && out[d].Selected
+	}
+	return out
 }
 
 // pools are a node's pools as its NodeConfig says now.
@@ -126,16 +245,11 @@ func (s *suite) learnedFrom(v6, v4 netip.Addr) string {
 	return b.String()
 }
 
-func run(args ...string) string {
-	out, _ := exec.Command(args[0], args[1:]...).Output()
-	return string(out)
-}
+func run(args ...string) string { return string(out(args...)) }
 
-func count(s, sub string) int { return strings.Count(s, sub) }
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
+// out is a command's output; a failed command gives what it printed
+// (nothing, for the listings the audit reads: an empty listing).
+func out(args ...string) []byte {
+	b, _ := exec.Command(args[0], args[1:]...).Output()
+	return b
 }

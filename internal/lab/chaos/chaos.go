@@ -127,7 +127,8 @@ func Run(ctx context.Context, l *lab.Lab, opt Options) (Summary, error) {
 			}
 		}
 		a := s.audit(ctx)
-		r.Leaked, r.Duplicates = a.leaked, a.duplicates
+		r.Leaked += a.leaked
+		r.Duplicates += a.duplicates
 		r.Failures = append(r.Failures, a.problems...)
 		sum.Results = append(sum.Results, r)
 		if len(r.Failures) > 0 {

@@ -21,16 +21,24 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab"
+	"github.com/fritzlab/flock/pkg/annotations"
 	"github.com/fritzlab/flock/pkg/bird"
 	"github.com/fritzlab/flock/pkg/policy/nptest"
 )
 
 func (s *suite) name(prefix string) string { return fmt.Sprintf("%s-%d", prefix, s.seq.Add(1)) }
 
+// stormAnycast is what half the storm's pods serve, on both nodes (two of
+// every four created): the audit then also follows anycast routes (proto 84), their
+// anti-spoofing entries and the router's anycast routes through the kills.
+var stormAnycast = map[string]string{annotations.KeyAnycast: "2001:db8:ffff::cc,192.0.2.204"}
+
 // agentKillStorm (1): pods are created and deleted on both nodes while the
 // agents are killed with SIGKILL at random moments and restarted; at the
-// end every pod that exists is Ready and reachable, and the audit finds no
-// leak and no duplicate.
+// end every pod that exists is Ready and reachable, an audit with them
+// still there finds every object of theirs and nothing else (anycast
+// included), and the audit after they are deleted finds no leak and no
+// duplicate.
 func (s *suite) agentKillStorm(ctx context.Context, r *Result) {
 	var names []string
 	for i := range s.opt.StormPods {
@@ -39,7 +47,11 @@ func (s *suite) agentKillStorm(ctx context.Context, r *Result) {
 		if i%2 == 1 {
 			node = "node-2"
 		}
-		if _, err := s.cs.CoreV1().Pods(ns).Create(ctx, pod(name, node, nil), metav1.CreateOptions{}); err != nil {
+		var ann map[string]string
+		if i%4 < 2 {
+			ann = stormAnycast
+		}
+		if _, err := s.cs.CoreV1().Pods(ns).Create(ctx, pod(name, node, ann), metav1.CreateOptions{}); err != nil {
 			r.fail("create %s: %v", name, err)
 			return
 		}
@@ -86,10 +98,20 @@ func (s *suite) agentKillStorm(ctx context.Context, r *Result) {
 			r.fail("%v", err)
 		}
 	}
+	a := s.audit(ctx)
+	r.Leaked += a.leaked
+	r.Duplicates += a.duplicates
+	for _, p := range a.problems {
+		r.fail("with the storm's pods still there: %s", p)
+	}
+	if a.checked["anycast route (proto 84)"] == 0 {
+		r.fail("with the storm's anycast pods Ready, the audit found no anycast route")
+	}
+	r.Notes = append(r.Notes, "audited with the storm's pods there: "+a.summary())
 	if err := s.remove(ctx, names...); err != nil {
 		r.fail("%v", err)
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("%d pods, %d deleted during the storm, %d agent kills", len(names), len(deleted), s.opt.AgentKills))
+	r.Notes = append(r.Notes, fmt.Sprintf("%d pods (half serving anycast), %d deleted during the storm, %d agent kills", len(names), len(deleted), s.opt.AgentKills))
 }
 
 func contains(s []string, v string) bool {
@@ -241,6 +263,18 @@ func (s *suite) apiDown(ctx context.Context, r *Result) {
 	if err := direct.del(ctx); err != nil {
 		r.fail("CNI DEL of the direct attachment: %v", err)
 	}
+	// With the policy still on, the audit finds the victim's drop in the
+	// policy table, and nothing of the direct attachment.
+	a := s.audit(ctx)
+	r.Leaked += a.leaked
+	r.Duplicates += a.duplicates
+	for _, p := range a.problems {
+		r.fail("with the default-deny policy on: %s", p)
+	}
+	if a.checked["policy element"] == 0 {
+		r.fail("with the default-deny policy on, the audit found no policy table element")
+	}
+	r.Notes = append(r.Notes, "audited with the policy on: "+a.summary())
 	if err := s.cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{}); err != nil {
 		r.fail("delete policy %s: %v", np.Name, err)
 	} else {
