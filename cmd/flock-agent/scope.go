@@ -116,7 +116,8 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 	return out, nil
 }
 
-// pools are every NodeConfig's pools and every NodePool's ranges.
+// pools are every NodeConfig's pools, every NodePool's ranges and every
+// ServiceAddressPool's ranges.
 func (s anycastScope) pools(ctx context.Context) ([]annotations.Reserved, error) {
 	var out []annotations.Reserved
 	list, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).List(ctx, metav1.ListOptions{})
@@ -143,6 +144,22 @@ func (s anycastScope) pools(ctx context.Context) ([]annotations.Reserved, error)
 				v, _, _ := unstructured.NestedString(np.Object, "spec", f)
 				if p, err := netip.ParsePrefix(v); err == nil {
 					out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "NodePool " + np.GetName() + "'s range"})
+				}
+			}
+		}
+	}
+	// A ServiceAddressPool's ranges belong to LoadBalancer Services: a pod
+	// claiming one would take a Service's traffic.
+	saps, err := s.dyn.Resource(v1alpha1.ServiceAddressPoolGVR).List(ctx, metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("list ServiceAddressPools: %w", err)
+	}
+	if err == nil {
+		for _, sap := range saps.Items {
+			cidrs, _, _ := unstructured.NestedStringSlice(sap.Object, "spec", "cidrs")
+			for _, v := range cidrs {
+				if p, err := netip.ParsePrefix(v); err == nil {
+					out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "ServiceAddressPool " + sap.GetName() + "'s range"})
 				}
 			}
 		}

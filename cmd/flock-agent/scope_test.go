@@ -69,9 +69,10 @@ func TestAnycastScopeReservesNodeAddresses(t *testing.T) {
 	}
 }
 
-// Every NodeConfig's pools and every NodePool's ranges are reserved; a
-// cluster without the NodePool CRD (the list is NotFound) reserves the
-// rest, and any other failure to list fails closed.
+// Every NodeConfig's pools, every NodePool's and every
+// ServiceAddressPool's ranges are reserved; a cluster without the NodePool
+// CRD (the list is NotFound) reserves the rest, and any other failure to
+// list fails closed.
 func TestAnycastScopeReservesPools(t *testing.T) {
 	obj := func(kind, name string, spec map[string]any) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": kind,
@@ -79,9 +80,11 @@ func TestAnycastScopeReservesPools(t *testing.T) {
 	}
 	newDyn := func() *dynamicfake.FakeDynamicClient {
 		return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
-			v1alpha1.NodeConfigGVR: "NodeConfigList", v1alpha1.NodePoolGVR: "NodePoolList"},
+			v1alpha1.NodeConfigGVR: "NodeConfigList", v1alpha1.NodePoolGVR: "NodePoolList",
+			v1alpha1.ServiceAddressPoolGVR: "ServiceAddressPoolList"},
 			obj(v1alpha1.NodeConfigKind, "node-2", map[string]any{"cidr6": "2001:db8:42:2::/64", "cidr4": "10.42.2.0/24"}),
-			obj("NodePool", "racks", map[string]any{"cidr6": "2001:db8:42::/48", "cidr4": "10.42.0.0/16"}))
+			obj("NodePool", "racks", map[string]any{"cidr6": "2001:db8:42::/48", "cidr4": "10.42.0.0/16"}),
+			obj(v1alpha1.ServiceAddressPoolKind, "web", map[string]any{"cidrs": []any{"2001:db8:5::/112", "192.0.2.0/28"}}))
 	}
 	has := func(got []annotations.Reserved, p, what string) bool {
 		return slices.Contains(got, annotations.Reserved{Prefix: netip.MustParsePrefix(p), What: what})
@@ -94,6 +97,7 @@ func TestAnycastScopeReservesPools(t *testing.T) {
 	for _, w := range [][2]string{
 		{"2001:db8:42:2::/64", "node node-2's pod pool"}, {"10.42.2.0/24", "node node-2's pod pool"},
 		{"2001:db8:42::/48", "NodePool racks's range"}, {"10.42.0.0/16", "NodePool racks's range"},
+		{"2001:db8:5::/112", "ServiceAddressPool web's range"}, {"192.0.2.0/28", "ServiceAddressPool web's range"},
 	} {
 		if !has(got, w[0], w[1]) {
 			t.Errorf("Reserved lacks %s (%s): %+v", w[0], w[1], got)
