@@ -43,6 +43,7 @@ type config struct {
 	bgpNodes                     int
 	bgpOnly                      bool
 	agentEnv                     string
+	profileDir                   string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.DurationVar(&c.idle, "idle", time.Minute, "idle period for the agent's idle CPU")
 	flag.IntVar(&c.bgpNodes, "bgp-nodes", 50, "BIRD node sessions at the lab router (0: skip)")
 	flag.StringVar(&c.agentEnv, "agent-env", "", "KEY=VALUE,… more environment for the agent (GOGC=50, GOMEMLIMIT=64MiB, to compare)")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "run the agent with --pprof and save its heap profile (NAME.pb.gz, and NAME.txt with the runtime's memory statistics) at every reading into this directory")
 	flag.BoolVar(&c.bgpOnly, "bgp-only", false, "only BGP at scale (no API server)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -87,7 +89,7 @@ func run(c config) error {
 		return err
 	}
 	defer a.cp.Stop()
-	nd, err := startNode(ctx, a, dir, c.localPolicies, c.cluster, c.agentEnv)
+	nd, err := startNode(ctx, a, dir, c.localPolicies, c.cluster, c.agentEnv, c.profileDir)
 	if nd != nil {
 		defer nd.close()
 	}
@@ -164,6 +166,7 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 		if err != nil {
 			return 0, 0, err
 		}
+		nd.profile(fmt.Sprintf("node-%d", level))
 		fmt.Printf("%-8d %10s %10s %10.1f %12.2f\n", level, ms(pct(lat, 50)), ms(pct(lat, 99)), st.rssMiB(), st.cpu.Seconds())
 		if level == c.nodePods {
 			fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f\n", level, st.rssMiB())

@@ -60,6 +60,7 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 		if err != nil {
 			return res, err
 		}
+		nd.profile(fmt.Sprintf("cluster-%d", to+len(nd.pods)))
 		fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f\n", to+len(nd.pods), st.rssMiB())
 	}
 	fmt.Printf("%d pods created with their addresses (create + status, 64 clients) in %s: %.0f pods/s\n",
@@ -79,6 +80,7 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 	}
 	res.pods = total + len(nd.pods)
 	res.rssMiB = st.rssMiB()
+	nd.profile("cluster-policies")
 	fmt.Printf("agent with %d pods in the cluster (%d on its node), %d policies: RSS %.1f MiB, CPU %.1f s while the cluster was created\n",
 		res.pods, len(nd.pods), c.policies+c.localPolicies, res.rssMiB, (st.cpu - before.cpu).Seconds())
 
