@@ -43,6 +43,10 @@ type Cluster struct {
 	relMu  sync.Mutex
 	dirty  bool
 	active []policySelectors
+	// compiled are every cached policy's selectors, parsed again only
+	// after a policy changed (compiledDirty).
+	compiled      []policySelectors
+	compiledDirty bool
 	// Pod events that poked, and those skipped as irrelevant.
 	podPokes, podSkips atomic.Uint64
 }
@@ -61,27 +65,31 @@ func podNode(obj any) ([]string, error) {
 // NewCluster builds the three informers; nothing runs until Run.
 func NewCluster(client kubernetes.Interface) *Cluster {
 	c := &Cluster{
-		client:     client,
-		policies:   networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
-		namespaces: coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
-		pods:       coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, nodeIndex: podNode}),
-		changes:    make(chan struct{}, 1),
-		dirty:      true,
+		client:        client,
+		policies:      networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
+		namespaces:    coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
+		pods:          coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, nodeIndex: podNode}),
+		changes:       make(chan struct{}, 1),
+		dirty:         true,
+		compiledDirty: true,
 	}
 	// The errors are only for informers that already run.
 	_ = c.policies.SetTransform(StripNetworkPolicy)
 	_ = c.namespaces.SetTransform(StripNamespace)
 	_ = c.pods.SetTransform(StripPolicyPod)
-	for inf, same := range map[cache.SharedIndexInformer]func(a, b any) bool{
-		c.policies:   samePolicy,
-		c.namespaces: sameNamespace,
+	for inf, h := range map[cache.SharedIndexInformer]struct {
+		same    func(a, b any) bool
+		changed func()
+	}{
+		c.policies:   {samePolicy, c.policyChanged},
+		c.namespaces: {sameNamespace, c.invalidate},
 	} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { c.invalidate() },
-			DeleteFunc: func(any) { c.invalidate() },
+			AddFunc:    func(any) { h.changed() },
+			DeleteFunc: func(any) { h.changed() },
 			UpdateFunc: func(old, cur any) {
-				if !same(old, cur) {
-					c.invalidate()
+				if !h.same(old, cur) {
+					h.changed()
 				}
 			},
 		})
@@ -113,6 +121,14 @@ func (c *Cluster) invalidate() {
 	c.dirty = true
 	c.relMu.Unlock()
 	poke(c.changes)
+}
+
+// policyChanged invalidates, and has every policy's selectors parsed again.
+func (c *Cluster) policyChanged() {
+	c.relMu.Lock()
+	c.compiledDirty = true
+	c.relMu.Unlock()
+	c.invalidate()
 }
 
 // podChanged pokes when the pod, before (old) or after (cur) a change, is
@@ -168,13 +184,43 @@ func (c *Cluster) view(obj any) (podView, bool) {
 	if !ok {
 		return podView{}, false
 	}
-	v := podView{namespace: p.Namespace, labels: labels.Set(p.Pod.Labels)}
-	if o, ok, _ := c.namespaces.GetStore().GetByKey(p.Namespace); ok {
+	return podView{namespace: p.Pod.Namespace, labels: labels.Set(p.Pod.Labels), nsLabels: c.nsLabels(p.Pod.Namespace), named: len(p.Pod.Ports) > 0}, true
+}
+
+// nsLabels are a namespace's labels from the cache, with the
+// kubernetes.io/metadata.name label that the API server sets (and
+// Translate adds when it is missing).
+func (c *Cluster) nsLabels(namespace string) labels.Set {
+	var l map[string]string
+	if o, ok, _ := c.namespaces.GetStore().GetByKey(namespace); ok {
 		if ns, ok := o.(*corev1.Namespace); ok {
-			v.nsLabels = labels.Set(ns.Labels)
+			l = ns.Labels
 		}
 	}
-	return v, true
+	if l[corev1.LabelMetadataName] == namespace {
+		return l
+	}
+	l = maps.Clone(l)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[corev1.LabelMetadataName] = namespace
+	return l
+}
+
+// compiledPolicies are every cached policy's selectors; the caller holds
+// relMu.
+func (c *Cluster) compiledPolicies() []policySelectors {
+	if c.compiledDirty {
+		c.compiled = nil
+		for _, o := range c.policies.GetStore().List() {
+			if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+				c.compiled = append(c.compiled, compileSelectors(np))
+			}
+		}
+		c.compiledDirty = false
+	}
+	return c.compiled
 }
 
 // activePolicies parses every cached policy and keeps those selecting a
@@ -187,13 +233,7 @@ func (c *Cluster) activePolicies() []policySelectors {
 			local[p.Namespace] = append(local[p.Namespace], labels.Set(p.Pod.Labels))
 		}
 	}
-	var all []policySelectors
-	for _, o := range c.policies.GetStore().List() {
-		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
-			all = append(all, compileSelectors(np))
-		}
-	}
-	return activePolicies(all, local)
+	return activePolicies(c.compiledPolicies(), local)
 }
 
 // Run runs the informers until ctx ends.
@@ -212,26 +252,66 @@ func (c *Cluster) HasSynced() bool {
 // policy-relevant fields change.
 func (c *Cluster) Changes() <-chan struct{} { return c.changes }
 
-// Input returns the cluster as the translator's input, without a node:
-// every NetworkPolicy, every namespace and every pod that NetworkPolicy
-// applies to (not host-network pods, not finished ones), without
-// interfaces. The caller adds its own node's pods' interfaces.
-func (c *Cluster) Input() *policy.Input {
+// Input returns the cluster as the translator's input for the node's
+// pods local (which the caller attached: namespace, name, UID, and the
+// labels to use when the cache lacks the pod), without a node: every
+// namespace, and the NetworkPolicies and pods NetworkPolicy applies to
+// (not host-network pods, not finished ones) that the local pods' rules
+// can depend on; pods without interfaces. The caller adds the local pods'
+// interfaces.
+//
+// Once SetNode has named the node, that is only the policies selecting one
+// of local (the only ones Translate reads for them), the node's own pods
+// (the caller reads their labels), and the pods those policies' peers
+// select (relevance.go): a translation of the whole cluster then costs what
+// the node's rules reference, not every pod and policy of the cluster.
+// Without a node it is every policy and pod.
+func (c *Cluster) Input(local []policy.Pod) *policy.Input {
 	in := &policy.Input{}
-	for _, o := range c.policies.GetStore().List() {
-		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
-			in.Policies = append(in.Policies, *np)
-		}
-	}
 	for _, o := range c.namespaces.GetStore().List() {
 		if ns, ok := o.(*corev1.Namespace); ok {
 			in.Namespaces = append(in.Namespaces, policy.Namespace{Name: ns.Name, Labels: ns.Labels})
 		}
 	}
 	objs := c.pods.GetStore().List()
-	in.Pods = make([]policy.Pod, 0, len(objs))
+	if c.node == "" {
+		for _, o := range c.policies.GetStore().List() {
+			if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+				in.Policies = append(in.Policies, *np)
+			}
+		}
+		in.Pods = make([]policy.Pod, 0, len(objs))
+		for _, o := range objs {
+			if p, ok := o.(*PolicyPod); ok && p.Applies {
+				in.Pods = append(in.Pods, p.Pod)
+			}
+		}
+		return in
+	}
+	sets := map[string][]labels.Set{}
+	for i := range local {
+		l := local[i].Labels
+		if o, ok, _ := c.pods.GetIndexer().GetByKey(local[i].Key()); ok {
+			if p, isPod := o.(*PolicyPod); isPod && (local[i].UID == "" || p.Pod.UID == local[i].UID) {
+				l = p.Pod.Labels
+			}
+		}
+		sets[local[i].Namespace] = append(sets[local[i].Namespace], labels.Set(l))
+	}
+	c.relMu.Lock()
+	active := activePolicies(c.compiledPolicies(), sets)
+	c.relMu.Unlock()
+	for i := range active {
+		in.Policies = append(in.Policies, *active[i].np)
+	}
+	peers := newPeerIndex(active, c.nsLabels)
 	for _, o := range objs {
-		if p, ok := o.(*PolicyPod); ok && p.Applies {
+		p, ok := o.(*PolicyPod)
+		if !ok || !p.Applies {
+			continue
+		}
+		// peer reads the namespace's labels itself, once per namespace.
+		if p.Pod.Node == c.node || peers.peer(podView{namespace: p.Pod.Namespace, labels: labels.Set(p.Pod.Labels), named: len(p.Pod.Ports) > 0}) {
 			in.Pods = append(in.Pods, p.Pod)
 		}
 	}

@@ -127,7 +127,7 @@ func TestCluster(t *testing.T) {
 	c := NewCluster(client)
 	go c.Run(ctx)
 	eventually(t, "sync", c.HasSynced)
-	in := c.Input()
+	in := c.Input(nil)
 	if len(in.Policies) != 1 || len(in.Namespaces) != 1 || len(in.Pods) != 1 || in.Pods[0].Labels["pod"] != "a" || in.Namespaces[0].Labels["team"] != "a" {
 		t.Fatalf("Input = %+v", in)
 	}
@@ -202,7 +202,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("%s: poked %v, want %v", step.what, got, step.pokes)
 		}
 	}
-	in = c.Input()
+	in = c.Input(nil)
 	slices.SortFunc(in.Pods, func(a, b policy.Pod) int { return strings.Compare(a.Name, b.Name) })
 	if len(in.Policies) != 0 || len(in.Pods) != 2 || in.Pods[0].Labels["tier"] != "web" || len(in.Pods[0].IPs) != 2 || in.Namespaces[0].Labels["env"] != "prod" {
 		t.Errorf("Input after the changes = %+v", in)
