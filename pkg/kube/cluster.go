@@ -53,11 +53,13 @@ type Cluster struct {
 }
 
 // nodeIndex indexes the pod cache by node name, so the node's own pods are
-// found without a scan of the cluster.
+// found without a scan of the cluster. Once SetNode has named the node,
+// only its pods are indexed: an index of every pod would hold a second
+// copy of the cache's 30,000 keys for one lookup.
 const nodeIndex = "node"
 
-func podNode(obj any) ([]string, error) {
-	if p, ok := obj.(*PolicyPod); ok && p.Pod.Node != "" {
+func (c *Cluster) podNode(obj any) ([]string, error) {
+	if p, ok := obj.(*PolicyPod); ok && p.Pod.Node != "" && (c.node == "" || p.Pod.Node == c.node) {
 		return []string{p.Pod.Node}, nil
 	}
 	return nil, nil
@@ -69,11 +71,11 @@ func NewCluster(client kubernetes.Interface) *Cluster {
 		client:        client,
 		policies:      networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
 		namespaces:    coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
-		pods:          coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, nodeIndex: podNode}),
 		changes:       make(chan struct{}, 1),
 		dirty:         true,
 		compiledDirty: true,
 	}
+	c.pods = coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{nodeIndex: c.podNode})
 	// The errors are only for informers that already run.
 	_ = c.policies.SetTransform(StripNetworkPolicy)
 	_ = c.namespaces.SetTransform(StripNamespace)
