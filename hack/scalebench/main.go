@@ -144,7 +144,7 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 		}
 	}
 	fmt.Printf("per node: %d policies in the cluster, NetworkPolicy on; %d ADDs timed at each level\n", c.localPolicies, c.probes)
-	fmt.Printf("%-8s %10s %10s %10s %12s\n", "pods", "add_p50", "add_p99", "rss_mib", "cpu_s_total")
+	fmt.Printf("%-8s %10s %10s %10s %10s %12s\n", "pods", "add_p50", "add_p99", "rss_mib", "anon_mib", "cpu_s_total")
 	attached := 0
 	for _, level := range levels {
 		for attached < level {
@@ -167,11 +167,11 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 			return 0, 0, err
 		}
 		nd.profile(fmt.Sprintf("node-%d", level))
-		fmt.Printf("%-8d %10s %10s %10.1f %12.2f\n", level, ms(pct(lat, 50)), ms(pct(lat, 99)), st.rssMiB(), st.cpu.Seconds())
+		fmt.Printf("%-8d %10s %10s %10.1f %10.1f %12.2f\n", level, ms(pct(lat, 50)), ms(pct(lat, 99)), st.rssMiB(), st.anonMiB(), st.cpu.Seconds())
 		if level == c.nodePods {
-			fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f\n", level, st.rssMiB())
+			fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f anon_mib=%.1f\n", level, st.rssMiB(), st.anonMiB())
 		}
-		fmt.Printf("RESULT add_latency pods=%d p50_ms=%.2f p99_ms=%.2f rss_mib=%.1f\n", level, msf(pct(lat, 50)), msf(pct(lat, 99)), st.rssMiB())
+		fmt.Printf("RESULT add_latency pods=%d p50_ms=%.2f p99_ms=%.2f rss_mib=%.1f anon_mib=%.1f\n", level, msf(pct(lat, 50)), msf(pct(lat, 99)), st.rssMiB(), st.anonMiB())
 		rssLast = st.rssMiB()
 	}
 	settle(nd)
@@ -185,8 +185,8 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 		return 0, 0, err
 	}
 	idleMsPerMin = float64((after.cpu - before.cpu).Milliseconds()) / c.idle.Minutes()
-	fmt.Printf("idle at %d pods for %s: %.0f ms CPU per minute (%.1f s per hour), RSS %.1f MiB\n",
-		c.nodePods, c.idle, idleMsPerMin, idleMsPerMin*60/1000, after.rssMiB())
+	fmt.Printf("idle at %d pods for %s: %.0f ms CPU per minute (%.1f s per hour), RSS %.1f MiB (anonymous %.1f MiB)\n",
+		c.nodePods, c.idle, idleMsPerMin, idleMsPerMin*60/1000, after.rssMiB(), after.anonMiB())
 
 	flips, err := nd.anycastFlips(ctx, "pod-0", 5)
 	if err != nil {

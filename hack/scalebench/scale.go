@@ -61,7 +61,7 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 			return res, err
 		}
 		nd.profile(fmt.Sprintf("cluster-%d", to+len(nd.pods)))
-		fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f\n", to+len(nd.pods), st.rssMiB())
+		fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f anon_mib=%.1f\n", to+len(nd.pods), st.rssMiB(), st.anonMiB())
 	}
 	fmt.Printf("%d pods created with their addresses (create + status, 64 clients) in %s: %.0f pods/s\n",
 		total, took.Round(time.Millisecond), float64(total)/took.Seconds())
@@ -81,8 +81,8 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 	res.pods = total + len(nd.pods)
 	res.rssMiB = st.rssMiB()
 	nd.profile("cluster-policies")
-	fmt.Printf("agent with %d pods in the cluster (%d on its node), %d policies: RSS %.1f MiB, CPU %.1f s while the cluster was created\n",
-		res.pods, len(nd.pods), c.policies+c.localPolicies, res.rssMiB, (st.cpu - before.cpu).Seconds())
+	fmt.Printf("agent with %d pods in the cluster (%d on its node), %d policies: RSS %.1f MiB (anonymous %.1f MiB), CPU %.1f s while the cluster was created\n",
+		res.pods, len(nd.pods), c.policies+c.localPolicies, res.rssMiB, st.anonMiB(), (st.cpu - before.cpu).Seconds())
 
 	wall, work, err := nd.policyReconcile(ctx, "cluster", 5)
 	if err != nil {
