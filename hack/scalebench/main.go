@@ -194,12 +194,12 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 	}
 	fmt.Printf("anycast reconcile at %d pods (Ready flip in the API -> route in the node's kernel, %d flips): p50 %s p99 %s\n",
 		c.nodePods, len(flips), ms(pct(flips, 50)), ms(pct(flips, 99)))
-	wall, work, err := nd.policyReconcile(ctx, "node", 5)
+	wall, work, translate, err := nd.policyReconcile(ctx, "node", 5)
 	if err != nil {
 		return 0, 0, err
 	}
-	fmt.Printf("policy reconcile at %d pods (new policy in the API -> applied, 5 policies): p50 %s p99 %s; the sync itself (translate+apply) p50 %s\n",
-		c.nodePods, ms(pct(wall, 50)), ms(pct(wall, 99)), ms(pct(work, 50)))
+	fmt.Printf("policy reconcile at %d pods (new policy in the API -> applied, 5 policies): p50 %s p99 %s; the sync itself (translate+apply) p50 %s, translate p50 %s\n",
+		c.nodePods, ms(pct(wall, 50)), ms(pct(wall, 99)), ms(pct(work, 50)), ms(pct(translate, 50)))
 	return rssLast, idleMsPerMin, nil
 }
 

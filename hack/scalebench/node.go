@@ -109,6 +109,13 @@ func startNode(ctx context.Context, a *api, dir string, policies int, clusterPee
 func app(i int) string { return fmt.Sprintf("app-%d", i%apps) }
 
 func (nd *node) close() {
+	if nd.profileDir != "" {
+		// The agent's log (its sync timings) outlives the benchmark's
+		// temporary directory beside the profiles.
+		if err := os.WriteFile(filepath.Join(nd.profileDir, "agent.log"), []byte(nd.log()), 0o644); err != nil {
+			fmt.Println("profile:", err)
+		}
+	}
 	for _, p := range nd.pods {
 		p.Close()
 	}
@@ -252,8 +259,9 @@ func (nd *node) anycastFlips(ctx context.Context, pod string, flips int) ([]time
 
 // policyReconcile creates count policies selecting the node's pods, one at
 // a time, and times each from the create to the agent's next changed apply;
-// it also returns the translate+apply time of those syncs.
-func (nd *node) policyReconcile(ctx context.Context, tag string, count int) (wall, work []time.Duration, err error) {
+// it also returns the translate+apply time of those syncs, and the
+// translate part alone.
+func (nd *node) policyReconcile(ctx context.Context, tag string, count int) (wall, work, translate []time.Duration, err error) {
 	for k := range count {
 		before := nd.log()
 		applied := logCount(before, "networkpolicy applied")
@@ -262,23 +270,24 @@ func (nd *node) policyReconcile(ctx context.Context, tag string, count int) (wal
 		probePort++
 		np := appPolicy(benchNS, fmt.Sprintf("probe-%s-%d", tag, k), app(k), app(k+7), nil, probePort)
 		if err := nd.api.policy(ctx, np); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := nd.waitLog("networkpolicy applied", applied+1, 60*time.Second); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		wall = append(wall, time.Since(start))
 		syncs, err := parseSyncs(nd.log()[len(before):])
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if len(syncs) > 0 {
 			// The sync that applied it is the last one so far.
 			s := syncs[len(syncs)-1]
 			work = append(work, s.translate+s.apply)
+			translate = append(translate, s.translate)
 		}
 	}
-	return wall, work, nil
+	return wall, work, translate, nil
 }
 
 // probePort is the last port a probe policy used.
