@@ -53,6 +53,7 @@ func main() {
 		metricsOn  = flag.String("metrics-addr", metrics.DefaultAddr, "host:port of /metrics (Prometheus), /healthz and /readyz; empty: none")
 		antiSpoof  = flag.Bool("anti-spoofing", true, "drop packets a pod sends from an address it was not given (nftables table inet "+policy.GuardTable+", in every mode); false deletes that table at start")
 		services   = flag.String("service-cidrs", "", "the cluster's Service CIDRs, comma-separated (kube-apiserver --service-cluster-ip-range): no pod may claim an anycast address inside them")
+		memLimit   = flag.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft memory limit of the Go runtime in MiB (the collector runs more often near it); GOMEMLIMIT, when set, wins; 0: none")
 		pprofOn    = flag.Bool("pprof", false, "also serve Go's profiles (/debug/pprof/: heap, goroutines, CPU) on --metrics-addr, to find where memory and CPU go")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
@@ -63,6 +64,12 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	limit, err := setMemoryLimit(*memLimit, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
+		os.Exit(2)
+	}
+	log.Info("memory limit", "limit", limit)
 	m, err := chooseMode(modeFlags{
 		NodeConfig: *nodeConfig, PodsDir: *podsDir,
 		Kubeconfig: *kubeconfig, NodeName: *nodeName, NodeNameEnv: os.Getenv("NODE_NAME"),
