@@ -265,7 +265,8 @@ func (c *Cluster) Changes() <-chan struct{} { return c.changes }
 //
 // Once SetNode has named the node, that is only the policies selecting one
 // of local (the only ones Translate reads for them), the node's own pods
-// (the caller reads their labels), and the pods those policies' peers
+// and those of local's names (the caller reads their labels), and the
+// pods those policies' peers
 // select (relevance.go): a translation of the whole cluster then costs what
 // the node's rules reference, not every pod and policy of the cluster.
 // Without a node it is every policy and pod.
@@ -292,7 +293,12 @@ func (c *Cluster) Input(local []policy.Pod) *policy.Input {
 		return in
 	}
 	sets := map[string][]labels.Set{}
+	isLocal := map[string]map[string]bool{} // namespace, name
 	for i := range local {
+		if isLocal[local[i].Namespace] == nil {
+			isLocal[local[i].Namespace] = map[string]bool{}
+		}
+		isLocal[local[i].Namespace][local[i].Name] = true
 		l := local[i].Labels
 		if o, ok, _ := c.pods.GetIndexer().GetByKey(local[i].Key()); ok {
 			if p, isPod := o.(*PolicyPod); isPod && (local[i].UID == "" || p.Pod.UID == local[i].UID) {
@@ -314,7 +320,7 @@ func (c *Cluster) Input(local []policy.Pod) *policy.Input {
 			continue
 		}
 		// peer reads the namespace's labels itself, once per namespace.
-		if p.Pod.Node == c.node || peers.peer(podView{namespace: p.Pod.Namespace, labels: labels.Set(p.Pod.Labels), named: len(p.Pod.Ports) > 0}) {
+		if p.Pod.Node == c.node || isLocal[p.Pod.Namespace][p.Pod.Name] || peers.peer(podView{namespace: p.Pod.Namespace, labels: labels.Set(p.Pod.Labels), named: len(p.Pod.Ports) > 0}) {
 			in.Pods = append(in.Pods, p.Pod)
 		}
 	}
