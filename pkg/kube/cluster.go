@@ -266,10 +266,9 @@ func (c *Cluster) Changes() <-chan struct{} { return c.changes }
 // Once SetNode has named the node, that is only the policies selecting one
 // of local (the only ones Translate reads for them), the node's own pods
 // and those of local's names (the caller reads their labels), and the
-// pods those policies' peers
-// select (relevance.go): a translation of the whole cluster then costs what
-// the node's rules reference, not every pod and policy of the cluster.
-// Without a node it is every policy and pod.
+// pods those policies' peers select (relevance.go): a translation of the
+// whole cluster then costs what the node's rules reference, not every pod
+// and policy of the cluster. Without a node it is every policy and pod.
 func (c *Cluster) Input(local []policy.Pod) *policy.Input {
 	in := &policy.Input{}
 	for _, o := range c.namespaces.GetStore().List() {
