@@ -54,6 +54,8 @@ func main() {
 		metricsOn  = flag.String("metrics-addr", metrics.DefaultAddr, "host:port of /metrics (Prometheus), /healthz and /readyz; empty: none")
 		antiSpoof  = flag.Bool("anti-spoofing", true, "drop packets a pod sends from an address it was not given (nftables table inet "+policy.GuardTable+", in every mode); false deletes that table at start")
 		services   = flag.String("service-cidrs", "", "the cluster's Service CIDRs, comma-separated (kube-apiserver --service-cluster-ip-range): no pod may claim an anycast address inside them")
+		memLimit   = flag.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft memory limit of the Go runtime in MiB (the collector runs more often near it); GOMEMLIMIT, when set, wins; 0: none")
+		pprofOn    = flag.Bool("pprof", false, "also serve Go's profiles (/debug/pprof/: heap, goroutines, CPU) on --metrics-addr, to find where memory and CPU go")
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
@@ -63,6 +65,12 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	limit, err := setMemoryLimit(*memLimit, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flock-agent: %v\n", err)
+		os.Exit(2)
+	}
+	log.Info("memory limit", "limit", limit)
 	m, err := chooseMode(modeFlags{
 		NodeConfig: *nodeConfig, PodsDir: *podsDir,
 		Kubeconfig: *kubeconfig, NodeName: *nodeName, NodeNameEnv: os.Getenv("NODE_NAME"),
@@ -87,7 +95,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket), Metrics: *metricsOn}
+	socks := sockets{CNI: *socket, Admin: adminSocketPath(*adminSock, *socket), Metrics: *metricsOn, Pprof: *pprofOn}
 	sw := sweepFlags{Every: *sweepEvery, Grace: *sweepGrace}
 	if err := run(ctx, log, m, bf, socks, sw, *procSys, *stateDir, *syncEvery, *fsync); err != nil {
 		log.Error("flock-agent failed", "err", err)
@@ -96,8 +104,12 @@ func main() {
 }
 
 // sockets are where the agent serves: the CNI plugin, the admin API, and
-// metrics and health (a TCP address; empty: off).
-type sockets struct{ CNI, Admin, Metrics string }
+// metrics and health (a TCP address; empty: off), with Go's profiles
+// beside them when Pprof is set.
+type sockets struct {
+	CNI, Admin, Metrics string
+	Pprof               bool
+}
 
 // sweepFlags tune the leak sweep (Every 0: off).
 type sweepFlags struct{ Every, Grace time.Duration }
@@ -225,7 +237,7 @@ func serve(ctx context.Context, log *slog.Logger, m mode, bf birdFlags, dp agent
 	if b.kube != nil {
 		go reportUsage(ctx, b.kube.src, usage)
 	}
-	if err := serveMetrics(ctx, log, socks.Metrics, obs); err != nil {
+	if err := serveMetrics(ctx, log, socks.Metrics, socks.Pprof, obs); err != nil {
 		// Not fatal: pods are networked without it (the probes will say).
 		log.Error("metrics and health not served", "err", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -68,8 +69,9 @@ func birdReachable(c *bird.Client) func(context.Context) error {
 }
 
 // serveMetrics serves /metrics, /healthz and /readyz on addr until ctx
-// ends; an empty addr serves nothing.
-func serveMetrics(ctx context.Context, log *slog.Logger, addr string, o *observer) error {
+// ends, and with withPprof Go's profiles under /debug/pprof/; an empty addr
+// serves nothing.
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, withPprof bool, o *observer) error {
 	if addr == "" {
 		return nil
 	}
@@ -80,6 +82,15 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string, o *observe
 	mux := http.NewServeMux()
 	mux.Handle("GET "+metrics.PathMetrics, o.m.Handler())
 	health.Handle(mux, func(context.Context) error { return o.loops.Live() }, o.ready)
+	paths := metrics.PathMetrics + " " + health.PathLive + " " + health.PathReady
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		paths += " /debug/pprof/"
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -90,7 +101,7 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string, o *observe
 			log.Error("metrics listener stopped", "addr", addr, "err", err)
 		}
 	}()
-	log.Info("metrics serving", "addr", ln.Addr().String(), "paths", metrics.PathMetrics+" "+health.PathLive+" "+health.PathReady)
+	log.Info("metrics serving", "addr", ln.Addr().String(), "paths", paths)
 	return nil
 }
 

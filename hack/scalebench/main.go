@@ -43,6 +43,7 @@ type config struct {
 	bgpNodes                     int
 	bgpOnly                      bool
 	agentEnv                     string
+	profileDir                   string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.DurationVar(&c.idle, "idle", time.Minute, "idle period for the agent's idle CPU")
 	flag.IntVar(&c.bgpNodes, "bgp-nodes", 50, "BIRD node sessions at the lab router (0: skip)")
 	flag.StringVar(&c.agentEnv, "agent-env", "", "KEY=VALUE,… more environment for the agent (GOGC=50, GOMEMLIMIT=64MiB, to compare)")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "run the agent with --pprof and save its heap profile (NAME.pb.gz, and NAME.txt with the runtime's memory statistics) at every reading into this directory")
 	flag.BoolVar(&c.bgpOnly, "bgp-only", false, "only BGP at scale (no API server)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -87,7 +89,7 @@ func run(c config) error {
 		return err
 	}
 	defer a.cp.Stop()
-	nd, err := startNode(ctx, a, dir, c.localPolicies, c.cluster, c.agentEnv)
+	nd, err := startNode(ctx, a, dir, c.localPolicies, c.cluster, c.agentEnv, c.profileDir)
 	if nd != nil {
 		defer nd.close()
 	}
@@ -142,7 +144,7 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 		}
 	}
 	fmt.Printf("per node: %d policies in the cluster, NetworkPolicy on; %d ADDs timed at each level\n", c.localPolicies, c.probes)
-	fmt.Printf("%-8s %10s %10s %10s %12s\n", "pods", "add_p50", "add_p99", "rss_mib", "cpu_s_total")
+	fmt.Printf("%-8s %10s %10s %10s %10s %12s\n", "pods", "add_p50", "add_p99", "rss_mib", "anon_mib", "cpu_s_total")
 	attached := 0
 	for _, level := range levels {
 		for attached < level {
@@ -164,11 +166,12 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 		if err != nil {
 			return 0, 0, err
 		}
-		fmt.Printf("%-8d %10s %10s %10.1f %12.2f\n", level, ms(pct(lat, 50)), ms(pct(lat, 99)), st.rssMiB(), st.cpu.Seconds())
+		nd.profile(fmt.Sprintf("node-%d", level))
+		fmt.Printf("%-8d %10s %10s %10.1f %10.1f %12.2f\n", level, ms(pct(lat, 50)), ms(pct(lat, 99)), st.rssMiB(), st.anonMiB(), st.cpu.Seconds())
 		if level == c.nodePods {
-			fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f\n", level, st.rssMiB())
+			fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f anon_mib=%.1f\n", level, st.rssMiB(), st.anonMiB())
 		}
-		fmt.Printf("RESULT add_latency pods=%d p50_ms=%.2f p99_ms=%.2f rss_mib=%.1f\n", level, msf(pct(lat, 50)), msf(pct(lat, 99)), st.rssMiB())
+		fmt.Printf("RESULT add_latency pods=%d p50_ms=%.2f p99_ms=%.2f rss_mib=%.1f anon_mib=%.1f\n", level, msf(pct(lat, 50)), msf(pct(lat, 99)), st.rssMiB(), st.anonMiB())
 		rssLast = st.rssMiB()
 	}
 	settle(nd)
@@ -182,8 +185,8 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 		return 0, 0, err
 	}
 	idleMsPerMin = float64((after.cpu - before.cpu).Milliseconds()) / c.idle.Minutes()
-	fmt.Printf("idle at %d pods for %s: %.0f ms CPU per minute (%.1f s per hour), RSS %.1f MiB\n",
-		c.nodePods, c.idle, idleMsPerMin, idleMsPerMin*60/1000, after.rssMiB())
+	fmt.Printf("idle at %d pods for %s: %.0f ms CPU per minute (%.1f s per hour), RSS %.1f MiB (anonymous %.1f MiB)\n",
+		c.nodePods, c.idle, idleMsPerMin, idleMsPerMin*60/1000, after.rssMiB(), after.anonMiB())
 
 	flips, err := nd.anycastFlips(ctx, "pod-0", 5)
 	if err != nil {
@@ -191,12 +194,12 @@ func perNode(ctx context.Context, nd *node, c config) (rssLast, idleMsPerMin flo
 	}
 	fmt.Printf("anycast reconcile at %d pods (Ready flip in the API -> route in the node's kernel, %d flips): p50 %s p99 %s\n",
 		c.nodePods, len(flips), ms(pct(flips, 50)), ms(pct(flips, 99)))
-	wall, work, err := nd.policyReconcile(ctx, "node", 5)
+	wall, work, translate, err := nd.policyReconcile(ctx, "node", 5)
 	if err != nil {
 		return 0, 0, err
 	}
-	fmt.Printf("policy reconcile at %d pods (new policy in the API -> applied, 5 policies): p50 %s p99 %s; the sync itself (translate+apply) p50 %s\n",
-		c.nodePods, ms(pct(wall, 50)), ms(pct(wall, 99)), ms(pct(work, 50)))
+	fmt.Printf("policy reconcile at %d pods (new policy in the API -> applied, 5 policies): p50 %s p99 %s; the sync itself (translate+apply) p50 %s, translate p50 %s\n",
+		c.nodePods, ms(pct(wall, 50)), ms(pct(wall, 99)), ms(pct(work, 50)), ms(pct(translate, 50)))
 	return rssLast, idleMsPerMin, nil
 }
 

@@ -34,9 +34,11 @@ type node struct {
 	agent *exec.Cmd
 	done  chan struct{}
 	pods  []*cnitest.Netns
+	// profileDir, when set, is where profile saves the agent's heap.
+	profileDir string
 }
 
-func startNode(ctx context.Context, a *api, dir string, policies int, clusterPeers bool, env string) (*node, error) {
+func startNode(ctx context.Context, a *api, dir string, policies int, clusterPeers bool, env, profileDir string) (*node, error) {
 	bin := filepath.Join(dir, "bin")
 	if err := cnitest.BuildBinaries(bin); err != nil {
 		return nil, err
@@ -45,7 +47,7 @@ func startNode(ctx context.Context, a *api, dir string, policies int, clusterPee
 	if err != nil {
 		return nil, err
 	}
-	nd := &node{api: a, n: n}
+	nd := &node{api: a, n: n, profileDir: profileDir}
 	if err := a.namespace(ctx, benchNS, nil); err != nil {
 		return nd, err
 	}
@@ -81,7 +83,8 @@ func startNode(ctx context.Context, a *api, dir string, policies int, clusterPee
 	// ip netns exec execs the agent in place: the pid is the agent's.
 	nd.agent = exec.Command("ip", "netns", "exec", n.NS.Name, filepath.Join(bin, "flock-agent"),
 		"--kubeconfig", kc, "--node-name", benchNode, "--socket", n.Socket,
-		"--state-dir", filepath.Join(n.Dir, "allocations"), "--log-level", "debug")
+		"--state-dir", filepath.Join(n.Dir, "allocations"), "--log-level", "debug",
+		"--metrics-addr", agentMetrics, fmt.Sprintf("--pprof=%v", profileDir != ""))
 	nd.agent.Stdout, nd.agent.Stderr = logf, logf
 	if env != "" {
 		nd.agent.Env = append(os.Environ(), strings.Split(env, ",")...)
@@ -106,6 +109,13 @@ func startNode(ctx context.Context, a *api, dir string, policies int, clusterPee
 func app(i int) string { return fmt.Sprintf("app-%d", i%apps) }
 
 func (nd *node) close() {
+	if nd.profileDir != "" {
+		// The agent's log (its sync timings) outlives the benchmark's
+		// temporary directory beside the profiles.
+		if err := os.WriteFile(filepath.Join(nd.profileDir, "agent.log"), []byte(nd.log()), 0o644); err != nil {
+			fmt.Println("profile:", err)
+		}
+	}
 	for _, p := range nd.pods {
 		p.Close()
 	}
@@ -147,6 +157,32 @@ func tail(s string) string {
 }
 
 func (nd *node) stat() (procStat, error) { return readProc(nd.agent.Process.Pid) }
+
+// agentMetrics is where the agent serves metrics (and profiles), inside
+// the node's namespace.
+const agentMetrics = "127.0.0.1:9983"
+
+// profile saves the agent's heap profile as name.pb.gz (go tool pprof
+// reads it) and its text form, which ends with runtime.MemStats, as
+// name.txt, when -profile-dir is set. A failure is printed, not fatal: the
+// profile is a diagnosis beside the figures.
+func (nd *node) profile(name string) {
+	if nd.profileDir == "" {
+		return
+	}
+	if err := os.MkdirAll(nd.profileDir, 0o755); err != nil {
+		fmt.Println("profile:", err)
+		return
+	}
+	for file, query := range map[string]string{name + ".pb.gz": "", name + ".txt": "?debug=1"} {
+		out := filepath.Join(nd.profileDir, file)
+		cmd := exec.Command("ip", "netns", "exec", nd.n.NS.Name, "curl", "-sSf", "-o", out,
+			"http://"+agentMetrics+"/debug/pprof/heap"+query)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Printf("profile %s: %v: %s\n", file, err, b)
+		}
+	}
+}
 
 // attach creates pod name in the API on the node and adds it through the
 // plugin; it returns the ADD's latency.
@@ -223,8 +259,9 @@ func (nd *node) anycastFlips(ctx context.Context, pod string, flips int) ([]time
 
 // policyReconcile creates count policies selecting the node's pods, one at
 // a time, and times each from the create to the agent's next changed apply;
-// it also returns the translate+apply time of those syncs.
-func (nd *node) policyReconcile(ctx context.Context, tag string, count int) (wall, work []time.Duration, err error) {
+// it also returns the translate+apply time of those syncs, and the
+// translate part alone.
+func (nd *node) policyReconcile(ctx context.Context, tag string, count int) (wall, work, translate []time.Duration, err error) {
 	for k := range count {
 		before := nd.log()
 		applied := logCount(before, "networkpolicy applied")
@@ -233,23 +270,24 @@ func (nd *node) policyReconcile(ctx context.Context, tag string, count int) (wal
 		probePort++
 		np := appPolicy(benchNS, fmt.Sprintf("probe-%s-%d", tag, k), app(k), app(k+7), nil, probePort)
 		if err := nd.api.policy(ctx, np); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := nd.waitLog("networkpolicy applied", applied+1, 60*time.Second); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		wall = append(wall, time.Since(start))
 		syncs, err := parseSyncs(nd.log()[len(before):])
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if len(syncs) > 0 {
 			// The sync that applied it is the last one so far.
 			s := syncs[len(syncs)-1]
 			work = append(work, s.translate+s.apply)
+			translate = append(translate, s.translate)
 		}
 	}
-	return wall, work, nil
+	return wall, work, translate, nil
 }
 
 // probePort is the last port a probe policy used.

@@ -12,7 +12,12 @@ import (
 // CPU time used so far.
 type procStat struct {
 	rssKiB int64
-	cpu    time.Duration
+	// anonKiB is the anonymous part of the RSS (RssAnon: heap, stacks,
+	// runtime); the rest is mostly the binary's own pages, which the
+	// kernel maps in and out with the page cache, so it varies from run to
+	// run on a busy machine.
+	anonKiB int64
+	cpu     time.Duration
 }
 
 // clockTick is USER_HZ, 100 on every Linux the project runs on.
@@ -38,16 +43,24 @@ func parseProc(status, stat string) (procStat, error) {
 	var out procStat
 	found := false
 	for _, line := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		for _, field := range []struct {
+			key string
+			dst *int64
+		}{{"VmRSS", &out.rssKiB}, {"RssAnon", &out.anonKiB}} {
+			v, ok := strings.CutPrefix(line, field.key+":")
+			if !ok {
+				continue
+			}
 			f := strings.Fields(v)
 			if len(f) != 2 || f[1] != "kB" {
-				return out, fmt.Errorf("VmRSS line %q is not '<n> kB'", line)
+				return out, fmt.Errorf("%s line %q is not '<n> kB'", field.key, line)
 			}
 			n, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
-				return out, fmt.Errorf("VmRSS %q: %w", f[0], err)
+				return out, fmt.Errorf("%s %q: %w", field.key, f[0], err)
 			}
-			out.rssKiB, found = n, true
+			*field.dst = n
+			found = found || field.key == "VmRSS"
 		}
 	}
 	if !found {
@@ -72,7 +85,8 @@ func parseProc(status, stat string) (procStat, error) {
 	return out, nil
 }
 
-func (p procStat) rssMiB() float64 { return float64(p.rssKiB) / 1024 }
+func (p procStat) rssMiB() float64  { return float64(p.rssKiB) / 1024 }
+func (p procStat) anonMiB() float64 { return float64(p.anonKiB) / 1024 }
 
 // logCount counts lines of an agent log holding msg (slog text format).
 func logCount(log, msg string) int {

@@ -10,19 +10,20 @@ import (
 )
 
 func TestParseProc(t *testing.T) {
-	status := "Name:\tflock-agent\nVmPeak:\t  900000 kB\nVmRSS:\t   31236 kB\nThreads:\t9\n"
+	status := "Name:\tflock-agent\nVmPeak:\t  900000 kB\nVmRSS:\t   31236 kB\nRssAnon:\t   12000 kB\nThreads:\t9\n"
 	stat := "4242 (flock agent) S 1 4242 4242 0 -1 4194560 5000 0 0 0 250 75 0 0 20 0 9 0 1000 800000 7809 18446744073709551615"
 	got, err := parseProc(status, stat)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := procStat{rssKiB: 31236, cpu: 3250 * time.Millisecond}
+	want := procStat{rssKiB: 31236, anonKiB: 12000, cpu: 3250 * time.Millisecond}
 	if got != want {
 		t.Errorf("parseProc = %+v, want %+v", got, want)
 	}
 	for _, tc := range []struct{ status, stat, want string }{
 		{"Name:\tx\n", stat, "no VmRSS"},
 		{"VmRSS:\t12 MB\n", stat, "is not '<n> kB'"},
+		{"VmRSS:\t12 kB\nRssAnon:\tx kB\n", stat, `RssAnon "x"`},
 		{status, "4242 flock", "has no ')'"},
 		{status, "4242 (x) S 1 2", "fields after the command"},
 		{status, "4242 (x) S 1 2 3 4 5 6 7 8 9 10 x 75 0", `stat cpu field "x"`},

@@ -60,7 +60,8 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 		if err != nil {
 			return res, err
 		}
-		fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f\n", to+len(nd.pods), st.rssMiB())
+		nd.profile(fmt.Sprintf("cluster-%d", to+len(nd.pods)))
+		fmt.Printf("RESULT agent_rss cluster_pods=%d rss_mib=%.1f anon_mib=%.1f\n", to+len(nd.pods), st.rssMiB(), st.anonMiB())
 	}
 	fmt.Printf("%d pods created with their addresses (create + status, 64 clients) in %s: %.0f pods/s\n",
 		total, took.Round(time.Millisecond), float64(total)/took.Seconds())
@@ -79,16 +80,17 @@ func perCluster(ctx context.Context, a *api, nd *node, c config) (clusterResult,
 	}
 	res.pods = total + len(nd.pods)
 	res.rssMiB = st.rssMiB()
-	fmt.Printf("agent with %d pods in the cluster (%d on its node), %d policies: RSS %.1f MiB, CPU %.1f s while the cluster was created\n",
-		res.pods, len(nd.pods), c.policies+c.localPolicies, res.rssMiB, (st.cpu - before.cpu).Seconds())
+	nd.profile("cluster-policies")
+	fmt.Printf("agent with %d pods in the cluster (%d on its node), %d policies: RSS %.1f MiB (anonymous %.1f MiB), CPU %.1f s while the cluster was created\n",
+		res.pods, len(nd.pods), c.policies+c.localPolicies, res.rssMiB, st.anonMiB(), (st.cpu - before.cpu).Seconds())
 
-	wall, work, err := nd.policyReconcile(ctx, "cluster", 5)
+	wall, work, translate, err := nd.policyReconcile(ctx, "cluster", 5)
 	if err != nil {
 		return res, err
 	}
 	res.fullApply = pct(work, 50)
-	fmt.Printf("full policy apply at %d cluster pods (translate + nft, from the agent's log, 5 policy changes): p50 %s p99 %s; API create -> applied p50 %s\n",
-		res.pods, ms(res.fullApply), ms(pct(work, 99)), ms(pct(wall, 50)))
+	fmt.Printf("full policy apply at %d cluster pods (translate + nft, from the agent's log, 5 policy changes): p50 %s p99 %s (translate p50 %s); API create -> applied p50 %s\n",
+		res.pods, ms(res.fullApply), ms(pct(work, 99)), ms(pct(translate, 50)), ms(pct(wall, 50)))
 
 	if err := a.namespace(ctx, "churn", nil); err != nil {
 		return res, err

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
@@ -43,16 +44,22 @@ type Cluster struct {
 	relMu  sync.Mutex
 	dirty  bool
 	active []policySelectors
+	// compiled are every cached policy's selectors, parsed again only
+	// after a policy changed (compiledDirty).
+	compiled      []policySelectors
+	compiledDirty bool
 	// Pod events that poked, and those skipped as irrelevant.
 	podPokes, podSkips atomic.Uint64
 }
 
 // nodeIndex indexes the pod cache by node name, so the node's own pods are
-// found without a scan of the cluster.
+// found without a scan of the cluster. Once SetNode has named the node,
+// only its pods are indexed: an index of every pod would hold a second
+// copy of the cache's 30,000 keys for one lookup.
 const nodeIndex = "node"
 
-func podNode(obj any) ([]string, error) {
-	if p, ok := obj.(*PolicyPod); ok && p.Pod.Node != "" {
+func (c *Cluster) podNode(obj any) ([]string, error) {
+	if p, ok := obj.(*PolicyPod); ok && p.Pod.Node != "" && (c.node == "" || p.Pod.Node == c.node) {
 		return []string{p.Pod.Node}, nil
 	}
 	return nil, nil
@@ -61,27 +68,31 @@ func podNode(obj any) ([]string, error) {
 // NewCluster builds the three informers; nothing runs until Run.
 func NewCluster(client kubernetes.Interface) *Cluster {
 	c := &Cluster{
-		client:     client,
-		policies:   networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
-		namespaces: coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
-		pods:       coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, nodeIndex: podNode}),
-		changes:    make(chan struct{}, 1),
-		dirty:      true,
+		client:        client,
+		policies:      networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
+		namespaces:    coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
+		changes:       make(chan struct{}, 1),
+		dirty:         true,
+		compiledDirty: true,
 	}
+	c.pods = coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{nodeIndex: c.podNode})
 	// The errors are only for informers that already run.
 	_ = c.policies.SetTransform(StripNetworkPolicy)
 	_ = c.namespaces.SetTransform(StripNamespace)
 	_ = c.pods.SetTransform(StripPolicyPod)
-	for inf, same := range map[cache.SharedIndexInformer]func(a, b any) bool{
-		c.policies:   samePolicy,
-		c.namespaces: sameNamespace,
+	for inf, h := range map[cache.SharedIndexInformer]struct {
+		same    func(a, b any) bool
+		changed func()
+	}{
+		c.policies:   {samePolicy, c.policyChanged},
+		c.namespaces: {sameNamespace, c.invalidate},
 	} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { c.invalidate() },
-			DeleteFunc: func(any) { c.invalidate() },
+			AddFunc:    func(any) { h.changed() },
+			DeleteFunc: func(any) { h.changed() },
 			UpdateFunc: func(old, cur any) {
-				if !same(old, cur) {
-					c.invalidate()
+				if !h.same(old, cur) {
+					h.changed()
 				}
 			},
 		})
@@ -113,6 +124,14 @@ func (c *Cluster) invalidate() {
 	c.dirty = true
 	c.relMu.Unlock()
 	poke(c.changes)
+}
+
+// policyChanged invalidates, and has every policy's selectors parsed again.
+func (c *Cluster) policyChanged() {
+	c.relMu.Lock()
+	c.compiledDirty = true
+	c.relMu.Unlock()
+	c.invalidate()
 }
 
 // podChanged pokes when the pod, before (old) or after (cur) a change, is
@@ -168,13 +187,43 @@ func (c *Cluster) view(obj any) (podView, bool) {
 	if !ok {
 		return podView{}, false
 	}
-	v := podView{namespace: p.Namespace, labels: labels.Set(p.Pod.Labels)}
-	if o, ok, _ := c.namespaces.GetStore().GetByKey(p.Namespace); ok {
+	return podView{namespace: p.Pod.Namespace, labels: labels.Set(p.Pod.Labels), nsLabels: c.nsLabels(p.Pod.Namespace), named: len(p.Pod.Ports) > 0}, true
+}
+
+// nsLabels are a namespace's labels from the cache, with the
+// kubernetes.io/metadata.name label that the API server sets (and
+// Translate adds when it is missing).
+func (c *Cluster) nsLabels(namespace string) labels.Set {
+	var l map[string]string
+	if o, ok, _ := c.namespaces.GetStore().GetByKey(namespace); ok {
 		if ns, ok := o.(*corev1.Namespace); ok {
-			v.nsLabels = labels.Set(ns.Labels)
+			l = ns.Labels
 		}
 	}
-	return v, true
+	if l[corev1.LabelMetadataName] == namespace {
+		return l
+	}
+	l = maps.Clone(l)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[corev1.LabelMetadataName] = namespace
+	return l
+}
+
+// compiledPolicies are every cached policy's selectors; the caller holds
+// relMu.
+func (c *Cluster) compiledPolicies() []policySelectors {
+	if c.compiledDirty {
+		c.compiled = nil
+		for _, o := range c.policies.GetStore().List() {
+			if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+				c.compiled = append(c.compiled, compileSelectors(np))
+			}
+		}
+		c.compiledDirty = false
+	}
+	return c.compiled
 }
 
 // activePolicies parses every cached policy and keeps those selecting a
@@ -184,16 +233,10 @@ func (c *Cluster) activePolicies() []policySelectors {
 	objs, _ := c.pods.GetIndexer().ByIndex(nodeIndex, c.node)
 	for _, o := range objs {
 		if p, ok := o.(*PolicyPod); ok {
-			local[p.Namespace] = append(local[p.Namespace], labels.Set(p.Pod.Labels))
+			local[p.Pod.Namespace] = append(local[p.Pod.Namespace], labels.Set(p.Pod.Labels))
 		}
 	}
-	var all []policySelectors
-	for _, o := range c.policies.GetStore().List() {
-		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
-			all = append(all, compileSelectors(np))
-		}
-	}
-	return activePolicies(all, local)
+	return activePolicies(c.compiledPolicies(), local)
 }
 
 // Run runs the informers until ctx ends.
@@ -212,26 +255,71 @@ func (c *Cluster) HasSynced() bool {
 // policy-relevant fields change.
 func (c *Cluster) Changes() <-chan struct{} { return c.changes }
 
-// Input returns the cluster as the translator's input, without a node:
-// every NetworkPolicy, every namespace and every pod that NetworkPolicy
-// applies to (not host-network pods, not finished ones), without
-// interfaces. The caller adds its own node's pods' interfaces.
-func (c *Cluster) Input() *policy.Input {
+// Input returns the cluster as the translator's input for the node's
+// pods local (which the caller attached: namespace, name, UID, and the
+// labels to use when the cache lacks the pod), without a node: every
+// namespace, and the NetworkPolicies and pods NetworkPolicy applies to
+// (not host-network pods, not finished ones) that the local pods' rules
+// can depend on; pods without interfaces. The caller adds the local pods'
+// interfaces.
+//
+// Once SetNode has named the node, that is only the policies selecting one
+// of local (the only ones Translate reads for them), the node's own pods
+// and those of local's names (the caller reads their labels), and the
+// pods those policies' peers select (relevance.go): a translation of the
+// whole cluster then costs what the node's rules reference, not every pod
+// and policy of the cluster. Without a node it is every policy and pod.
+func (c *Cluster) Input(local []policy.Pod) *policy.Input {
 	in := &policy.Input{}
-	for _, o := range c.policies.GetStore().List() {
-		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
-			in.Policies = append(in.Policies, *np)
-		}
-	}
 	for _, o := range c.namespaces.GetStore().List() {
 		if ns, ok := o.(*corev1.Namespace); ok {
 			in.Namespaces = append(in.Namespaces, policy.Namespace{Name: ns.Name, Labels: ns.Labels})
 		}
 	}
 	objs := c.pods.GetStore().List()
-	in.Pods = make([]policy.Pod, 0, len(objs))
+	if c.node == "" {
+		for _, o := range c.policies.GetStore().List() {
+			if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+				in.Policies = append(in.Policies, *np)
+			}
+		}
+		in.Pods = make([]policy.Pod, 0, len(objs))
+		for _, o := range objs {
+			if p, ok := o.(*PolicyPod); ok && p.Applies {
+				in.Pods = append(in.Pods, p.Pod)
+			}
+		}
+		return in
+	}
+	sets := map[string][]labels.Set{}
+	isLocal := map[string]map[string]bool{} // namespace, name
+	for i := range local {
+		if isLocal[local[i].Namespace] == nil {
+			isLocal[local[i].Namespace] = map[string]bool{}
+		}
+		isLocal[local[i].Namespace][local[i].Name] = true
+		l := local[i].Labels
+		if o, ok, _ := c.pods.GetIndexer().GetByKey(local[i].Key()); ok {
+			if p, isPod := o.(*PolicyPod); isPod && (local[i].UID == "" || p.Pod.UID == local[i].UID) {
+				l = p.Pod.Labels
+			}
+		}
+		sets[local[i].Namespace] = append(sets[local[i].Namespace], labels.Set(l))
+	}
+	c.relMu.Lock()
+	active := activePolicies(c.compiledPolicies(), sets)
+	c.relMu.Unlock()
+	for i := range active {
+		in.Policies = append(in.Policies, *active[i].np)
+	}
+	peers := newPeerIndex(active, c.nsLabels)
 	for _, o := range objs {
-		if p, ok := o.(*PolicyPod); ok && p.Applies {
+		p, ok := o.(*PolicyPod)
+		if !ok || !p.Applies {
+			continue
+		}
+		// peer reads the namespace's labels itself, once per namespace.
+		if p.Pod.Node == c.node || isLocal[p.Pod.Namespace][p.Pod.Name] || peers.peer(podView{namespace: p.Pod.Namespace, labels: labels.Set(p.Pod.Labels), named: len(p.Pod.Ports) > 0}) {
 			in.Pods = append(in.Pods, p.Pod)
 		}
 	}
@@ -290,17 +378,28 @@ func policyPod(p *corev1.Pod) (policy.Pod, bool) {
 	return out, !p.Spec.HostNetwork && !done
 }
 
-// PolicyPod is what the cluster pod informer keeps of a pod: its identity
-// for the cache's keys and resource versions, and the translator's pod,
-// converted once when the pod arrives (policyPod). A corev1.Pod, even
-// stripped, is a few kilobytes of mostly empty structs; this is a few
-// hundred bytes, which is what makes a cache of 30,000 pods small.
+// PolicyPod is what the cluster pod informer keeps of a pod: the
+// translator's pod, converted once when the pod arrives (policyPod), and
+// the resource version; the cache reads name, namespace and UID from the
+// pod (GetObjectMeta). A corev1.Pod, even stripped, is a few kilobytes of
+// mostly empty structs, and an ObjectMeta alone 232 bytes; this is under
+// 200 bytes and the strings it points to, with its labels shared among
+// the pods that have the same (intern.go): that is what makes a cache of
+// 30,000 pods small.
 type PolicyPod struct {
-	metav1.ObjectMeta // name, namespace, uid and resource version only
-	Pod               policy.Pod
+	Pod             policy.Pod
+	ResourceVersion string
 	// Applies is false for pods NetworkPolicy neither applies to nor
 	// selects (host-network, finished).
 	Applies bool
+	// labels holds Pod.Labels' shared map alive (intern.go).
+	labels *sharedLabels
+}
+
+// GetObjectMeta is what the informer's cache reads of the record (key,
+// indexes, resource version), built on demand rather than stored.
+func (p *PolicyPod) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Name: p.Pod.Name, Namespace: p.Pod.Namespace, UID: types.UID(p.Pod.UID), ResourceVersion: p.ResourceVersion}
 }
 
 // StripPolicyPod is the cluster pod informer's transform: a pod becomes a
@@ -312,11 +411,9 @@ func StripPolicyPod(obj any) (any, error) {
 		return obj, nil // a tombstone, or an already converted pod
 	}
 	pp, applies := policyPod(pod)
-	return &PolicyPod{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion},
-		Pod:        pp,
-		Applies:    applies,
-	}, nil
+	l := labelSets.intern(pp.Labels)
+	pp.Labels = l.m()
+	return &PolicyPod{Pod: pp, ResourceVersion: pod.ResourceVersion, Applies: applies, labels: l}, nil
 }
 
 // StripNamespace keeps a namespace's name and labels.
@@ -363,7 +460,7 @@ func sameNamespace(a, b any) bool {
 func samePolicyPod(a, b any) bool {
 	x, ok1 := a.(*PolicyPod)
 	y, ok2 := b.(*PolicyPod)
-	return ok1 && ok2 && x.UID == y.UID && x.Applies == y.Applies && samePod(&x.Pod, &y.Pod)
+	return ok1 && ok2 && x.Pod.UID == y.Pod.UID && x.Applies == y.Applies && samePod(&x.Pod, &y.Pod)
 }
 
 func samePod(x, y *policy.Pod) bool {

@@ -39,14 +39,14 @@ func TestClusterAgainstAPIServer(t *testing.T) {
 	go cl.Run(ctx)
 	eventually(t, "NetworkPolicy informers synced as the agent", cl.HasSynced)
 	eventually(t, "the pod's labels", func() bool {
-		for _, p := range cl.Input().Pods {
+		for _, p := range cl.Input(nil).Pods {
 			if p.Key() == "demo/web" && p.Labels["app"] == "web" {
 				return true
 			}
 		}
 		return false
 	})
-	in := cl.Input()
+	in := cl.Input(nil)
 	var ns *string
 	for _, n := range in.Namespaces {
 		if n.Name == "demo" && n.Labels["team"] == "a" {

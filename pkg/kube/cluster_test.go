@@ -12,9 +12,11 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/fritzlab/flock/pkg/policy"
 )
@@ -51,14 +53,21 @@ func TestStripPolicyPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &PolicyPod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", UID: "u1", ResourceVersion: "1"},
+		ResourceVersion: "1",
 		Pod: policy.Pod{Namespace: "x", Name: "a", UID: "u1", Labels: map[string]string{"pod": "a"}, Node: "node-1",
 			IPs:   []netip.Addr{netip.MustParseAddr("2001:db8::a"), netip.MustParseAddr("10.0.0.10")},
 			Ports: []policy.ContainerPort{{Name: "http", Protocol: policy.TCP, Port: 80}, {Name: "dns", Protocol: policy.UDP, Port: 53}}},
 		Applies: true,
 	}
-	if d := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); d != "" {
+	if d := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{}), cmpopts.IgnoreUnexported(PolicyPod{})); d != "" {
 		t.Errorf("StripPolicyPod (-want +got):\n%s", d)
+	}
+	// The cache keys and indexes the record by the pod's identity.
+	if key, err := cache.MetaNamespaceKeyFunc(got); err != nil || key != "x/a" {
+		t.Errorf("key of the record = %q, %v; want x/a", key, err)
+	}
+	if m, err := meta.Accessor(got); err != nil || m.GetUID() != "u1" || m.GetResourceVersion() != "1" {
+		t.Errorf("meta.Accessor of the record = %v, %v", m, err)
 	}
 	ns, _ := StripNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}}})
 	if d := cmp.Diff(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"a": "b"}}}, ns); d != "" {
@@ -127,7 +136,7 @@ func TestCluster(t *testing.T) {
 	c := NewCluster(client)
 	go c.Run(ctx)
 	eventually(t, "sync", c.HasSynced)
-	in := c.Input()
+	in := c.Input(nil)
 	if len(in.Policies) != 1 || len(in.Namespaces) != 1 || len(in.Pods) != 1 || in.Pods[0].Labels["pod"] != "a" || in.Namespaces[0].Labels["team"] != "a" {
 		t.Fatalf("Input = %+v", in)
 	}
@@ -202,7 +211,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("%s: poked %v, want %v", step.what, got, step.pokes)
 		}
 	}
-	in = c.Input()
+	in = c.Input(nil)
 	slices.SortFunc(in.Pods, func(a, b policy.Pod) int { return strings.Compare(a.Name, b.Name) })
 	if len(in.Policies) != 0 || len(in.Pods) != 2 || in.Pods[0].Labels["tier"] != "web" || len(in.Pods[0].IPs) != 2 || in.Namespaces[0].Labels["env"] != "prod" {
 		t.Errorf("Input after the changes = %+v", in)

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 )
@@ -48,11 +49,11 @@ func TestPeerOfAny(t *testing.T) {
 		pod  podView
 		want bool
 	}{
-		{"web in x", podView{"x", labels.Set{"app": "web"}, nil}, true},
-		{"web in y (podSelector alone is the policy's namespace)", podView{"y", labels.Set{"app": "web"}, labels.Set{"team": "a"}}, false},
-		{"client in a team-a namespace", podView{"z", labels.Set{"role": "client"}, labels.Set{"team": "a"}}, true},
-		{"client in a team-b namespace", podView{"z", labels.Set{"role": "client"}, labels.Set{"team": "b"}}, false},
-		{"unlabelled pod elsewhere (only an inactive policy takes every namespace)", podView{"w", nil, nil}, false},
+		{"web in x", podView{"x", labels.Set{"app": "web"}, nil, false}, true},
+		{"web in y (podSelector alone is the policy's namespace)", podView{"y", labels.Set{"app": "web"}, labels.Set{"team": "a"}, false}, false},
+		{"client in a team-a namespace", podView{"z", labels.Set{"role": "client"}, labels.Set{"team": "a"}, false}, true},
+		{"client in a team-b namespace", podView{"z", labels.Set{"role": "client"}, labels.Set{"team": "b"}, false}, false},
+		{"unlabelled pod elsewhere (only an inactive policy takes every namespace)", podView{"w", nil, nil, false}, false},
 	} {
 		if got := peerOfAny(active, tc.pod); got != tc.want {
 			t.Errorf("%s: peerOfAny = %v, want %v", tc.name, got, tc.want)
@@ -60,7 +61,7 @@ func TestPeerOfAny(t *testing.T) {
 	}
 	broken := compileSelectors(np("x", "broken", sel("app", "db"), networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{
 		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}}))
-	if !peerOfAny([]policySelectors{broken}, podView{"q", nil, nil}) {
+	if !peerOfAny([]policySelectors{broken}, podView{"q", nil, nil, false}) {
 		t.Error("a peer whose selector does not parse must count as matching every pod")
 	}
 }
@@ -116,5 +117,33 @@ func TestClusterSkipsIrrelevantPods(t *testing.T) {
 	c.podChanged(strip(clusterPod("x", "batch-2", "u4", "node-2", nil)), nil)
 	if len(c.Changes()) != 1 {
 		t.Error("without a node an unrelated pod must poke")
+	}
+}
+
+// TestNamedEgressPeers: an egress rule with a named port and no peers (or
+// an ipBlock) resolves the name on every pod, so a pod with a named port
+// anywhere is a peer, and one without is not.
+func TestNamedEgressPeers(t *testing.T) {
+	named := intstr.FromString("http")
+	p := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "to-http"},
+		Spec: networkingv1.NetworkPolicySpec{PodSelector: *sel("app", "db"),
+			Egress: []networkingv1.NetworkPolicyEgressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: &named}}}}},
+	}
+	active := []policySelectors{compileSelectors(p)}
+	idx := newPeerIndex(active, func(string) labels.Set { return nil })
+	for _, tc := range []struct {
+		pod  podView
+		want bool
+	}{
+		{podView{"y", labels.Set{"app": "web"}, nil, true}, true},
+		{podView{"y", labels.Set{"app": "web"}, nil, false}, false},
+	} {
+		if got := peerOfAny(active, tc.pod); got != tc.want {
+			t.Errorf("peerOfAny(%+v) = %v, want %v", tc.pod, got, tc.want)
+		}
+		if got := idx.peer(tc.pod); got != tc.want {
+			t.Errorf("peerIndex.peer(%+v) = %v, want %v", tc.pod, got, tc.want)
+		}
 	}
 }

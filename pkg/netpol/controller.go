@@ -42,8 +42,12 @@ type Cluster interface {
 	HasSynced() bool
 	// Changes is poked when anything policy reads changes.
 	Changes() <-chan struct{}
-	// Input is every policy, namespace and pod, pods without interfaces.
-	Input() *policy.Input
+	// Input is what a translation for the node's pods local needs: every
+	// namespace, and the policies and pods the rules of local can depend
+	// on (it may leave out the rest of the cluster), pods without
+	// interfaces. local are the pods to be translated as this node's,
+	// with the labels to use when the cache lacks them.
+	Input(local []policy.Pod) *policy.Input
 	// Pod returns one pod, from the cache or the API server (uid, when
 	// set, is the incarnation wanted).
 	Pod(ctx context.Context, namespace, name, uid string) (*policy.Pod, error)
@@ -332,7 +336,10 @@ func (c *Controller) remember(p policy.Pod) {
 // pod and every other pod of this node a peer only, so that the model holds
 // just add's rules.
 func (c *Controller) input(add *policy.Pod, onlyAdd bool) *policy.Input {
-	in := c.cluster.Input()
+	records := c.locals.List()
+	c.knownMu.Lock()
+	defer c.knownMu.Unlock()
+	in := c.cluster.Input(c.localPods(records, add, onlyAdd))
 	in.Node = c.node
 	byKey := make(map[string]*policy.Pod, len(in.Pods))
 	pods := make([]policy.Pod, 0, len(in.Pods)+1)
@@ -344,9 +351,6 @@ func (c *Controller) input(add *policy.Pod, onlyAdd bool) *policy.Input {
 		}
 	}
 
-	records := c.locals.List()
-	c.knownMu.Lock()
-	defer c.knownMu.Unlock()
 	attached := make(map[string]bool, len(records))
 	for _, r := range records {
 		key := r.Namespace + "/" + r.Name
@@ -382,4 +386,30 @@ func (c *Controller) input(add *policy.Pod, onlyAdd bool) *policy.Input {
 	}
 	in.Pods = pods
 	return in
+}
+
+// localPods are the pods a translation takes as this node's, for the
+// cluster to pick the policies and peers they need: add alone with
+// onlyAdd, else every attachment and add, each with what PodAdded learnt
+// of its labels (the cluster uses its cache's when it has the pod). The
+// caller holds knownMu.
+func (c *Controller) localPods(records []store.Record, add *policy.Pod, onlyAdd bool) []policy.Pod {
+	var out []policy.Pod
+	if add != nil {
+		out = append(out, *add)
+	}
+	if onlyAdd {
+		return out
+	}
+	for _, r := range records {
+		if add != nil && r.HostIface == add.Iface {
+			continue
+		}
+		p := policy.Pod{Namespace: r.Namespace, Name: r.Name, UID: r.UID}
+		if kp, ok := c.known[r.Namespace+"/"+r.Name]; ok && (r.UID == "" || kp.UID == r.UID) {
+			p.Labels = kp.Labels
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -34,7 +34,7 @@ func newFakeCluster() *fakeCluster { return &fakeCluster{changes: make(chan stru
 func (f *fakeCluster) HasSynced() bool          { return f.synced.Load() }
 func (f *fakeCluster) Changes() <-chan struct{} { return f.changes }
 
-func (f *fakeCluster) Input() *policy.Input {
+func (f *fakeCluster) Input([]policy.Pod) *policy.Input {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return &policy.Input{

@@ -59,7 +59,7 @@ func (a *Applier) Add(ctx context.Context, m *Model) (bool, error) {
 	// Apply handles.
 	a.added = true
 	for _, c := range fresh {
-		a.chains[c.name] = c
+		a.chains[c.name] = c.kept()
 	}
 	for _, i := range r.ifaces {
 		a.ifaces[i] = true

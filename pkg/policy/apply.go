@@ -72,7 +72,7 @@ func (a *Applier) Apply(ctx context.Context, m *Model) (changed bool, err error)
 	}
 	a.pruneCounts(r.counters)
 	a.stats = ScriptStats(r.script)
-	a.chains = r.chains
+	a.chains = kept(r.chains)
 	a.ifaces = make(map[string]bool, len(r.ifaces))
 	for _, i := range r.ifaces {
 		a.ifaces[i] = true

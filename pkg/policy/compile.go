@@ -23,6 +23,7 @@ type translator struct {
 	local      []*Pod            // sorted by namespace and name
 	byNS       map[string][]*compiled
 	peerCache  map[string][]*Pod
+	peersCache map[string][]Peer // a rule's peers by its selectors and blocks
 	namedCache map[string][]Rule // namedEgress results by peers and names
 	warned     map[string]bool
 }
@@ -70,6 +71,7 @@ func newTranslator(in *Input) *translator {
 		podsByNS:   map[string][]*Pod{},
 		byNS:       map[string][]*compiled{},
 		peerCache:  map[string][]*Pod{},
+		peersCache: map[string][]Peer{},
 		namedCache: map[string][]Rule{},
 		warned:     map[string]bool{},
 	}
@@ -212,7 +214,10 @@ func (t *translator) compileRule(c *compiled, where string, peers []networkingv1
 		r.key = key.String() + "*"
 		return r
 	}
-	defer func() { r.key = key.String() }()
+	// peerKey identifies the peers alone (the selectors and blocks, in
+	// order): rules of different policies with the same peers share one
+	// slice of them, which a cluster-wide selector makes thousands long.
+	var peerKey strings.Builder
 	seen := map[*Pod]bool{}
 	for i, peer := range peers {
 		what := fmt.Sprintf("policy %s: %s peer %d", c.key, where, i)
@@ -220,7 +225,7 @@ func (t *translator) compileRule(c *compiled, where string, peers []networkingv1
 		case peer.IPBlock != nil:
 			if b, ok := t.block(what, peer.IPBlock); ok {
 				r.blocks = append(r.blocks, b)
-				fmt.Fprintf(&key, "|%v", b)
+				fmt.Fprintf(&peerKey, "|%v", b)
 			}
 		case peer.PodSelector == nil && peer.NamespaceSelector == nil:
 			t.warn("%s: no ipBlock, podSelector or namespaceSelector (peer ignored)", what)
@@ -229,7 +234,7 @@ func (t *translator) compileRule(c *compiled, where string, peers []networkingv1
 			if !ok {
 				continue
 			}
-			key.WriteString("|" + cacheKey)
+			peerKey.WriteString("|" + cacheKey)
 			for _, p := range pods {
 				if !seen[p] {
 					seen[p] = true
@@ -238,13 +243,20 @@ func (t *translator) compileRule(c *compiled, where string, peers []networkingv1
 			}
 		}
 	}
+	key.WriteString(peerKey.String())
+	r.key = key.String()
 	slices.SortFunc(r.selPods, func(a, b *Pod) int { return strings.Compare(a.Key(), b.Key()) })
-	for _, p := range r.selPods {
-		for _, a := range p.IPs {
-			r.peers = append(r.peers, hostPeer(a))
+	if cached, ok := t.peersCache[peerKey.String()]; ok {
+		r.peers = cached
+	} else {
+		for _, p := range r.selPods {
+			for _, a := range p.IPs {
+				r.peers = append(r.peers, hostPeer(a))
+			}
 		}
+		r.peers = slices.Clip(append(r.peers, r.blocks...))
+		t.peersCache[peerKey.String()] = r.peers
 	}
-	r.peers = append(r.peers, r.blocks...)
 	if len(r.peers) == 0 {
 		r.dead = true
 	}

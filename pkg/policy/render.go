@@ -220,12 +220,14 @@ func (r *renderer) collision(k allowKey, c *chain) string {
 type chain struct {
 	name    string
 	ingress bool
-	s       *sets
 	text    [4][]string // the elements of any6, ports6, any4, ports4
+	// sum is the SHA-256 of the direction and the elements' text: chains
+	// with the same sum render the same.
+	sum [sha256.Size]byte
 }
 
 func newChain(ingress bool, s *sets) *chain {
-	c := &chain{ingress: ingress, s: s, text: [4][]string{
+	c := &chain{ingress: ingress, text: [4][]string{
 		texts(s.any6, span.appendTo), texts(s.ports6, elem.appendTo),
 		texts(s.any4, span.appendTo), texts(s.ports4, elem.appendTo),
 	}}
@@ -242,15 +244,27 @@ func newChain(ingress bool, s *sets) *chain {
 	if ingress {
 		c.name = "ingress_"
 	}
-	c.name += hex.EncodeToString(h.Sum(nil)[:8])
+	h.Sum(c.sum[:0])
+	c.name += hex.EncodeToString(c.sum[:8])
 	return c
 }
 
-func (c *chain) same(o *chain) bool {
-	return c.ingress == o.ingress &&
-		slices.Equal(c.s.any6, o.s.any6) && slices.Equal(c.s.any4, o.s.any4) &&
-		slices.Equal(c.s.ports6, o.s.ports6) && slices.Equal(c.s.ports4, o.s.ports4)
+// kept is what the Applier remembers of a loaded chain: enough for same,
+// without the elements, which only write reads (a chain of a few thousand
+// peers is a few hundred kilobytes of them).
+func (c *chain) kept() *chain { return &chain{name: c.name, ingress: c.ingress, sum: c.sum} }
+
+func kept(chains map[string]*chain) map[string]*chain {
+	out := make(map[string]*chain, len(chains))
+	for name, c := range chains {
+		out[name] = c.kept()
+	}
+	return out
 }
+
+// same reports whether two chains have the same content, by their sums
+// (the text of the elements is what the kernel gets).
+func (c *chain) same(o *chain) bool { return c.ingress == o.ingress && c.sum == o.sum }
 
 func (c *chain) write(b *bytes.Buffer) {
 	peer, allowed, pods := "daddr", "return", "egress"
