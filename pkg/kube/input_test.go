@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 
 	"github.com/fritzlab/flock/pkg/policy"
 	"github.com/fritzlab/flock/pkg/policy/policytest"
@@ -60,9 +61,9 @@ func TestInputForNode(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "ns-00", Name: "named-any"}, Spec: networkingv1.NetworkPolicySpec{
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
 			Egress: []networkingv1.NetworkPolicyEgressRule{
-				{Ports: []networkingv1.NetworkPolicyPort{{Port: ptr(intstr.FromString("dns"))}}},
+				{Ports: []networkingv1.NetworkPolicyPort{{Port: ptr.To(intstr.FromString("dns"))}}},
 				{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.42.0.0/20"}}},
-					Ports: []networkingv1.NetworkPolicyPort{{Port: ptr(intstr.FromString("metrics"))}}},
+					Ports: []networkingv1.NetworkPolicyPort{{Port: ptr.To(intstr.FromString("metrics"))}}},
 			},
 		}},
 	}
@@ -120,5 +121,3 @@ func TestInputForNode(t *testing.T) {
 		})
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
