@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
@@ -67,28 +65,10 @@ func birdReachable(c *bird.Client) func(context.Context) error {
 // serveMetrics serves /metrics, /healthz and /readyz on addr until ctx
 // ends; an empty addr serves nothing.
 func serveMetrics(ctx context.Context, log *slog.Logger, addr string, o *observer) error {
-	if addr == "" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--metrics-addr %q: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+metrics.PathMetrics, o.m.Handler())
 	health.Handle(mux, func(context.Context) error { return o.loops.Live() }, o.ready)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics listener stopped", "addr", addr, "err", err)
-		}
-	}()
-	log.Info("metrics serving", "addr", ln.Addr().String(), "paths", metrics.PathMetrics+" "+health.PathLive+" "+health.PathReady)
-	return nil
+	return metrics.Serve(ctx, log, addr, mux, metrics.PathMetrics, health.PathLive, health.PathReady)
 }
 
 // meteredHandler counts and times every CNI call.
