@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/internal/lab/controlplane/controlplanetest"
 	"github.com/fritzlab/flock/pkg/lbipam"
 )
 
@@ -25,7 +26,7 @@ func TestAssign(t *testing.T) {
 	h.namespace(t, ns)
 	h.createPool(t, "assign", ns, "2001:db8:77::/127", "198.51.100.0/30")
 	metrics := freePort(t)
-	h.startReplica(t, "assign-a", "--metrics-addr", metrics)
+	h.StartReplica(t, "assign-a", "--metrics-addr", metrics)
 
 	h.createService(t, ns, "one")
 	h.waitIngress(t, ns, "one", "198.51.100.0")
@@ -116,13 +117,13 @@ func TestLeaderFailover(t *testing.T) {
 	const ns = "lb-failover"
 	h.namespace(t, ns)
 	h.createPool(t, "failover", ns, "2001:db8:78::/120", "203.0.113.0/24")
-	replicas := map[string]*replica{
-		"failover-a": h.startReplica(t, "failover-a"),
-		"failover-b": h.startReplica(t, "failover-b"),
+	replicas := map[string]*controlplanetest.Replica{
+		"failover-a": h.StartReplica(t, "failover-a"),
+		"failover-b": h.StartReplica(t, "failover-b"),
 	}
 	var first string
 	waitFor(t, 30*time.Second, "a leader", func() (bool, string) {
-		first = h.leaseHolder() // an earlier test's replica until its lease expires
+		first = h.LeaseHolder() // an earlier test's replica until its lease expires
 		return replicas[first] != nil, first
 	})
 	want := map[string]string{}
@@ -137,16 +138,16 @@ func TestLeaderFailover(t *testing.T) {
 	for name, w := range want {
 		h.waitIngress(t, ns, name, w)
 	}
-	replicas[first].kill()
+	replicas[first].Kill()
 	killed := time.Now()
 	var second string
-	took := waitFor(t, 2*leaseDuration, "another leader", func() (bool, string) {
-		second = h.leaseHolder()
+	took := waitFor(t, 2*controlplanetest.LeaseDuration, "another leader", func() (bool, string) {
+		second = h.LeaseHolder()
 		return second != first && replicas[second] != nil, second
 	})
-	t.Logf("%s took over %s after the leader was killed (lease %s)", second, took.Round(time.Millisecond), leaseDuration)
-	if took > leaseDuration+2*retryPeriod {
-		t.Errorf("takeover took %s, more than the lease duration %s and two retries", took, leaseDuration)
+	t.Logf("%s took over %s after the leader was killed (lease %s)", second, took.Round(time.Millisecond), controlplanetest.LeaseDuration)
+	if took > controlplanetest.LeaseDuration+2*controlplanetest.RetryPeriod {
+		t.Errorf("takeover took %s, more than the lease duration %s and two retries", took, controlplanetest.LeaseDuration)
 	}
 	h.createService(t, ns, "after", preferDual)
 	h.waitIngress(t, ns, "after", "203.0.113.6,2001:db8:78::6")
