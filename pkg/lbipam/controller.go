@@ -19,12 +19,11 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/leaderterm"
 )
 
 // DefaultResync is how often a pass runs without a change.
@@ -91,7 +90,6 @@ type term struct {
 	*Controller
 	services, namespaces, pools, configs, nodePools cache.SharedIndexInformer
 	rec                                             record.EventRecorder
-	poke                                            chan struct{}
 	warned                                          map[Event]bool // Events recorded and still true
 }
 
@@ -103,7 +101,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.assigned = nil
 		c.mu.Unlock()
 	}()
-	t := &term{Controller: c, poke: make(chan struct{}, 1), warned: map[Event]bool{}}
+	t := &term{Controller: c, warned: map[Event]bool{}}
 	kf := informers.NewSharedInformerFactory(c.o.Kube, 0)
 	t.services = kf.Core().V1().Services().Informer()
 	t.namespaces = kf.Core().V1().Namespaces().Informer()
@@ -111,71 +109,18 @@ func (c *Controller) Run(ctx context.Context) error {
 	t.pools = df.ForResource(v1alpha1.ServiceAddressPoolGVR).Informer()
 	t.configs = df.ForResource(v1alpha1.NodeConfigGVR).Informer()
 	t.nodePools = df.ForResource(v1alpha1.NodePoolGVR).Informer()
-	all := []cache.SharedIndexInformer{t.services, t.namespaces, t.pools, t.configs, t.nodePools}
-	for _, inf := range all {
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { t.trigger() },
-			DeleteFunc: func(any) { t.trigger() },
-			UpdateFunc: func(old, cur any) {
-				if changed(old, cur) {
-					t.trigger()
-				}
-			},
-		}); err != nil {
-			return fmt.Errorf("lbipam: %w", err)
-		}
-	}
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.o.Kube.CoreV1().Events("")})
-	defer b.Shutdown()
-	t.rec = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flock-controller"})
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	kf.Start(ctx.Done())
-	df.Start(ctx.Done())
-	defer kf.Shutdown()
-	defer df.Shutdown()
-	var synced []cache.InformerSynced
-	for _, inf := range all {
-		synced = append(synced, inf.HasSynced)
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("lbipam: caches did not sync")
-	}
-	c.log.Info("caches synced, assigning service addresses")
-	tick := time.NewTicker(c.o.Resync)
-	defer tick.Stop()
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	<-retry.C
-	t.trigger()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.poke:
-		case <-tick.C:
-		case <-retry.C:
-		}
-		if err := t.pass(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			c.log.Warn("service address pass failed, retrying", "err", err)
-			retry.Reset(time.Second)
-		}
-	}
-}
-
-func (t *term) trigger() {
-	select {
-	case t.poke <- struct{}{}:
-	default:
-	}
+	var stop func()
+	t.rec, stop = leaderterm.Recorder(ctx, c.o.Kube)
+	defer stop()
+	return leaderterm.Run(ctx, leaderterm.Options{
+		Name:      "lbipam",
+		Informers: []cache.SharedIndexInformer{t.services, t.namespaces, t.pools, t.configs, t.nodePools},
+		Factories: []leaderterm.Factory{kf, df},
+		Changed:   changed,
+		Resync:    c.o.Resync,
+		Pass:      t.pass,
+		Log:       c.log,
+	})
 }
 
 // changed filters out updates the decision does not read: a Service's
@@ -212,7 +157,7 @@ func (t *term) pass(ctx context.Context) error {
 		ns := o.(*corev1.Namespace)
 		nsLabels[ns.Name] = ns.Labels
 	}
-	pools, err := fromStore[v1alpha1.ServiceAddressPool](t.pools.GetStore())
+	pools, err := leaderterm.FromStore[v1alpha1.ServiceAddressPool](t.pools.GetStore())
 	if err != nil {
 		return err
 	}
@@ -354,14 +299,14 @@ func (t *term) podPools() ([]PodPool, error) {
 			}
 		}
 	}
-	ncs, err := fromStore[v1alpha1.NodeConfig](t.configs.GetStore())
+	ncs, err := leaderterm.FromStore[v1alpha1.NodeConfig](t.configs.GetStore())
 	if err != nil {
 		return nil, err
 	}
 	for _, nc := range ncs {
 		add("NodeConfig "+nc.Name, nc.Spec.CIDR6, nc.Spec.CIDR4)
 	}
-	nps, err := fromStore[v1alpha1.NodePool](t.nodePools.GetStore())
+	nps, err := leaderterm.FromStore[v1alpha1.NodePool](t.nodePools.GetStore())
 	if err != nil {
 		return nil, err
 	}
@@ -384,23 +329,6 @@ func sameIngress(in []corev1.LoadBalancerIngress, addrs []netip.Addr) bool {
 		}
 	}
 	return true
-}
-
-// fromStore converts every object of an informer's store.
-func fromStore[T any](s cache.Store) ([]*T, error) {
-	var out []*T
-	for _, o := range s.List() {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok {
-			continue
-		}
-		v := new(T)
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v); err != nil {
-			return nil, fmt.Errorf("convert %s %s: %w", u.GetKind(), u.GetName(), err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 func toUnstructured(sap *v1alpha1.ServiceAddressPool) (*unstructured.Unstructured, error) {

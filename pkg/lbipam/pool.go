@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/leaderterm"
 )
 
 // MaxTotal is where AddressUsage.Total saturates (an IPv6 /64 holds 2^64).
@@ -106,12 +107,7 @@ func (p *pool) allows(s *Service, nsLabels map[string]string) bool {
 // overlapping an older one, or a pod pool, hands out nothing.
 func parsePools(saps []*v1alpha1.ServiceAddressPool, pods []PodPool) []*pool {
 	saps = slices.Clone(saps)
-	slices.SortFunc(saps, func(a, b *v1alpha1.ServiceAddressPool) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Name, b.Name)
-	})
+	slices.SortFunc(saps, func(a, b *v1alpha1.ServiceAddressPool) int { return leaderterm.CompareAge(a, b) })
 	var out []*pool
 	var ranges []netip.Prefix // of the usable pools so far
 	var owners []string
