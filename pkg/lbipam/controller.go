@@ -167,29 +167,44 @@ func (t *term) pass(ctx context.Context) error {
 	}
 	plan := Compute(Input{Pools: pools, PodPools: pods, Services: svcs, Namespaces: nsLabels, Now: time.Now()})
 
+	// pending are the addresses still in a status they must leave, by
+	// the Service holding them: no grant of one is written before its
+	// release is (a leader dying between the writes never leaves an
+	// address in two statuses), while grants of other addresses go ahead.
+	pending := map[string]string{}
 	var releases, grants []Result
 	for _, r := range plan.Services {
 		s := byKey[r.Namespace+"/"+r.Name]
 		if s == nil || sameIngress(s.Status.LoadBalancer.Ingress, r.Addrs) {
 			continue
 		}
-		if slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool {
-			return !slices.ContainsFunc(r.Addrs, func(a netip.Addr) bool { return a.String() == in.IP })
-		}) {
+		released := false
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			if in.IP != "" && !slices.ContainsFunc(r.Addrs, func(a netip.Addr) bool { return a.String() == in.IP }) {
+				pending[in.IP], released = r.Namespace+"/"+r.Name, true
+			}
+		}
+		if released {
 			releases = append(releases, r)
 		} else {
 			grants = append(grants, r)
 		}
 	}
 	var errs []error
-	for _, batch := range [][]Result{releases, grants} {
-		for _, r := range batch {
-			if err := t.write(ctx, byKey[r.Namespace+"/"+r.Name], r); err != nil {
-				errs = append(errs, err)
-			}
+	for _, r := range append(releases, grants...) {
+		s := byKey[r.Namespace+"/"+r.Name]
+		if a, holder, ok := heldBack(r, s, pending); ok {
+			errs = append(errs, fmt.Errorf("service %s/%s: %s waits for its release from service %s", r.Namespace, r.Name, a, holder))
+			continue
 		}
-		if len(errs) > 0 {
-			break // no grant while a release is not written
+		if err := t.write(ctx, s, r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for ip, holder := range pending {
+			if holder == r.Namespace+"/"+r.Name {
+				delete(pending, ip)
+			}
 		}
 	}
 	for _, sap := range pools {
@@ -314,6 +329,18 @@ func (t *term) podPools() ([]PodPool, error) {
 		add("NodePool "+np.Name, np.Spec.CIDR6, np.Spec.CIDR4)
 	}
 	return out, nil
+}
+
+// heldBack is an address r gives s anew that another Service's status
+// still holds (pending), and that Service.
+func heldBack(r Result, s *corev1.Service, pending map[string]string) (netip.Addr, string, bool) {
+	for _, a := range r.Addrs {
+		holder, ok := pending[a.String()]
+		if ok && holder != r.Namespace+"/"+r.Name && !slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool { return in.IP == a.String() }) {
+			return a, holder, true
+		}
+	}
+	return netip.Addr{}, "", false
 }
 
 // sameIngress says whether the status already lists exactly addrs, each

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,40 @@ func TestNoGrantWhileReleaseFails(t *testing.T) {
 		if w != "was" {
 			t.Fatalf("status writes %v: %s written while the release failed", writes(), w)
 		}
+	}
+}
+
+// A release that cannot be written holds back only the grant of its own
+// address: a Service waiting for an address of another pool gets it.
+func TestFailedReleaseHoldsBackOnlyItsAddress(t *testing.T) {
+	cs, dc := world(t)
+	later := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "later", UID: "u-later", CreationTimestamp: metav1.NewTime(epoch.Add(2 * time.Minute))},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{v4}},
+	}
+	if _, err := cs.CoreV1().Services("a").Create(context.Background(), later, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := sap("two", 1, "198.51.100.1/32")
+	p.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.ServiceAddressPoolKind}
+	u, err := toUnstructured(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dc.Resource(v1alpha1.ServiceAddressPoolGVR).Create(context.Background(), u, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	writes := statusWrites(cs, "was")
+	run(t, cs, dc)
+	waitUntil(t, "later's grant", func() bool { return slices.Contains(writes(), "later") })
+	if w := writes(); slices.Contains(w, "next") {
+		t.Errorf("status writes %v: next got 192.0.2.7 while its release from was failed", w)
+	}
+	s, err := cs.CoreV1().Services("a").Get(context.Background(), "later", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := s.Status.LoadBalancer.Ingress; len(in) != 1 || in[0].IP != "198.51.100.1" {
+		t.Errorf("later's ingress %+v, want 198.51.100.1", in)
 	}
 }
