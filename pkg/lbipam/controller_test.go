@@ -177,3 +177,46 @@ func TestFailedReleaseHoldsBackOnlyItsAddress(t *testing.T) {
 		t.Errorf("later's ingress %+v, want 198.51.100.1", in)
 	}
 }
+
+// A Warning that stays true is recorded once, not on every resync.
+func TestWarningOncePerCondition(t *testing.T) {
+	cs, dc := world(t)
+	// A third Service the one-address pool cannot serve.
+	late := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "late", UID: "u-late", CreationTimestamp: metav1.NewTime(epoch.Add(2 * time.Minute))},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{v4}},
+	}
+	if _, err := cs.CoreV1().Services("a").Create(context.Background(), late, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	warnings := 0
+	// The recorder sends a repeat as a patch of the first Event's count.
+	cs.PrependReactor("*", "events", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch a := a.(type) {
+		case k8stesting.CreateAction:
+			if e, ok := a.GetObject().(*corev1.Event); ok && e.Reason == ReasonPoolExhausted {
+				warnings++
+			}
+		case k8stesting.PatchAction:
+			warnings++
+		}
+		return false, nil, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := New(Options{Kube: cs, Dynamic: dc, Log: slog.New(slog.DiscardHandler), Resync: 20 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitUntil(t, "the exhausted Warning", func() bool { mu.Lock(); defer mu.Unlock(); return warnings > 0 })
+	time.Sleep(500 * time.Millisecond) // some 25 resyncs
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if warnings != 1 {
+		t.Errorf("%d %s Events over 25 resyncs of the same condition, want 1", warnings, ReasonPoolExhausted)
+	}
+}
