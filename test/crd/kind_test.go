@@ -7,21 +7,42 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/fritzlab/flock/api/v1alpha1"
 )
 
-// kind is one of flock's CRDs as the table tests create it: a valid spec,
-// the object around a spec, and a client for the resource.
+// kind is one of flock's cluster-scoped CRDs as the table tests create
+// it: its kind, its resource and a valid spec.
 type kind struct {
-	spec   func() map[string]any
-	obj    func(name string, s map[string]any) *unstructured.Unstructured
-	client func(*testing.T) dynamic.ResourceInterface
+	kind string
+	gvr  schema.GroupVersionResource
+	spec func() map[string]any
 }
 
 var (
-	nodePoolKind = kind{spec: poolSpec, obj: poolObj, client: pools}
-	sapKind      = kind{spec: sapSpec, obj: sapObj, client: saps}
+	nodePoolKind = kind{kind: v1alpha1.NodePoolKind, gvr: v1alpha1.NodePoolGVR, spec: poolSpec}
+	sapKind      = kind{kind: v1alpha1.ServiceAddressPoolKind, gvr: v1alpha1.ServiceAddressPoolGVR, spec: sapSpec}
 )
+
+// obj is the object name of spec s.
+func (k kind) obj(name string, s map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": k.kind,
+		"metadata": map[string]any{"name": name}, "spec": s,
+	}}
+}
+
+// client is the resource's client on the package's control plane.
+func (k kind) client(t *testing.T) dynamic.ResourceInterface {
+	t.Helper()
+	c, err := dynamic.NewForConfig(controlPlane(t).RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Resource(k.gvr)
+}
 
 // dryRun creates (without storing) the object of the valid spec changed
 // by change; it returns the spec sent and what the API server answered.

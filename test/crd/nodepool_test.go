@@ -8,9 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
@@ -29,22 +27,6 @@ func poolSpec() map[string]any {
 		}},
 		"anycast": map[string]any{"allowedCIDRs": []any{"2001:db8:ffff::/48"}},
 	}
-}
-
-func poolObj(name string, s map[string]any) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": v1alpha1.NodePoolKind,
-		"metadata": map[string]any{"name": name}, "spec": s,
-	}}
-}
-
-func pools(t *testing.T) dynamic.ResourceInterface {
-	t.Helper()
-	c, err := dynamic.NewForConfig(controlPlane(t).RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Resource(v1alpha1.NodePoolGVR)
 }
 
 // A valid NodePool is stored with the block sizes defaulted (/64, /24),
@@ -108,7 +90,7 @@ func TestNodePoolExample(t *testing.T) {
 		t.Fatalf("%d objects, want 2 NodePools", len(objs))
 	}
 	for _, o := range objs {
-		if _, err := pools(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		if _, err := nodePoolKind.client(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 			t.Errorf("%s: %v", o.GetName(), err)
 		}
 	}

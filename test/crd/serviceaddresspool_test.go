@@ -8,9 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
@@ -25,22 +23,6 @@ func sapSpec() map[string]any {
 		"communities":       []any{"65000:100", "0:65535"},
 		"largeCommunities":  []any{"4294967295:0:1"},
 	}
-}
-
-func sapObj(name string, s map[string]any) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": v1alpha1.ServiceAddressPoolKind,
-		"metadata": map[string]any{"name": name}, "spec": s,
-	}}
-}
-
-func saps(t *testing.T) dynamic.ResourceInterface {
-	t.Helper()
-	c, err := dynamic.NewForConfig(controlPlane(t).RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Resource(v1alpha1.ServiceAddressPoolGVR)
 }
 
 // A valid ServiceAddressPool is stored with autoAssign defaulted to true,
@@ -111,7 +93,7 @@ func TestServiceAddressPoolExample(t *testing.T) {
 	}
 	var ps []*v1alpha1.ServiceAddressPool
 	for i, o := range objs {
-		got, err := saps(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		got, err := sapKind.client(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			t.Fatalf("%s: %v", o.GetName(), err)
 		}
