@@ -171,7 +171,7 @@ func (t *term) pass(ctx context.Context) error {
 	// the Service holding them: no grant of one is written before its
 	// release is (a leader dying between the writes never leaves an
 	// address in two statuses), while grants of other addresses go ahead.
-	pending := map[string]string{}
+	pending := map[netip.Addr]string{}
 	var releases, grants []Result
 	for _, r := range plan.Services {
 		s := byKey[r.Namespace+"/"+r.Name]
@@ -180,8 +180,12 @@ func (t *term) pass(ctx context.Context) error {
 		}
 		released := false
 		for _, in := range s.Status.LoadBalancer.Ingress {
-			if in.IP != "" && !slices.ContainsFunc(r.Addrs, func(a netip.Addr) bool { return a.String() == in.IP }) {
-				pending[in.IP], released = r.Namespace+"/"+r.Name, true
+			a, ok := ingressAddr(in)
+			if in.IP != "" && (!ok || !slices.Contains(r.Addrs, a)) {
+				released = true
+			}
+			if ok && !slices.Contains(r.Addrs, a) {
+				pending[a] = r.Namespace + "/" + r.Name
 			}
 		}
 		if released {
@@ -201,9 +205,9 @@ func (t *term) pass(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		for ip, holder := range pending {
+		for a, holder := range pending {
 			if holder == r.Namespace+"/"+r.Name {
-				delete(pending, ip)
+				delete(pending, a)
 			}
 		}
 	}
@@ -248,12 +252,12 @@ func (t *term) write(ctx context.Context, s *corev1.Service, r Result) error {
 	t.services.GetStore().Update(got)
 	var added, removed []string
 	for i, a := range r.Addrs {
-		if !slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool { return in.IP == a.String() }) {
+		if !statusHolds(s, a) {
 			added = append(added, fmt.Sprintf("%s (pool %s)", a, r.Pools[i]))
 		}
 	}
 	for _, in := range s.Status.LoadBalancer.Ingress {
-		if !slices.ContainsFunc(r.Addrs, func(a netip.Addr) bool { return a.String() == in.IP }) && in.IP != "" {
+		if a, ok := ingressAddr(in); in.IP != "" && (!ok || !slices.Contains(r.Addrs, a)) {
 			removed = append(removed, in.IP)
 		}
 	}
@@ -333,14 +337,32 @@ func (t *term) podPools() ([]PodPool, error) {
 
 // heldBack is an address r gives s anew that another Service's status
 // still holds (pending), and that Service.
-func heldBack(r Result, s *corev1.Service, pending map[string]string) (netip.Addr, string, bool) {
+func heldBack(r Result, s *corev1.Service, pending map[netip.Addr]string) (netip.Addr, string, bool) {
 	for _, a := range r.Addrs {
-		holder, ok := pending[a.String()]
-		if ok && holder != r.Namespace+"/"+r.Name && !slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool { return in.IP == a.String() }) {
+		holder, ok := pending[a]
+		if ok && holder != r.Namespace+"/"+r.Name && !statusHolds(s, a) {
 			return a, holder, true
 		}
 	}
 	return netip.Addr{}, "", false
+}
+
+// ingressAddr is an ingress entry's address as FromService reads it: any
+// spelling of it (2001:DB8::7, an IPv4-mapped IPv6 one) is the same.
+func ingressAddr(in corev1.LoadBalancerIngress) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(in.IP)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// statusHolds says whether s's status lists a.
+func statusHolds(s *corev1.Service, a netip.Addr) bool {
+	return slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool {
+		b, ok := ingressAddr(in)
+		return ok && b == a
+	})
 }
 
 // sameIngress says whether the status already lists exactly addrs, each

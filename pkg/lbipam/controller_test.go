@@ -25,18 +25,25 @@ import (
 // (now ClusterIP) still holding it, and a LoadBalancer Service waiting.
 func world(t *testing.T) (*fake.Clientset, *dynamicfake.FakeDynamicClient) {
 	t.Helper()
+	return worldOf(t, v4, "192.0.2.7", "192.0.2.7/32")
+}
+
+// worldOf is world with a pool of family fam holding cidr, and ip in the
+// former LoadBalancer's status.
+func worldOf(t *testing.T, fam corev1.IPFamily, ip, cidr string) (*fake.Clientset, *dynamicfake.FakeDynamicClient) {
+	t.Helper()
 	vip := corev1.LoadBalancerIPModeVIP
 	was := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "was", UID: "u-was", CreationTimestamp: metav1.NewTime(epoch)},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, IPFamilies: []corev1.IPFamily{v4}},
-		Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.7", IPMode: &vip}}}},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, IPFamilies: []corev1.IPFamily{fam}},
+		Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: ip, IPMode: &vip}}}},
 	}
 	next := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "next", UID: "u-next", CreationTimestamp: metav1.NewTime(epoch.Add(time.Minute))},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{v4}},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{fam}},
 	}
 	cs := fake.NewClientset(was, next, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
-	p := sap("one", 0, "192.0.2.7/32")
+	p := sap("one", 0, cidr)
 	p.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.ServiceAddressPoolKind}
 	u, err := toUnstructured(p)
 	if err != nil {
@@ -218,5 +225,20 @@ func TestWarningOncePerCondition(t *testing.T) {
 	defer mu.Unlock()
 	if warnings != 1 {
 		t.Errorf("%d %s Events over 25 resyncs of the same condition, want 1", warnings, ReasonPoolExhausted)
+	}
+}
+
+// An address in a status in another spelling (2001:DB8::7, as a restored
+// backup or another tool may write it) is the same address: its grant
+// waits for its release all the same.
+func TestNoGrantWhileReleaseFailsOtherSpelling(t *testing.T) {
+	cs, dc := worldOf(t, v6, "2001:DB8::7", "2001:db8::7/128")
+	writes := statusWrites(cs, "was")
+	run(t, cs, dc)
+	waitUntil(t, "two attempts at the release", func() bool { return len(writes()) >= 2 })
+	for _, w := range writes() {
+		if w != "was" {
+			t.Fatalf("status writes %v: %s written while the release failed", writes(), w)
+		}
 	}
 }
