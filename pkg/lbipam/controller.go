@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -89,6 +90,7 @@ func (c *Controller) Assigned() []Usage {
 type term struct {
 	*Controller
 	services, namespaces, pools, configs, nodePools cache.SharedIndexInformer
+	serviceCIDRs                                    cache.SharedIndexInformer // nil: the API serves none
 	rec                                             record.EventRecorder
 	warned                                          map[Event]bool // Events recorded and still true
 }
@@ -109,12 +111,19 @@ func (c *Controller) Run(ctx context.Context) error {
 	t.pools = df.ForResource(v1alpha1.ServiceAddressPoolGVR).Informer()
 	t.configs = df.ForResource(v1alpha1.NodeConfigGVR).Informer()
 	t.nodePools = df.ForResource(v1alpha1.NodePoolGVR).Informer()
+	watched := []cache.SharedIndexInformer{t.services, t.namespaces, t.pools, t.configs, t.nodePools}
+	if err := canListServiceCIDRs(ctx, c.o.Kube); err == nil {
+		t.serviceCIDRs = kf.Networking().V1().ServiceCIDRs().Informer()
+		watched = append(watched, t.serviceCIDRs)
+	} else {
+		c.log.Warn("pools are not checked against the cluster's Service ranges: cannot list networking.k8s.io/v1 servicecidrs", "err", err)
+	}
 	var stop func()
 	t.rec, stop = leaderterm.Recorder(ctx, c.o.Kube)
 	defer stop()
 	return leaderterm.Run(ctx, leaderterm.Options{
 		Name:      "lbipam",
-		Informers: []cache.SharedIndexInformer{t.services, t.namespaces, t.pools, t.configs, t.nodePools},
+		Informers: watched,
 		Factories: []leaderterm.Factory{kf, df},
 		Changed:   changed,
 		Resync:    c.o.Resync,
@@ -134,6 +143,8 @@ func changed(old, cur any) bool {
 			!equality.Semantic.DeepEqual(o.Annotations, n.Annotations) || !equality.Semantic.DeepEqual(o.Status, n.Status)
 	case *corev1.Namespace:
 		return !equality.Semantic.DeepEqual(o.Labels, cur.(*corev1.Namespace).Labels)
+	case *networkingv1.ServiceCIDR:
+		return !slices.Equal(o.Spec.CIDRs, cur.(*networkingv1.ServiceCIDR).Spec.CIDRs)
 	case *unstructured.Unstructured:
 		n := cur.(*unstructured.Unstructured)
 		return o.GetGeneration() != n.GetGeneration()
@@ -165,7 +176,7 @@ func (t *term) pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	plan := Compute(Input{Pools: pools, PodPools: pods, Services: svcs, Namespaces: nsLabels, Now: time.Now()})
+	plan := Compute(Input{Pools: pools, PodPools: pods, ServiceCIDRs: t.serviceRanges(), Services: svcs, Namespaces: nsLabels, Now: time.Now()})
 
 	// pending are the addresses still in a status they must leave, by
 	// the Service holding them: no grant of one is written before its
@@ -363,6 +374,35 @@ func statusHolds(s *corev1.Service, a netip.Addr) bool {
 		b, ok := ingressAddr(in)
 		return ok && b == a
 	})
+}
+
+// canListServiceCIDRs says whether the controller may list ServiceCIDRs
+// (Kubernetes 1.33 and later, and an RBAC that grants it): an informer on
+// a resource the API server does not serve, or the RBAC of an older
+// release forbids, would never sync, and the controller never assign.
+func canListServiceCIDRs(ctx context.Context, kube kubernetes.Interface) error {
+	_, err := kube.NetworkingV1().ServiceCIDRs().List(ctx, metav1.ListOptions{Limit: 1})
+	return err
+}
+
+// serviceRanges are the ServiceCIDRs' ranges.
+func (t *term) serviceRanges() []ServiceCIDR {
+	if t.serviceCIDRs == nil {
+		return nil
+	}
+	var out []ServiceCIDR
+	for _, o := range t.serviceCIDRs.GetStore().List() {
+		sc, ok := o.(*networkingv1.ServiceCIDR)
+		if !ok {
+			continue
+		}
+		for _, c := range sc.Spec.CIDRs {
+			if p, err := netip.ParsePrefix(c); err == nil {
+				out = append(out, ServiceCIDR{Name: sc.Name, Prefix: p.Masked()})
+			}
+		}
+	}
+	return out
 }
 
 // sameIngress says whether the status already lists exactly addrs, each

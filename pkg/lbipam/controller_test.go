@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -240,5 +241,31 @@ func TestNoGrantWhileReleaseFailsOtherSpelling(t *testing.T) {
 		if w != "was" {
 			t.Fatalf("status writes %v: %s written while the release failed", writes(), w)
 		}
+	}
+}
+
+// The controller reads the cluster's ServiceCIDRs: a pool inside one hands
+// out nothing.
+func TestServiceCIDRWatched(t *testing.T) {
+	cs, dc := world(t)
+	sc := &networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"192.0.2.0/24"}}}
+	if _, err := cs.NetworkingV1().ServiceCIDRs().Create(context.Background(), sc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, cs, dc)
+	waitUntil(t, "pool one's ServiceCIDROverlap", func() bool {
+		u, err := dc.Resource(v1alpha1.ServiceAddressPoolGVR).Get(context.Background(), "one", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		return len(conds) == 1 && conds[0].(map[string]any)["reason"] == v1alpha1.ReasonServiceCIDROverlap
+	})
+	s, err := cs.CoreV1().Services("a").Get(context.Background(), "next", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := s.Status.LoadBalancer.Ingress; len(in) != 0 {
+		t.Errorf("next got %+v from a pool inside the Service range", in)
 	}
 }

@@ -29,6 +29,15 @@ type PodPool struct {
 	Prefix netip.Prefix
 }
 
+// ServiceCIDR is one range of a networking.k8s.io ServiceCIDR: the
+// cluster's ClusterIPs, which no agent announces (--service-cidrs), so a
+// ServiceAddressPool overlapping one hands out nothing.
+type ServiceCIDR struct {
+	// Name is the ServiceCIDR's ("kubernetes" for the API server's own).
+	Name   string
+	Prefix netip.Prefix
+}
+
 // pool is a ServiceAddressPool with its parsed ranges and what the plan
 // has taken from it.
 type pool struct {
@@ -104,8 +113,8 @@ func (p *pool) allows(s *Service, nsLabels map[string]string) bool {
 
 // parsePools orders the pools by age (then name), the precedence for
 // overlapping ranges and for auto-assignment, and checks each: a pool
-// overlapping an older one, or a pod pool, hands out nothing.
-func parsePools(saps []*v1alpha1.ServiceAddressPool, pods []PodPool) []*pool {
+// overlapping an older one, a pod pool or a Service range hands out nothing.
+func parsePools(saps []*v1alpha1.ServiceAddressPool, pods []PodPool, svcCIDRs []ServiceCIDR) []*pool {
 	saps = slices.Clone(saps)
 	slices.SortFunc(saps, func(a, b *v1alpha1.ServiceAddressPool) int { return leaderterm.CompareAge(a, b) })
 	var out []*pool
@@ -124,6 +133,13 @@ func parsePools(saps []*v1alpha1.ServiceAddressPool, pods []PodPool) []*pool {
 				if pp.Prefix.Overlaps(r) {
 					p.problem = &metav1.Condition{Reason: v1alpha1.ReasonNodePoolOverlap,
 						Message: fmt.Sprintf("%s overlaps the pod pool %s of %s: this pool hands out nothing", r, pp.Prefix, pp.Owner)}
+					break check
+				}
+			}
+			for _, sc := range svcCIDRs {
+				if sc.Prefix.Overlaps(r) {
+					p.problem = &metav1.Condition{Reason: v1alpha1.ReasonServiceCIDROverlap,
+						Message: fmt.Sprintf("%s overlaps the cluster's Service range, ServiceCIDR %s (%s): this pool hands out nothing", r, sc.Name, sc.Prefix)}
 					break check
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/internal/lab/controlplane/controlplanetest"
 	"github.com/fritzlab/flock/pkg/lbipam"
 )
@@ -157,5 +158,28 @@ func TestLeaderFailover(t *testing.T) {
 		if got := h.ingress(t, ns, name); got != w {
 			t.Errorf("%s: %q after the failover, had %q", name, got, w)
 		}
+	}
+}
+
+// A pool overlapping the cluster's Service range (the ServiceCIDR the API
+// server made from --service-cluster-ip-range) hands out nothing, and its
+// Ready condition says why.
+func TestPoolInServiceRange(t *testing.T) {
+	h := setup(t)
+	const ns = "lb-svcrange"
+	h.namespace(t, ns)
+	h.createPool(t, "svcrange", ns, controlplane.ServiceCIDR4)
+	h.StartReplica(t, "svcrange-a")
+	waitFor(t, 30*time.Second, "pool svcrange's Ready condition", func() (bool, string) {
+		c := meta.FindStatusCondition(h.pool(t, "svcrange").Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil {
+			return false, "none"
+		}
+		return c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonServiceCIDROverlap, c.Reason + ": " + c.Message
+	})
+	h.createService(t, ns, "in-range")
+	h.waitEvent(t, ns, "in-range", lbipam.ReasonNoPool)
+	if got := h.ingress(t, ns, "in-range"); got != "" {
+		t.Errorf("in-range got %q from a pool inside the Service range", got)
 	}
 }
