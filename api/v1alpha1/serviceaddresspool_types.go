@@ -33,6 +33,11 @@ const (
 	// ReasonNodePoolOverlap: a range overlaps a node's pod pool; the pool
 	// hands out nothing until fixed (False).
 	ReasonNodePoolOverlap = "NodePoolOverlap"
+	// ReasonServiceCIDROverlap: a range overlaps one of the cluster's
+	// Service ranges (a ServiceCIDR, --service-cluster-ip-range), where
+	// kube-proxy serves ClusterIPs and no agent announces an address; the
+	// pool hands out nothing until fixed (False).
+	ReasonServiceCIDROverlap = "ServiceCIDROverlap"
 )
 
 // ServiceAddressPool is a set of addresses flock-controller assigns to
@@ -140,7 +145,7 @@ type ServiceAddressPoolStatus struct {
 	// +optional
 	IPv4 *AddressUsage `json:"ipv4,omitempty"`
 	// Conditions: Ready (reasons Assignable, Exhausted, Overlap,
-	// NodePoolOverlap).
+	// NodePoolOverlap, ServiceCIDROverlap).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

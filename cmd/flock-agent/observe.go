@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
@@ -72,37 +70,19 @@ func birdReachable(c *bird.Client) func(context.Context) error {
 // ends, and with withPprof Go's profiles under /debug/pprof/; an empty addr
 // serves nothing.
 func serveMetrics(ctx context.Context, log *slog.Logger, addr string, withPprof bool, o *observer) error {
-	if addr == "" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--metrics-addr %q: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+metrics.PathMetrics, o.m.Handler())
 	health.Handle(mux, func(context.Context) error { return o.loops.Live() }, o.ready)
-	paths := metrics.PathMetrics + " " + health.PathLive + " " + health.PathReady
+	paths := []string{metrics.PathMetrics, health.PathLive, health.PathReady}
 	if withPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-		paths += " /debug/pprof/"
+		paths = append(paths, "/debug/pprof/")
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics listener stopped", "addr", addr, "err", err)
-		}
-	}()
-	log.Info("metrics serving", "addr", ln.Addr().String(), "paths", paths)
-	return nil
+	return metrics.Serve(ctx, log, addr, mux, paths...)
 }
 
 // meteredHandler counts and times every CNI call.

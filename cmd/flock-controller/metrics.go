@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -39,26 +35,11 @@ func (a assignedCollector) Collect(ch chan<- prometheus.Metric) {
 // serves nothing.
 func serveMetrics(ctx context.Context, log *slog.Logger, addr string, lb *lbipam.Controller) error {
 	if addr == "" {
-		return nil
+		return nil // no registry either
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), assignedCollector{lb})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--metrics-addr %q: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+metrics.PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics listener stopped", "addr", addr, "err", err)
-		}
-	}()
-	log.Info("metrics serving", "addr", ln.Addr().String(), "path", metrics.PathMetrics)
-	return nil
+	return metrics.Serve(ctx, log, addr, mux, metrics.PathMetrics)
 }

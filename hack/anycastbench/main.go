@@ -48,17 +48,17 @@ func run(ctx context.Context, l *lab.Lab, dir string) error {
 		return err
 	}
 	routed := func() bool { return benchlab.RouterHas(l, addr) }
-	if err := waitState(ctx, cs, true, routed, 90*time.Second, nil); err != nil {
+	if err := benchlab.WaitState(ctx, "pod default/svc", podReady(cs), true, routed, 90*time.Second, nil); err != nil {
 		return err
 	}
 	var withdraw, announce []time.Duration
 	for range 20 {
 		os.WriteFile(down, nil, 0o644)
-		if err := waitState(ctx, cs, false, routed, 30*time.Second, &withdraw); err != nil {
+		if err := benchlab.WaitState(ctx, "pod default/svc", podReady(cs), false, routed, 30*time.Second, &withdraw); err != nil {
 			return err
 		}
 		os.Remove(down)
-		if err := waitState(ctx, cs, true, routed, 30*time.Second, &announce); err != nil {
+		if err := benchlab.WaitState(ctx, "pod default/svc", podReady(cs), true, routed, 30*time.Second, &announce); err != nil {
 			return err
 		}
 	}
@@ -70,31 +70,15 @@ func run(ctx context.Context, l *lab.Lab, dir string) error {
 	return nil
 }
 
-// waitState waits until the pod's Ready condition in the API is ready, then
-// until the router agrees, and records the delay between the two.
-func waitState(ctx context.Context, cs kubernetes.Interface, ready bool, routed func() bool, timeout time.Duration, out *[]time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+// podReady reads the pod's Ready condition in the API.
+func podReady(cs kubernetes.Interface) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "svc", metav1.GetOptions{})
-		if err == nil && isReady(p) == ready {
-			break
+		if err != nil {
+			return false, err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pod never became ready=%v", ready)
-		}
-		time.Sleep(2 * time.Millisecond)
+		return isReady(p), nil
 	}
-	seen := time.Now()
-	for routed() != ready {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("router never agreed with ready=%v", ready)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if out != nil {
-		*out = append(*out, time.Since(seen))
-	}
-	return nil
 }
 
 func isReady(p *corev1.Pod) bool {

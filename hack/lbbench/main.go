@@ -72,7 +72,7 @@ func run(ctx context.Context, l *lab.Lab, _ string) error {
 		return err
 	}
 	routed := func() bool { return benchlab.RouterHas(l, addr.String()) }
-	if err := waitState(ctx, cs, true, routed, 120*time.Second, nil); err != nil {
+	if err := benchlab.WaitState(ctx, "the EndpointSlice of default/lbbench", sliceReadyIn(cs), true, routed, 120*time.Second, nil); err != nil {
 		return err
 	}
 	var withdraw, announce []time.Duration
@@ -80,13 +80,13 @@ func run(ctx context.Context, l *lab.Lab, _ string) error {
 		if err := setDown(ctx, l, true); err != nil {
 			return err
 		}
-		if err := waitState(ctx, cs, false, routed, 30*time.Second, &withdraw); err != nil {
+		if err := benchlab.WaitState(ctx, "the EndpointSlice of default/lbbench", sliceReadyIn(cs), false, routed, 30*time.Second, &withdraw); err != nil {
 			return err
 		}
 		if err := setDown(ctx, l, false); err != nil {
 			return err
 		}
-		if err := waitState(ctx, cs, true, routed, 30*time.Second, &announce); err != nil {
+		if err := benchlab.WaitState(ctx, "the EndpointSlice of default/lbbench", sliceReadyIn(cs), true, routed, 30*time.Second, &announce); err != nil {
 			return err
 		}
 	}
@@ -124,34 +124,18 @@ func waitIngress(ctx context.Context, cs kubernetes.Interface, timeout time.Dura
 	return netip.Addr{}, fmt.Errorf("the Service got no address in %s", timeout)
 }
 
-// waitState waits until the Service's EndpointSlice shows the backend
-// ready (or not), then until the router agrees, and records the delay
-// between the two.
-func waitState(ctx context.Context, cs kubernetes.Interface, ready bool, routed func() bool, timeout time.Duration, out *[]time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+// sliceReadyIn reads whether the Service's EndpointSlices show the backend
+// ready.
+func sliceReadyIn(cs kubernetes.Interface) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
 		slices, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{
 			LabelSelector: discoveryv1.LabelServiceName + "=lbbench",
 		})
-		if err == nil && sliceReady(slices.Items) == ready {
-			break
+		if err != nil {
+			return false, err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the EndpointSlice never showed ready=%v", ready)
-		}
-		time.Sleep(2 * time.Millisecond)
+		return sliceReady(slices.Items), nil
 	}
-	seen := time.Now()
-	for routed() != ready {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("router never agreed with ready=%v", ready)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if out != nil {
-		*out = append(*out, time.Since(seen))
-	}
-	return nil
 }
 
 func sliceReady(slices []discoveryv1.EndpointSlice) bool {

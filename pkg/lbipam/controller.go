@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -19,12 +20,11 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/leaderterm"
 )
 
 // DefaultResync is how often a pass runs without a change.
@@ -90,8 +90,8 @@ func (c *Controller) Assigned() []Usage {
 type term struct {
 	*Controller
 	services, namespaces, pools, configs, nodePools cache.SharedIndexInformer
+	serviceCIDRs                                    cache.SharedIndexInformer // nil: the API serves none
 	rec                                             record.EventRecorder
-	poke                                            chan struct{}
 	warned                                          map[Event]bool // Events recorded and still true
 }
 
@@ -103,7 +103,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.assigned = nil
 		c.mu.Unlock()
 	}()
-	t := &term{Controller: c, poke: make(chan struct{}, 1), warned: map[Event]bool{}}
+	t := &term{Controller: c, warned: map[Event]bool{}}
 	kf := informers.NewSharedInformerFactory(c.o.Kube, 0)
 	t.services = kf.Core().V1().Services().Informer()
 	t.namespaces = kf.Core().V1().Namespaces().Informer()
@@ -111,71 +111,25 @@ func (c *Controller) Run(ctx context.Context) error {
 	t.pools = df.ForResource(v1alpha1.ServiceAddressPoolGVR).Informer()
 	t.configs = df.ForResource(v1alpha1.NodeConfigGVR).Informer()
 	t.nodePools = df.ForResource(v1alpha1.NodePoolGVR).Informer()
-	all := []cache.SharedIndexInformer{t.services, t.namespaces, t.pools, t.configs, t.nodePools}
-	for _, inf := range all {
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { t.trigger() },
-			DeleteFunc: func(any) { t.trigger() },
-			UpdateFunc: func(old, cur any) {
-				if changed(old, cur) {
-					t.trigger()
-				}
-			},
-		}); err != nil {
-			return fmt.Errorf("lbipam: %w", err)
-		}
+	watched := []cache.SharedIndexInformer{t.services, t.namespaces, t.pools, t.configs, t.nodePools}
+	if err := canListServiceCIDRs(ctx, c.o.Kube); err == nil {
+		t.serviceCIDRs = kf.Networking().V1().ServiceCIDRs().Informer()
+		watched = append(watched, t.serviceCIDRs)
+	} else {
+		c.log.Warn("pools are not checked against the cluster's Service ranges: cannot list networking.k8s.io/v1 servicecidrs", "err", err)
 	}
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.o.Kube.CoreV1().Events("")})
-	defer b.Shutdown()
-	t.rec = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flock-controller"})
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	kf.Start(ctx.Done())
-	df.Start(ctx.Done())
-	defer kf.Shutdown()
-	defer df.Shutdown()
-	var synced []cache.InformerSynced
-	for _, inf := range all {
-		synced = append(synced, inf.HasSynced)
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("lbipam: caches did not sync")
-	}
-	c.log.Info("caches synced, assigning service addresses")
-	tick := time.NewTicker(c.o.Resync)
-	defer tick.Stop()
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	<-retry.C
-	t.trigger()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.poke:
-		case <-tick.C:
-		case <-retry.C:
-		}
-		if err := t.pass(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			c.log.Warn("service address pass failed, retrying", "err", err)
-			retry.Reset(time.Second)
-		}
-	}
-}
-
-func (t *term) trigger() {
-	select {
-	case t.poke <- struct{}{}:
-	default:
-	}
+	var stop func()
+	t.rec, stop = leaderterm.Recorder(ctx, c.o.Kube)
+	defer stop()
+	return leaderterm.Run(ctx, leaderterm.Options{
+		Name:      "lbipam",
+		Informers: watched,
+		Factories: []leaderterm.Factory{kf, df},
+		Changed:   changed,
+		Resync:    c.o.Resync,
+		Pass:      t.pass,
+		Log:       c.log,
+	})
 }
 
 // changed filters out updates the decision does not read: a Service's
@@ -189,6 +143,8 @@ func changed(old, cur any) bool {
 			!equality.Semantic.DeepEqual(o.Annotations, n.Annotations) || !equality.Semantic.DeepEqual(o.Status, n.Status)
 	case *corev1.Namespace:
 		return !equality.Semantic.DeepEqual(o.Labels, cur.(*corev1.Namespace).Labels)
+	case *networkingv1.ServiceCIDR:
+		return !slices.Equal(o.Spec.CIDRs, cur.(*networkingv1.ServiceCIDR).Spec.CIDRs)
 	case *unstructured.Unstructured:
 		n := cur.(*unstructured.Unstructured)
 		return o.GetGeneration() != n.GetGeneration()
@@ -212,7 +168,7 @@ func (t *term) pass(ctx context.Context) error {
 		ns := o.(*corev1.Namespace)
 		nsLabels[ns.Name] = ns.Labels
 	}
-	pools, err := fromStore[v1alpha1.ServiceAddressPool](t.pools.GetStore())
+	pools, err := leaderterm.FromStore[v1alpha1.ServiceAddressPool](t.pools.GetStore())
 	if err != nil {
 		return err
 	}
@@ -220,31 +176,50 @@ func (t *term) pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	plan := Compute(Input{Pools: pools, PodPools: pods, Services: svcs, Namespaces: nsLabels, Now: time.Now()})
+	plan := Compute(Input{Pools: pools, PodPools: pods, ServiceCIDRs: t.serviceRanges(), Services: svcs, Namespaces: nsLabels, Now: time.Now()})
 
+	// pending are the addresses still in a status they must leave, by
+	// the Service holding them: no grant of one is written before its
+	// release is (a leader dying between the writes never leaves an
+	// address in two statuses), while grants of other addresses go ahead.
+	pending := map[netip.Addr]string{}
 	var releases, grants []Result
 	for _, r := range plan.Services {
 		s := byKey[r.Namespace+"/"+r.Name]
 		if s == nil || sameIngress(s.Status.LoadBalancer.Ingress, r.Addrs) {
 			continue
 		}
-		if slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool {
-			return !slices.ContainsFunc(r.Addrs, func(a netip.Addr) bool { return a.String() == in.IP })
-		}) {
+		released := false
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			a, ok := ingressAddr(in)
+			if in.IP != "" && (!ok || !slices.Contains(r.Addrs, a)) {
+				released = true
+			}
+			if ok && !slices.Contains(r.Addrs, a) {
+				pending[a] = r.Namespace + "/" + r.Name
+			}
+		}
+		if released {
 			releases = append(releases, r)
 		} else {
 			grants = append(grants, r)
 		}
 	}
 	var errs []error
-	for _, batch := range [][]Result{releases, grants} {
-		for _, r := range batch {
-			if err := t.write(ctx, byKey[r.Namespace+"/"+r.Name], r); err != nil {
-				errs = append(errs, err)
-			}
+	for _, r := range append(releases, grants...) {
+		s := byKey[r.Namespace+"/"+r.Name]
+		if a, holder, ok := heldBack(r, s, pending); ok {
+			errs = append(errs, fmt.Errorf("service %s/%s: %s waits for its release from service %s", r.Namespace, r.Name, a, holder))
+			continue
 		}
-		if len(errs) > 0 {
-			break // no grant while a release is not written
+		if err := t.write(ctx, s, r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for a, holder := range pending {
+			if holder == r.Namespace+"/"+r.Name {
+				delete(pending, a)
+			}
 		}
 	}
 	for _, sap := range pools {
@@ -288,12 +263,12 @@ func (t *term) write(ctx context.Context, s *corev1.Service, r Result) error {
 	t.services.GetStore().Update(got)
 	var added, removed []string
 	for i, a := range r.Addrs {
-		if !slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool { return in.IP == a.String() }) {
+		if !statusHolds(s, a) {
 			added = append(added, fmt.Sprintf("%s (pool %s)", a, r.Pools[i]))
 		}
 	}
 	for _, in := range s.Status.LoadBalancer.Ingress {
-		if !slices.ContainsFunc(r.Addrs, func(a netip.Addr) bool { return a.String() == in.IP }) && in.IP != "" {
+		if a, ok := ingressAddr(in); in.IP != "" && (!ok || !slices.Contains(r.Addrs, a)) {
 			removed = append(removed, in.IP)
 		}
 	}
@@ -354,14 +329,14 @@ func (t *term) podPools() ([]PodPool, error) {
 			}
 		}
 	}
-	ncs, err := fromStore[v1alpha1.NodeConfig](t.configs.GetStore())
+	ncs, err := leaderterm.FromStore[v1alpha1.NodeConfig](t.configs.GetStore())
 	if err != nil {
 		return nil, err
 	}
 	for _, nc := range ncs {
 		add("NodeConfig "+nc.Name, nc.Spec.CIDR6, nc.Spec.CIDR4)
 	}
-	nps, err := fromStore[v1alpha1.NodePool](t.nodePools.GetStore())
+	nps, err := leaderterm.FromStore[v1alpha1.NodePool](t.nodePools.GetStore())
 	if err != nil {
 		return nil, err
 	}
@@ -369,6 +344,65 @@ func (t *term) podPools() ([]PodPool, error) {
 		add("NodePool "+np.Name, np.Spec.CIDR6, np.Spec.CIDR4)
 	}
 	return out, nil
+}
+
+// heldBack is an address r gives s anew that another Service's status
+// still holds (pending), and that Service.
+func heldBack(r Result, s *corev1.Service, pending map[netip.Addr]string) (netip.Addr, string, bool) {
+	for _, a := range r.Addrs {
+		holder, ok := pending[a]
+		if ok && holder != r.Namespace+"/"+r.Name && !statusHolds(s, a) {
+			return a, holder, true
+		}
+	}
+	return netip.Addr{}, "", false
+}
+
+// ingressAddr is an ingress entry's address as FromService reads it: any
+// spelling of it (2001:DB8::7, an IPv4-mapped IPv6 one) is the same.
+func ingressAddr(in corev1.LoadBalancerIngress) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(in.IP)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// statusHolds says whether s's status lists a.
+func statusHolds(s *corev1.Service, a netip.Addr) bool {
+	return slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool {
+		b, ok := ingressAddr(in)
+		return ok && b == a
+	})
+}
+
+// canListServiceCIDRs says whether the controller may list ServiceCIDRs
+// (Kubernetes 1.33 and later, and an RBAC that grants it): an informer on
+// a resource the API server does not serve, or the RBAC of an older
+// release forbids, would never sync, and the controller never assign.
+func canListServiceCIDRs(ctx context.Context, kube kubernetes.Interface) error {
+	_, err := kube.NetworkingV1().ServiceCIDRs().List(ctx, metav1.ListOptions{Limit: 1})
+	return err
+}
+
+// serviceRanges are the ServiceCIDRs' ranges.
+func (t *term) serviceRanges() []ServiceCIDR {
+	if t.serviceCIDRs == nil {
+		return nil
+	}
+	var out []ServiceCIDR
+	for _, o := range t.serviceCIDRs.GetStore().List() {
+		sc, ok := o.(*networkingv1.ServiceCIDR)
+		if !ok {
+			continue
+		}
+		for _, c := range sc.Spec.CIDRs {
+			if p, err := netip.ParsePrefix(c); err == nil {
+				out = append(out, ServiceCIDR{Name: sc.Name, Prefix: p.Masked()})
+			}
+		}
+	}
+	return out
 }
 
 // sameIngress says whether the status already lists exactly addrs, each
@@ -384,23 +418,6 @@ func sameIngress(in []corev1.LoadBalancerIngress, addrs []netip.Addr) bool {
 		}
 	}
 	return true
-}
-
-// fromStore converts every object of an informer's store.
-func fromStore[T any](s cache.Store) ([]*T, error) {
-	var out []*T
-	for _, o := range s.List() {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok {
-			continue
-		}
-		v := new(T)
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v); err != nil {
-			return nil, fmt.Errorf("convert %s %s: %w", u.GetKind(), u.GetName(), err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 func toUnstructured(sap *v1alpha1.ServiceAddressPool) (*unstructured.Unstructured, error) {

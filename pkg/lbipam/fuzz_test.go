@@ -80,7 +80,7 @@ func FuzzCompute(f *testing.F) {
 		}
 		p := Compute(Input{Pools: pools, Services: svcs, Now: epoch})
 		checkDistinct(t, p)
-		ps := parsePools(pools, nil)
+		ps := parsePools(pools, nil, nil)
 		for _, r := range p.Services {
 			s := svcs[slices.IndexFunc(svcs, func(s Service) bool { return s.Name == r.Name })]
 			for i, a := range r.Addrs {

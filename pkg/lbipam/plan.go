@@ -62,7 +62,9 @@ type Input struct {
 	Pools []*v1alpha1.ServiceAddressPool
 	// PodPools are the ranges pods take addresses from.
 	PodPools []PodPool
-	Services []Service
+	// ServiceCIDRs are the cluster's Service ranges.
+	ServiceCIDRs []ServiceCIDR
+	Services     []Service
 	// Namespaces are the namespaces' labels, by name (for the pools'
 	// namespaceSelector).
 	Namespaces map[string]map[string]string
@@ -115,7 +117,7 @@ type state struct {
 
 // Compute decides every Service's addresses and every pool's status.
 func Compute(in Input) *Plan {
-	ps := parsePools(in.Pools, in.PodPools)
+	ps := parsePools(in.Pools, in.PodPools, in.ServiceCIDRs)
 	byName := map[string]*pool{}
 	for _, p := range ps {
 		byName[p.name()] = p

@@ -445,3 +445,20 @@ func TestFromService(t *testing.T) {
 		t.Errorf("events %+v, want one %s naming spec.loadBalancerIP", p.Events, ReasonInvalidIPs)
 	}
 }
+
+// A pool overlapping the cluster's Service range (a ServiceCIDR) hands out
+// nothing: every agent refuses to announce an address inside it, and
+// kube-proxy owns it for ClusterIPs.
+func TestPoolInServiceRange(t *testing.T) {
+	pools := []*v1alpha1.ServiceAddressPool{sap("clusterips", 0, "10.96.0.0/24"), sap("ok", 1, "192.0.2.0/30")}
+	svcCIDRs := []ServiceCIDR{{Name: "kubernetes", Prefix: netip.MustParsePrefix("10.96.0.0/12")}}
+	p := Compute(Input{Pools: pools, ServiceCIDRs: svcCIDRs, Services: []Service{svc("a/a", 0)}, Now: epoch})
+	c := meta.FindStatusCondition(p.Pools["clusterips"].Conditions, v1alpha1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonServiceCIDROverlap ||
+		!strings.Contains(c.Message, "10.96.0.0/24") || !strings.Contains(c.Message, "ServiceCIDR kubernetes (10.96.0.0/12)") {
+		t.Errorf("condition %+v, want False %s naming the range and the ServiceCIDR", c, v1alpha1.ReasonServiceCIDROverlap)
+	}
+	if got := p.Services[0].Addrs; len(got) != 1 || got[0] != netip.MustParseAddr("192.0.2.0") {
+		t.Errorf("a/a got %v, want 192.0.2.0 of pool ok", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/leaderterm"
 )
 
 // MaxTotal is where AddressUsage.Total saturates (an IPv6 /64 holds 2^64).
@@ -25,6 +26,15 @@ const MaxTotal = int64(1) << 62
 type PodPool struct {
 	// Owner names it in messages: "NodeConfig node-1".
 	Owner  string
+	Prefix netip.Prefix
+}
+
+// ServiceCIDR is one range of a networking.k8s.io ServiceCIDR: the
+// cluster's ClusterIPs, which no agent announces (--service-cidrs), so a
+// ServiceAddressPool overlapping one hands out nothing.
+type ServiceCIDR struct {
+	// Name is the ServiceCIDR's ("kubernetes" for the API server's own).
+	Name   string
 	Prefix netip.Prefix
 }
 
@@ -103,15 +113,10 @@ func (p *pool) allows(s *Service, nsLabels map[string]string) bool {
 
 // parsePools orders the pools by age (then name), the precedence for
 // overlapping ranges and for auto-assignment, and checks each: a pool
-// overlapping an older one, or a pod pool, hands out nothing.
-func parsePools(saps []*v1alpha1.ServiceAddressPool, pods []PodPool) []*pool {
+// overlapping an older one, a pod pool or a Service range hands out nothing.
+func parsePools(saps []*v1alpha1.ServiceAddressPool, pods []PodPool, svcCIDRs []ServiceCIDR) []*pool {
 	saps = slices.Clone(saps)
-	slices.SortFunc(saps, func(a, b *v1alpha1.ServiceAddressPool) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Name, b.Name)
-	})
+	slices.SortFunc(saps, func(a, b *v1alpha1.ServiceAddressPool) int { return leaderterm.CompareAge(a, b) })
 	var out []*pool
 	var ranges []netip.Prefix // of the usable pools so far
 	var owners []string
@@ -128,6 +133,13 @@ func parsePools(saps []*v1alpha1.ServiceAddressPool, pods []PodPool) []*pool {
 				if pp.Prefix.Overlaps(r) {
 					p.problem = &metav1.Condition{Reason: v1alpha1.ReasonNodePoolOverlap,
 						Message: fmt.Sprintf("%s overlaps the pod pool %s of %s: this pool hands out nothing", r, pp.Prefix, pp.Owner)}
+					break check
+				}
+			}
+			for _, sc := range svcCIDRs {
+				if sc.Prefix.Overlaps(r) {
+					p.problem = &metav1.Condition{Reason: v1alpha1.ReasonServiceCIDROverlap,
+						Message: fmt.Sprintf("%s overlaps the cluster's Service range, ServiceCIDR %s (%s): this pool hands out nothing", r, sc.Name, sc.Prefix)}
 					break check
 				}
 			}

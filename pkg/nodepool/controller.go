@@ -18,12 +18,11 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/leaderterm"
 )
 
 // DefaultResync is how often a pass runs without a change.
@@ -78,79 +77,30 @@ type term struct {
 	*Controller
 	nodes, configs, pools cache.SharedIndexInformer
 	rec                   record.EventRecorder
-	poke                  chan struct{}
 	warned                map[Event]bool // Events recorded this term
 }
 
 // Run runs passes until ctx ends; it returns ctx's error, or why the
 // caches could not sync.
 func (c *Controller) Run(ctx context.Context) error {
-	t := &term{Controller: c, poke: make(chan struct{}, 1), warned: map[Event]bool{}}
+	t := &term{Controller: c, warned: map[Event]bool{}}
 	nf := informers.NewSharedInformerFactory(c.o.Kube, 0)
 	t.nodes = nf.Core().V1().Nodes().Informer()
 	df := dynamicinformer.NewDynamicSharedInformerFactory(c.o.Dynamic, 0)
 	t.configs = df.ForResource(v1alpha1.NodeConfigGVR).Informer()
 	t.pools = df.ForResource(v1alpha1.NodePoolGVR).Informer()
-	for _, inf := range []cache.SharedIndexInformer{t.nodes, t.configs, t.pools} {
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { t.trigger() },
-			DeleteFunc: func(any) { t.trigger() },
-			UpdateFunc: func(old, cur any) {
-				if specChanged(old, cur) {
-					t.trigger()
-				}
-			},
-		}); err != nil {
-			return fmt.Errorf("nodepool: %w", err)
-		}
-	}
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.o.Kube.CoreV1().Events("")})
-	defer b.Shutdown()
-	t.rec = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flock-controller"})
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	nf.Start(ctx.Done())
-	df.Start(ctx.Done())
-	defer nf.Shutdown()
-	defer df.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), t.nodes.HasSynced, t.configs.HasSynced, t.pools.HasSynced) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("nodepool: caches did not sync")
-	}
-	c.log.Info("caches synced, planning")
-	tick := time.NewTicker(c.o.Resync)
-	defer tick.Stop()
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	<-retry.C
-	t.trigger()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.poke:
-		case <-tick.C:
-		case <-retry.C:
-		}
-		if err := t.pass(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			c.log.Warn("pass failed, retrying", "err", err)
-			retry.Reset(time.Second)
-		}
-	}
-}
-
-func (t *term) trigger() {
-	select {
-	case t.poke <- struct{}{}:
-	default:
-	}
+	var stop func()
+	t.rec, stop = leaderterm.Recorder(ctx, c.o.Kube)
+	defer stop()
+	return leaderterm.Run(ctx, leaderterm.Options{
+		Name:      "nodepool",
+		Informers: []cache.SharedIndexInformer{t.nodes, t.configs, t.pools},
+		Factories: []leaderterm.Factory{nf, df},
+		Changed:   specChanged,
+		Resync:    c.o.Resync,
+		Pass:      t.pass,
+		Log:       c.log,
+	})
 }
 
 // specChanged filters out status-only updates (kubelet heartbeats, the
@@ -178,11 +128,11 @@ func (t *term) pass(ctx context.Context) error {
 		n := o.(*corev1.Node)
 		nodes = append(nodes, Node{Name: n.Name, UID: n.UID, Labels: n.Labels, PodCIDRs: n.Spec.PodCIDRs})
 	}
-	configs, err := fromStore[v1alpha1.NodeConfig](t.configs.GetStore())
+	configs, err := leaderterm.FromStore[v1alpha1.NodeConfig](t.configs.GetStore())
 	if err != nil {
 		return err
 	}
-	pools, err := fromStore[v1alpha1.NodePool](t.pools.GetStore())
+	pools, err := leaderterm.FromStore[v1alpha1.NodePool](t.pools.GetStore())
 	if err != nil {
 		return err
 	}
@@ -265,23 +215,6 @@ func (t *term) pass(ctx context.Context) error {
 		return fmt.Errorf("%d of the plan's writes failed, first: %w", len(errs), errs[0])
 	}
 	return nil
-}
-
-// fromStore converts every object of an informer's store.
-func fromStore[T any](s cache.Store) ([]*T, error) {
-	var out []*T
-	for _, o := range s.List() {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok {
-			continue
-		}
-		v := new(T)
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v); err != nil {
-			return nil, fmt.Errorf("convert %s %s: %w", u.GetKind(), u.GetName(), err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/carve"
+	"github.com/fritzlab/flock/pkg/leaderterm"
 )
 
 // Node is what the plan needs of a Node.
@@ -145,12 +146,7 @@ func Compute(pools []*v1alpha1.NodePool, nodes []Node, configs []*v1alpha1.NodeC
 // two pools select and for overlapping ranges, and checks each.
 func parsePools(pools []*v1alpha1.NodePool) []*pool {
 	pools = slices.Clone(pools)
-	slices.SortFunc(pools, func(a, b *v1alpha1.NodePool) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Name, b.Name)
-	})
+	slices.SortFunc(pools, func(a, b *v1alpha1.NodePool) int { return leaderterm.CompareAge(a, b) })
 	var out []*pool
 	var ranges []netip.Prefix // of the usable pools so far
 	var owners []string

@@ -3,15 +3,12 @@ package crd
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
@@ -32,26 +29,9 @@ func poolSpec() map[string]any {
 	}
 }
 
-func poolObj(name string, s map[string]any) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": v1alpha1.NodePoolKind,
-		"metadata": map[string]any{"name": name}, "spec": s,
-	}}
-}
-
-func pools(t *testing.T) dynamic.ResourceInterface {
-	t.Helper()
-	c, err := dynamic.NewForConfig(controlPlane(t).RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Resource(v1alpha1.NodePoolGVR)
-}
-
 // A valid NodePool is stored with the block sizes defaulted (/64, /24),
 // and the controller's own check accepts it.
 func TestValidNodePool(t *testing.T) {
-	ctx := context.Background()
 	for name, change := range map[string]func(map[string]any){
 		"full":          func(map[string]any) {},
 		"ipv6-only":     del("cidr4"),
@@ -62,12 +42,7 @@ func TestValidNodePool(t *testing.T) {
 		"widest-blocks": func(s map[string]any) { s["cidr4"] = "10.0.0.0/8"; s["blockSize4"] = int64(30) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := poolSpec()
-			change(s)
-			got, err := pools(t).Create(ctx, poolObj("valid-"+name, s), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			if err != nil {
-				t.Fatalf("API server rejected %v: %v", s, err)
-			}
+			got := nodePoolKind.valid(t, name, change)
 			var np v1alpha1.NodePool
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, &np); err != nil {
 				t.Fatal(err)
@@ -85,13 +60,7 @@ func TestValidNodePool(t *testing.T) {
 }
 
 func TestInvalidNodePool(t *testing.T) {
-	ctx := context.Background()
-	for _, tc := range []struct {
-		name   string
-		change func(map[string]any)
-		field  string
-		msg    string
-	}{
+	nodePoolKind.checkInvalid(t, []invalidCase{
 		{"nothing", func(s map[string]any) { delete(s, "cidr6"); delete(s, "cidr4") }, "spec", "at least one of spec.cidr6, spec.cidr4 and spec.ipv4FromPodCIDRs"},
 		{"cidr4-and-pod-cidrs", set("ipv4FromPodCIDRs", true), "spec", "exclude each other"},
 		{"cidr6-ipv4", set("cidr6", "10.0.0.0/8"), "spec.cidr6", "must be an IPv6 CIDR"},
@@ -104,19 +73,7 @@ func TestInvalidNodePool(t *testing.T) {
 		{"block6-121", set("blockSize6", int64(121)), "spec.blockSize6", "less than or equal to 120"},
 		{"router-id", set("bgp.routerID", "192.0.2.1"), "spec", "routerID is per node"},
 		{"peer-garbage", set("bgp.peers", peer("gateway", 65000)), "spec.bgp.peers[0].address", "default-gateway-ipv6"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := poolSpec()
-			tc.change(s)
-			_, err := pools(t).Create(ctx, poolObj("invalid-"+tc.name, s), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			if err == nil {
-				t.Fatalf("API server accepted %v", s)
-			}
-			if !strings.Contains(err.Error(), tc.field+":") || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("error %q\nwant one naming %s with %q", err, tc.field, tc.msg)
-			}
-		})
-	}
+	})
 }
 
 // examples/nodepool-racks.yaml is accepted as it is.
@@ -133,7 +90,7 @@ func TestNodePoolExample(t *testing.T) {
 		t.Fatalf("%d objects, want 2 NodePools", len(objs))
 	}
 	for _, o := range objs {
-		if _, err := pools(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		if _, err := nodePoolKind.client(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 			t.Errorf("%s: %v", o.GetName(), err)
 		}
 	}

@@ -3,15 +3,12 @@ package crd
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
@@ -28,26 +25,9 @@ func sapSpec() map[string]any {
 	}
 }
 
-func sapObj(name string, s map[string]any) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": v1alpha1.ServiceAddressPoolKind,
-		"metadata": map[string]any{"name": name}, "spec": s,
-	}}
-}
-
-func saps(t *testing.T) dynamic.ResourceInterface {
-	t.Helper()
-	c, err := dynamic.NewForConfig(controlPlane(t).RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Resource(v1alpha1.ServiceAddressPoolGVR)
-}
-
 // A valid ServiceAddressPool is stored with autoAssign defaulted to true,
 // and the controller's own check accepts it.
 func TestValidServiceAddressPool(t *testing.T) {
-	ctx := context.Background()
 	for name, change := range map[string]func(map[string]any){
 		"full":         func(map[string]any) {},
 		"ipv4-only":    set("cidrs", []any{"198.51.100.0/24"}),
@@ -60,12 +40,7 @@ func TestValidServiceAddressPool(t *testing.T) {
 		"minimal":      func(s map[string]any) { clear(s); s["cidrs"] = []any{"192.0.2.0/30"} },
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := sapSpec()
-			change(s)
-			got, err := saps(t).Create(ctx, sapObj("valid-"+name, s), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			if err != nil {
-				t.Fatalf("API server rejected %v: %v", s, err)
-			}
+			got := sapKind.valid(t, name, change)
 			var p v1alpha1.ServiceAddressPool
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, &p); err != nil {
 				t.Fatal(err)
@@ -83,13 +58,7 @@ func TestValidServiceAddressPool(t *testing.T) {
 }
 
 func TestInvalidServiceAddressPool(t *testing.T) {
-	ctx := context.Background()
-	for _, tc := range []struct {
-		name   string
-		change func(map[string]any)
-		field  string
-		msg    string
-	}{
+	sapKind.checkInvalid(t, []invalidCase{
 		{"no-cidrs", del("cidrs"), "spec.cidrs", "Required value"},
 		{"empty-cidrs", set("cidrs", []any{}), "spec.cidrs", "at least 1 items"},
 		{"too-many-cidrs", set("cidrs", strs(17, "10.%d.0.0/16")), "spec.cidrs", "must have at most 16 items"},
@@ -105,19 +74,7 @@ func TestInvalidServiceAddressPool(t *testing.T) {
 		{"community-form", set("communities", []any{"65000"}), "spec.communities[0]", "should match"},
 		{"large-community-range", set("largeCommunities", []any{"4294967296:0:0"}), "spec.largeCommunities[0]", "at most 4294967295"},
 		{"large-community-form", set("largeCommunities", []any{"1:2"}), "spec.largeCommunities[0]", "should match"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := sapSpec()
-			tc.change(s)
-			_, err := saps(t).Create(ctx, sapObj("invalid-"+tc.name, s), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			if err == nil {
-				t.Fatalf("API server accepted %v", s)
-			}
-			if !strings.Contains(err.Error(), tc.field+":") || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("error %q\nwant one naming %s with %q", err, tc.field, tc.msg)
-			}
-		})
-	}
+	})
 }
 
 // examples/serviceaddresspool.yaml is accepted as it is, and the
@@ -136,7 +93,7 @@ func TestServiceAddressPoolExample(t *testing.T) {
 	}
 	var ps []*v1alpha1.ServiceAddressPool
 	for i, o := range objs {
-		got, err := saps(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		got, err := sapKind.client(t).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			t.Fatalf("%s: %v", o.GetName(), err)
 		}

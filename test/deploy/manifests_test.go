@@ -56,6 +56,7 @@ var (
 		"/services:list", "/services:watch", "/services/status:update", "/namespaces:list", "/namespaces:watch",
 		"flock.fritzlab.net/serviceaddresspools:list", "flock.fritzlab.net/serviceaddresspools:watch",
 		"flock.fritzlab.net/serviceaddresspools/status:update",
+		"networking.k8s.io/servicecidrs:list", "networking.k8s.io/servicecidrs:watch",
 		"/events:create", "/events:patch",
 	}
 	controllerLeaseRules = []string{

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -379,26 +378,7 @@ func TestLoadBalancerAssignment(t *testing.T) {
 	for _, name := range []string{"first", "small-1", "small-2"} {
 		before[name], _ = e.ingress("default", name)
 	}
-	holder := func() string {
-		l, err := e.cs.CoordinationV1().Leases("kube-system").Get(ctx, "flock-controller", metav1.GetOptions{})
-		if err != nil || l.Spec.HolderIdentity == nil {
-			return ""
-		}
-		return *l.Spec.HolderIdentity
-	}
-	pids := e.lab.ControllerPids()
-	held := holder()
-	if pids[held] == 0 || len(pids) != 2 {
-		t.Fatalf("lease held by %q, replicas %v: want one of two running replicas", held, pids)
-	}
-	if err := syscall.Kill(pids[held], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	waitFor(t, 60*time.Second, "the other replica leads", func() (bool, string) {
-		h := holder()
-		return h != held && pids[h] != 0, h
-	})
+	killed := e.killLeader(t)
 	// The killed leader never released the Lease: the other replica
 	// waits out the lease duration, then takes it at a retry (late on a
 	// loaded machine: the bound is twice the lease).

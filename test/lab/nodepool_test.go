@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,25 +68,7 @@ func TestNodePool(t *testing.T) {
 	}
 
 	// Leader failover.
-	holder := func() string {
-		l, err := e.cs.CoordinationV1().Leases("kube-system").Get(ctx, "flock-controller", metav1.GetOptions{})
-		if err != nil || l.Spec.HolderIdentity == nil {
-			return ""
-		}
-		return *l.Spec.HolderIdentity
-	}
-	pids := e.lab.ControllerPids()
-	leader := holder()
-	if pids[leader] == 0 || len(pids) != 2 {
-		t.Fatalf("lease held by %q, replicas %v: want one of two running replicas", leader, pids)
-	}
-	if err := syscall.Kill(pids[leader], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 60*time.Second, "the other replica leads", func() (bool, string) {
-		h := holder()
-		return h != leader && pids[h] != 0, h
-	})
+	e.killLeader(t)
 	// A Node object without a lab node behind it: the new leader gives it
 	// the next blocks, and deletes its NodeConfig with it.
 	extra := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("np-extra-%d", time.Now().UnixNano()%1000)}}

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/internal/lab/controlplane"
+	"github.com/fritzlab/flock/internal/lab/controlplane/controlplanetest"
 	"github.com/fritzlab/flock/pkg/lbipam"
 )
 
@@ -25,7 +27,7 @@ func TestAssign(t *testing.T) {
 	h.namespace(t, ns)
 	h.createPool(t, "assign", ns, "2001:db8:77::/127", "198.51.100.0/30")
 	metrics := freePort(t)
-	h.startReplica(t, "assign-a", "--metrics-addr", metrics)
+	h.StartReplica(t, "assign-a", "--metrics-addr", metrics)
 
 	h.createService(t, ns, "one")
 	h.waitIngress(t, ns, "one", "198.51.100.0")
@@ -116,13 +118,13 @@ func TestLeaderFailover(t *testing.T) {
 	const ns = "lb-failover"
 	h.namespace(t, ns)
 	h.createPool(t, "failover", ns, "2001:db8:78::/120", "203.0.113.0/24")
-	replicas := map[string]*replica{
-		"failover-a": h.startReplica(t, "failover-a"),
-		"failover-b": h.startReplica(t, "failover-b"),
+	replicas := map[string]*controlplanetest.Replica{
+		"failover-a": h.StartReplica(t, "failover-a"),
+		"failover-b": h.StartReplica(t, "failover-b"),
 	}
 	var first string
 	waitFor(t, 30*time.Second, "a leader", func() (bool, string) {
-		first = h.leaseHolder() // an earlier test's replica until its lease expires
+		first = h.LeaseHolder() // an earlier test's replica until its lease expires
 		return replicas[first] != nil, first
 	})
 	want := map[string]string{}
@@ -137,17 +139,17 @@ func TestLeaderFailover(t *testing.T) {
 	for name, w := range want {
 		h.waitIngress(t, ns, name, w)
 	}
-	replicas[first].kill()
+	replicas[first].Kill()
 	killed := time.Now()
 	var second string
 	// The killed leader never released the Lease: the other replica waits
 	// out the lease duration, then takes it at a retry. On a loaded
 	// machine that retry comes late, so the bound is twice the lease.
-	took := waitFor(t, 2*leaseDuration, "another leader", func() (bool, string) {
-		second = h.leaseHolder()
+	took := waitFor(t, 2*controlplanetest.LeaseDuration, "another leader", func() (bool, string) {
+		second = h.LeaseHolder()
 		return second != first && replicas[second] != nil, second
 	})
-	t.Logf("%s took over %s after the leader was killed (lease %s)", second, took.Round(time.Millisecond), leaseDuration)
+	t.Logf("%s took over %s after the leader was killed (lease %s)", second, took.Round(time.Millisecond), controlplanetest.LeaseDuration)
 	h.createService(t, ns, "after", preferDual)
 	h.waitIngress(t, ns, "after", "203.0.113.6,2001:db8:78::6")
 	t.Logf("the new leader assigned a Service %s after the kill", time.Since(killed).Round(time.Millisecond))
@@ -156,5 +158,28 @@ func TestLeaderFailover(t *testing.T) {
 		if got := h.ingress(t, ns, name); got != w {
 			t.Errorf("%s: %q after the failover, had %q", name, got, w)
 		}
+	}
+}
+
+// A pool overlapping the cluster's Service range (the ServiceCIDR the API
+// server made from --service-cluster-ip-range) hands out nothing, and its
+// Ready condition says why.
+func TestPoolInServiceRange(t *testing.T) {
+	h := setup(t)
+	const ns = "lb-svcrange"
+	h.namespace(t, ns)
+	h.createPool(t, "svcrange", ns, controlplane.ServiceCIDR4)
+	h.StartReplica(t, "svcrange-a")
+	waitFor(t, 30*time.Second, "pool svcrange's Ready condition", func() (bool, string) {
+		c := meta.FindStatusCondition(h.pool(t, "svcrange").Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil {
+			return false, "none"
+		}
+		return c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonServiceCIDROverlap, c.Reason + ": " + c.Message
+	})
+	h.createService(t, ns, "in-range")
+	h.waitEvent(t, ns, "in-range", lbipam.ReasonNoPool)
+	if got := h.ingress(t, ns, "in-range"); got != "" {
+		t.Errorf("in-range got %q from a pool inside the Service range", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/internal/lab/controlplane/controlplanetest"
 )
 
 func spec(six, four string) v1alpha1.NodePoolSpec {
@@ -26,7 +27,7 @@ func spec(six, four string) v1alpha1.NodePoolSpec {
 func TestFiftyNodesAtOnce(t *testing.T) {
 	h := setup(t)
 	h.createPool(t, "fifty", spec("2001:db8:50::/48", "10.50.0.0/16"))
-	h.startReplica(t, "fifty-a")
+	h.StartReplica(t, "fifty-a")
 	all := names("fifty", 1, 50)
 	h.createNodes(t, "fifty", all)
 	took := waitFor(t, 60*time.Second, "50 NodeConfigs", func() (bool, string) {
@@ -66,7 +67,7 @@ func TestFiftyNodesAtOnce(t *testing.T) {
 func TestNodeDeletedBlockReused(t *testing.T) {
 	h := setup(t)
 	h.createPool(t, "reuse", spec("2001:db8:51::/48", "10.51.0.0/16"))
-	h.startReplica(t, "reuse-a")
+	h.StartReplica(t, "reuse-a")
 	h.createNodes(t, "reuse", names("reuse", 1, 4))
 	waitFor(t, 60*time.Second, "4 NodeConfigs", func() (bool, string) {
 		ncs := h.configs(t, "reuse")
@@ -104,13 +105,13 @@ func TestNodeDeletedBlockReused(t *testing.T) {
 func TestLeaderKilledNoDuplicate(t *testing.T) {
 	h := setup(t)
 	h.createPool(t, "failover", spec("2001:db8:52::/48", "10.52.0.0/16"))
-	replicas := map[string]*replica{
-		"failover-a": h.startReplica(t, "failover-a"),
-		"failover-b": h.startReplica(t, "failover-b"),
+	replicas := map[string]*controlplanetest.Replica{
+		"failover-a": h.StartReplica(t, "failover-a"),
+		"failover-b": h.StartReplica(t, "failover-b"),
 	}
 	var first string
 	waitFor(t, 30*time.Second, "a leader", func() (bool, string) {
-		first = h.leaseHolder() // an earlier test's replica until its lease expires
+		first = h.LeaseHolder() // an earlier test's replica until its lease expires
 		return replicas[first] != nil, first
 	})
 	done := make(chan struct{})
@@ -125,14 +126,14 @@ func TestLeaderKilledNoDuplicate(t *testing.T) {
 		ncs := h.configs(t, "failover")
 		return len(ncs) >= 10, keys(ncs)
 	})
-	replicas[first].kill()
+	replicas[first].Kill()
 	t.Logf("killed the leader %s with %d NodeConfigs made", first, len(h.configs(t, "failover")))
 	<-done
 	waitFor(t, 60*time.Second, "40 NodeConfigs", func() (bool, string) {
 		ncs := h.configs(t, "failover")
 		return len(ncs) == 40, fmt.Sprintf("%d: %s", len(ncs), keys(ncs))
 	})
-	if now := h.leaseHolder(); now == first || now == "" {
+	if now := h.LeaseHolder(); now == first || now == "" {
 		t.Errorf("lease held by %q after killing %s", now, first)
 	}
 	checkDistinct(t, h.configs(t, "failover"), "2001:db8:52::/48", "10.52.0.0/16")
@@ -143,7 +144,7 @@ func TestLeaderKilledNoDuplicate(t *testing.T) {
 func TestExhausted(t *testing.T) {
 	h := setup(t)
 	h.createPool(t, "tiny", spec("2001:db8:53::/63", "10.53.0.0/23"))
-	h.startReplica(t, "tiny-a")
+	h.StartReplica(t, "tiny-a")
 	h.createNodes(t, "tiny", names("tiny", 1, 3))
 	waitFor(t, 30*time.Second, "Ready=False Exhausted", func() (bool, string) {
 		c := meta.FindStatusCondition(h.pool(t, "tiny").Status.Conditions, v1alpha1.ConditionReady)

@@ -73,3 +73,38 @@ func Percentiles(d []time.Duration) (p50, p99 time.Duration) {
 
 // Ms formats d in milliseconds, to a tenth.
 func Ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
+
+// WaitState waits until the API shows the backend ready (or not), as
+// apiReady reads it (false on an error), then until the router agrees
+// (routed), and appends the delay between the two to out (when not nil):
+// what the benchmarks measure. what names the API's side in the error.
+func WaitState(ctx context.Context, what string, apiReady func(context.Context) (bool, error), ready bool, routed func() bool, timeout time.Duration, out *[]time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := apiReady(ctx)
+		if err == nil && got == ready {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s never showed ready=%v", what, ready)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	seen := time.Now()
+	for routed() != ready {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("router never agreed with ready=%v", ready)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if out != nil {
+		*out = append(*out, time.Since(seen))
+	}
+	return nil
+}
