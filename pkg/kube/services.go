@@ -239,7 +239,9 @@ func StripService(obj any) (any, error) {
 	if svc.Spec.LoadBalancerClass != nil {
 		r.Class = *svc.Spec.LoadBalancerClass
 	}
-	if r.LoadBalancer {
+	// Only a Service flock serves needs its addresses: another class's
+	// ingress list would sit in every agent unused.
+	if r.Ours() {
 		for _, in := range svc.Status.LoadBalancer.Ingress {
 			if a, err := netip.ParseAddr(in.IP); err == nil {
 				r.Ingress = append(r.Ingress, a)

@@ -47,6 +47,12 @@ func TestStripService(t *testing.T) {
 	if d := cmp.Diff(want, got, cmpAddrs); d != "" {
 		t.Errorf("StripService (-want +got):\n%s", d)
 	}
+	in.Spec.LoadBalancerClass = ptr.To("example.com/other")
+	got, _ = StripService(in)
+	if r := got.(*LBService); r.Service.Ingress != nil {
+		t.Errorf("a Service of another class keeps its ingress %v", r.Service.Ingress)
+	}
+	in.Spec.LoadBalancerClass = nil
 	in.Spec.Type = corev1.ServiceTypeClusterIP
 	got, _ = StripService(in)
 	if r := got.(*LBService); r.Service.LoadBalancer || r.Service.Ingress != nil {
