@@ -168,8 +168,9 @@ type cluster struct {
 	changes chan struct{}
 }
 
-func (c *cluster) HasSynced() bool          { return true }
-func (c *cluster) Changes() <-chan struct{} { return c.changes }
+func (c *cluster) HasSynced() bool              { return true }
+func (c *cluster) Changes() <-chan struct{}     { return c.changes }
+func (c *cluster) PeerChanges() <-chan struct{} { return c.changes }
 func (c *cluster) Input([]policy.Pod) *policy.Input {
 	return &policy.Input{Policies: c.in.Policies, Namespaces: c.in.Namespaces, Pods: slices.Clone(c.in.Pods)}
 }

@@ -37,6 +37,9 @@ type Cluster struct {
 	namespaces cache.SharedIndexInformer
 	pods       cache.SharedIndexInformer
 	changes    chan struct{}
+	// peerChanges is poked for pods elsewhere that a rule of the node's
+	// may reference: the controller batches those (netpol.MinPeerInterval).
+	peerChanges chan struct{}
 
 	node string
 	// relMu guards the policies that select a local pod, rebuilt from the
@@ -72,6 +75,7 @@ func NewCluster(client kubernetes.Interface) *Cluster {
 		policies:      networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
 		namespaces:    coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
 		changes:       make(chan struct{}, 1),
+		peerChanges:   make(chan struct{}, 1),
 		dirty:         true,
 		compiledDirty: true,
 	}
@@ -159,7 +163,7 @@ func (c *Cluster) podChanged(old, cur any) {
 		v, ok := c.view(obj)
 		if !ok || peerOfAny(active, v) {
 			c.podPokes.Add(1)
-			poke(c.changes)
+			poke(c.peerChanges)
 			return
 		}
 	}
@@ -254,6 +258,11 @@ func (c *Cluster) HasSynced() bool {
 // Changes is poked whenever a NetworkPolicy, a namespace's labels or a pod's
 // policy-relevant fields change.
 func (c *Cluster) Changes() <-chan struct{} { return c.changes }
+
+// PeerChanges is poked when a pod on another node that a rule of this
+// node's may reference changes (with SetNode; without it every pod change
+// pokes Changes).
+func (c *Cluster) PeerChanges() <-chan struct{} { return c.peerChanges }
 
 // Input returns the cluster as the translator's input for the node's
 // pods local (which the caller attached: namespace, name, UID, and the

@@ -99,17 +99,33 @@ func TestClusterSkipsIrrelevantPods(t *testing.T) {
 			clusterPod("x", "web-2", "u3", "node-2", map[string]string{"app": "batch"}), true},
 	} {
 		drain(c.Changes())
+		drain(c.PeerChanges())
 		_, skipsBefore := c.PodEvents()
 		var cur any
 		if tc.cur != nil {
 			cur = strip(tc.cur)
 		}
 		c.podChanged(strip(tc.old), cur)
-		poked := len(c.Changes()) == 1
+		// The node's own pods poke Changes, peers elsewhere PeerChanges
+		// (which the controller batches).
+		poked := len(c.Changes())+len(c.PeerChanges()) == 1
 		_, skips := c.PodEvents()
 		if poked != tc.poke || (skips > skipsBefore) == tc.poke {
 			t.Errorf("%s: poked %v (skips %d -> %d), want poke %v", tc.name, poked, skipsBefore, skips, tc.poke)
 		}
+	}
+	// The node's own pod pokes Changes (a sync at once), a peer elsewhere
+	// PeerChanges (batched).
+	drain(c.Changes())
+	drain(c.PeerChanges())
+	c.podChanged(strip(db), nil)
+	if len(c.Changes()) != 1 || len(c.PeerChanges()) != 0 {
+		t.Error("a local pod must poke Changes")
+	}
+	drain(c.Changes())
+	c.podChanged(strip(clusterPod("x", "web-3", "u5", "node-2", map[string]string{"app": "web"})), nil)
+	if len(c.Changes()) != 0 || len(c.PeerChanges()) != 1 {
+		t.Error("a peer elsewhere must poke PeerChanges")
 	}
 	// Without a node, every pod pokes (the behaviour before SetNode).
 	c.node = ""

@@ -40,8 +40,13 @@ import (
 type Cluster interface {
 	// HasSynced reports whether every cache has listed once.
 	HasSynced() bool
-	// Changes is poked when anything policy reads changes.
+	// Changes is poked when a policy, a namespace or a pod of this node
+	// changes: the controller syncs at once.
 	Changes() <-chan struct{}
+	// PeerChanges is poked when a pod elsewhere that a rule of this node
+	// may reference changes: the controller syncs at most once per
+	// MinPeerInterval for those.
+	PeerChanges() <-chan struct{}
 	// Input is what a translation for the node's pods local needs: every
 	// namespace, and the policies and pods the rules of local can depend
 	// on (it may leave out the rest of the cluster), pods without
@@ -71,6 +76,12 @@ const (
 	DefaultResync   = 30 * time.Second
 	DefaultRetry    = time.Second
 	DefaultMaxRetry = 30 * time.Second
+	// DefaultMinPeerInterval batches the churn of peer pods elsewhere in
+	// the cluster: a pod created on another node is allowed by this node's
+	// rules at most this long after the API has it (Calico's Felix and
+	// Cilium's identity propagation batch the same way), and a burst of
+	// 100 pods a second costs one nft transaction a second.
+	DefaultMinPeerInterval = time.Second
 )
 
 // ErrNotSynced is returned while the caches have not listed yet.
@@ -89,6 +100,9 @@ type Controller struct {
 	// everything translated again); Retry the first delay after a failed
 	// sync, doubled up to MaxRetry. Set them before Run.
 	Resync, Retry, MaxRetry time.Duration
+	// MinPeerInterval is the least time between the start of a sync and
+	// one for a peer change elsewhere (Cluster.PeerChanges).
+	MinPeerInterval time.Duration
 
 	poke chan struct{}
 	// mu serialises writes to the kernel: full syncs and pod adds.
@@ -135,8 +149,9 @@ func New(node string, cluster Cluster, locals Locals, rules Ruleset, log *slog.L
 	return &Controller{
 		node: node, cluster: cluster, locals: locals, rules: rules, log: log,
 		Resync: DefaultResync, Retry: DefaultRetry, MaxRetry: DefaultMaxRetry,
-		poke:  make(chan struct{}, 1),
-		known: map[string]policy.Pod{},
+		MinPeerInterval: DefaultMinPeerInterval,
+		poke:            make(chan struct{}, 1),
+		known:           map[string]policy.Pod{},
 	}
 }
 
@@ -162,7 +177,7 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 	wait.Stop()
 	// The first sync covers whatever poked before it.
-	for _, ch := range []<-chan struct{}{c.poke, c.cluster.Changes()} {
+	for _, ch := range []<-chan struct{}{c.poke, c.cluster.Changes(), c.cluster.PeerChanges()} {
 		select {
 		case <-ch:
 		default:
@@ -174,7 +189,16 @@ func (c *Controller) Run(ctx context.Context) {
 	var retryC <-chan time.Time
 	backoff := c.Retry
 	resync := false
+	// A peer change within MinPeerInterval of the last sync's start waits
+	// on batch for the rest of the interval.
+	var batch *time.Timer
+	var batchC <-chan time.Time
 	for {
+		last := time.Now()
+		if batch != nil {
+			batch.Stop()
+			batch, batchC = nil, nil
+		}
 		err := c.Sync(ctx)
 		if err == nil && resync {
 			if repaired, rerr := c.rules.Resync(ctx); rerr != nil {
@@ -192,14 +216,27 @@ func (c *Controller) Run(ctx context.Context) {
 		} else if err == nil {
 			backoff = c.Retry
 		}
+	wait:
 		select {
 		case <-ctx.Done():
 			if retry != nil {
 				retry.Stop()
 			}
+			if batch != nil {
+				batch.Stop()
+			}
 			return
 		case <-c.poke:
 		case <-c.cluster.Changes():
+		case <-c.cluster.PeerChanges():
+			if d := c.MinPeerInterval - time.Since(last); d > 0 {
+				if batch == nil {
+					batch = time.NewTimer(d)
+					batchC = batch.C
+				}
+				goto wait
+			}
+		case <-batchC:
 		case <-tick.C:
 			resync = true
 		case <-retryC:

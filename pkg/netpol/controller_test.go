@@ -234,6 +234,51 @@ func TestRun(t *testing.T) {
 	})
 }
 
+// TestRunBatchesPeerChanges: a burst of changes of peer pods elsewhere
+// costs one sync per MinPeerInterval, while a change of a policy or of
+// the node's own pods still syncs at once.
+func TestRunBatchesPeerChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cl := testCluster()
+		cl.synced.Store(true)
+		r := &fakeRules{}
+		c := New(node, cl, &fakeLocals{}, r, discard)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go c.Run(ctx)
+		expect := func(what string, want ...string) {
+			t.Helper()
+			synctest.Wait()
+			if calls, _ := r.take(); !slices.Equal(calls, want) {
+				t.Errorf("%s: calls %v, want %v", what, calls, want)
+			}
+		}
+		expect("first sync", "apply")
+		// 100 peer pods in 0.9 s: nothing before the interval is over.
+		for range 100 {
+			cl.peerChanged()
+			time.Sleep(9 * time.Millisecond)
+		}
+		expect("peer burst within the interval")
+		time.Sleep(100 * time.Millisecond) // t = 1 s
+		expect("the interval over: one sync for the burst", "apply")
+		// A peer change long after the last sync syncs at once.
+		time.Sleep(5 * time.Second)
+		cl.peerChanged()
+		expect("a lone peer change", "apply")
+		// A policy change right after still syncs at once, and a peer change
+		// right after that waits for the interval again.
+		cl.set(func(in *policy.Input) { in.Policies = in.Policies[:1] })
+		expect("policy change", "apply")
+		cl.peerChanged()
+		expect("peer change right after a sync")
+		time.Sleep(time.Second)
+		expect("the interval over", "apply")
+		cancel()
+		synctest.Wait()
+	})
+}
+
 // A pod added while a sync translates without the lock is not lost: the
 // sync sees the add and translates again, under the lock, with the pod.
 func TestSyncAfterConcurrentAdd(t *testing.T) {

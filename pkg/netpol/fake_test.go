@@ -21,18 +21,21 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // fakeCluster is an informer cache the test fills.
 type fakeCluster struct {
-	synced  atomic.Bool
-	changes chan struct{}
+	synced               atomic.Bool
+	changes, peerChanges chan struct{}
 
 	mu   sync.Mutex
 	in   policy.Input
 	gets int // Pod calls
 }
 
-func newFakeCluster() *fakeCluster { return &fakeCluster{changes: make(chan struct{}, 1)} }
+func newFakeCluster() *fakeCluster {
+	return &fakeCluster{changes: make(chan struct{}, 1), peerChanges: make(chan struct{}, 1)}
+}
 
-func (f *fakeCluster) HasSynced() bool          { return f.synced.Load() }
-func (f *fakeCluster) Changes() <-chan struct{} { return f.changes }
+func (f *fakeCluster) HasSynced() bool              { return f.synced.Load() }
+func (f *fakeCluster) Changes() <-chan struct{}     { return f.changes }
+func (f *fakeCluster) PeerChanges() <-chan struct{} { return f.peerChanges }
 
 func (f *fakeCluster) Input([]policy.Pod) *policy.Input {
 	f.mu.Lock()
@@ -62,6 +65,15 @@ func (f *fakeCluster) set(mut func(in *policy.Input)) {
 	f.mu.Unlock()
 	select {
 	case f.changes <- struct{}{}:
+	default:
+	}
+}
+
+// peerChanged pokes PeerChanges, as a pod elsewhere that the node's rules
+// reference does.
+func (f *fakeCluster) peerChanged() {
+	select {
+	case f.peerChanges <- struct{}{}:
 	default:
 	}
 }
