@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -116,55 +117,53 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 	return out, nil
 }
 
-// pools are every NodeConfig's pools, every NodePool's ranges and every
-// ServiceAddressPool's ranges.
+// pools are every NodeConfig's pools, every NodePool's ranges (the blocks
+// not handed out yet become other nodes' pools later) and every
+// ServiceAddressPool's ranges (a pod claiming one would take a LoadBalancer
+// Service's traffic). A cluster without the NodePool or the
+// ServiceAddressPool CRD has none of those.
 func (s anycastScope) pools(ctx context.Context) ([]annotations.Reserved, error) {
 	var out []annotations.Reserved
-	list, err := s.dyn.Resource(v1alpha1.NodeConfigGVR).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list NodeConfigs: %w", err)
-	}
-	for _, nc := range list.Items {
-		for _, f := range []string{"cidr6", "cidr4"} {
-			v, _, _ := unstructured.NestedString(nc.Object, "spec", f)
-			if p, err := netip.ParsePrefix(v); err == nil {
-				out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "node " + nc.GetName() + "'s pod pool"})
-			}
+	for _, r := range []struct {
+		gvr      schema.GroupVersionResource
+		kind     string
+		optional bool
+		fields   [][]string
+		owner    string // before the object's name: "node node-2's pod pool"
+		what     string
+	}{
+		{v1alpha1.NodeConfigGVR, v1alpha1.NodeConfigKind, false, [][]string{{"spec", "cidr6"}, {"spec", "cidr4"}}, "node ", "pod pool"},
+		{v1alpha1.NodePoolGVR, v1alpha1.NodePoolKind, true, [][]string{{"spec", "cidr6"}, {"spec", "cidr4"}}, "NodePool ", "range"},
+		{v1alpha1.ServiceAddressPoolGVR, v1alpha1.ServiceAddressPoolKind, true, [][]string{{"spec", "cidrs"}}, "ServiceAddressPool ", "range"},
+	} {
+		list, err := s.dyn.Resource(r.gvr).List(ctx, metav1.ListOptions{})
+		if r.optional && apierrors.IsNotFound(err) {
+			continue
 		}
-	}
-	// A NodePool's whole range: the blocks not handed out yet become other
-	// nodes' pools later. A cluster without the NodePool CRD has none.
-	pools, err := s.dyn.Resource(v1alpha1.NodePoolGVR).List(ctx, metav1.ListOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("list NodePools: %w", err)
-	}
-	if err == nil {
-		for _, np := range pools.Items {
-			for _, f := range []string{"cidr6", "cidr4"} {
-				v, _, _ := unstructured.NestedString(np.Object, "spec", f)
-				if p, err := netip.ParsePrefix(v); err == nil {
-					out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "NodePool " + np.GetName() + "'s range"})
-				}
-			}
+		if err != nil {
+			return nil, fmt.Errorf("list %ss: %w", r.kind, err)
 		}
-	}
-	// A ServiceAddressPool's ranges belong to LoadBalancer Services: a pod
-	// claiming one would take a Service's traffic.
-	saps, err := s.dyn.Resource(v1alpha1.ServiceAddressPoolGVR).List(ctx, metav1.ListOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("list ServiceAddressPools: %w", err)
-	}
-	if err == nil {
-		for _, sap := range saps.Items {
-			cidrs, _, _ := unstructured.NestedStringSlice(sap.Object, "spec", "cidrs")
-			for _, v := range cidrs {
-				if p, err := netip.ParsePrefix(v); err == nil {
-					out = append(out, annotations.Reserved{Prefix: p.Masked(), What: "ServiceAddressPool " + sap.GetName() + "'s range"})
+		for _, obj := range list.Items {
+			owner := r.owner + obj.GetName()
+			for _, f := range r.fields {
+				for _, v := range stringOrSlice(obj.Object, f) {
+					if p, err := netip.ParsePrefix(v); err == nil {
+						out = append(out, annotations.Reserved{Prefix: p.Masked(), What: owner + "'s " + r.what})
+					}
 				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// stringOrSlice is the string or the list of strings at path in obj.
+func stringOrSlice(obj map[string]any, path []string) []string {
+	if v, ok, _ := unstructured.NestedString(obj, path...); ok {
+		return []string{v}
+	}
+	v, _, _ := unstructured.NestedStringSlice(obj, path...)
+	return v
 }
 
 func (s anycastScope) NamespaceCIDRs(ctx context.Context, namespace string) ([]netip.Prefix, bool, error) {

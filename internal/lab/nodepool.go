@@ -9,7 +9,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
@@ -54,19 +53,6 @@ func NodePool() *unstructured.Unstructured {
 			},
 		},
 	}}
-}
-
-func applyNodePool(ctx context.Context, dc dynamic.Interface) error {
-	data, err := NodePool().MarshalJSON()
-	if err != nil {
-		return err
-	}
-	force := true
-	if _, err := dc.Resource(v1alpha1.NodePoolGVR).Patch(ctx, PoolName, types.ApplyPatchType, data,
-		metav1.PatchOptions{FieldManager: "flock-lab", Force: &force}); err != nil {
-		return fmt.Errorf("apply nodepool %s: %w", PoolName, err)
-	}
-	return nil
 }
 
 // startControllers runs the flock-controller replicas in the root

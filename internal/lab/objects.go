@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -170,16 +171,17 @@ func ownedNodeConfig(n topology.Node, node *corev1.Node) *unstructured.Unstructu
 	return u
 }
 
-func applyNodeConfig(ctx context.Context, dc dynamic.Interface, n Node, node *corev1.Node) error {
-	data, err := ownedNodeConfig(n.Node, node).MarshalJSON()
+// apply server-side applies obj as the lab (field manager flock-lab),
+// taking over fields someone else set.
+func apply(ctx context.Context, dc dynamic.Interface, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) error {
+	data, err := obj.MarshalJSON()
 	if err != nil {
-		return fmt.Errorf("nodeconfig %s: %w", n.Name, err)
+		return fmt.Errorf("%s %s: %w", obj.GetKind(), obj.GetName(), err)
 	}
 	force := true
-	_, err = dc.Resource(v1alpha1.NodeConfigGVR).Patch(ctx, n.Name, types.ApplyPatchType, data,
-		metav1.PatchOptions{FieldManager: "flock-lab", Force: &force})
-	if err != nil {
-		return fmt.Errorf("apply nodeconfig %s: %w", n.Name, err)
+	if _, err := dc.Resource(gvr).Patch(ctx, obj.GetName(), types.ApplyPatchType, data,
+		metav1.PatchOptions{FieldManager: "flock-lab", Force: &force}); err != nil {
+		return fmt.Errorf("apply %s %s: %w", obj.GetKind(), obj.GetName(), err)
 	}
 	return nil
 }

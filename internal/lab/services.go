@@ -1,14 +1,9 @@
 package lab
 
 import (
-	"context"
-	"fmt"
 	"net/netip"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 )
@@ -34,17 +29,4 @@ func ServiceAddressPool() *unstructured.Unstructured {
 			"cidrs": []any{LabServices6.String(), LabServices4.String()},
 		},
 	}}
-}
-
-func applyServiceAddressPool(ctx context.Context, dc dynamic.Interface) error {
-	data, err := ServiceAddressPool().MarshalJSON()
-	if err != nil {
-		return err
-	}
-	force := true
-	if _, err := dc.Resource(v1alpha1.ServiceAddressPoolGVR).Patch(ctx, ServicePoolName, types.ApplyPatchType, data,
-		metav1.PatchOptions{FieldManager: "flock-lab", Force: &force}); err != nil {
-		return fmt.Errorf("apply serviceaddresspool %s: %w", ServicePoolName, err)
-	}
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/apiproxy"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/internal/lab/topology"
@@ -128,12 +129,12 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	// Services their addresses from the ServiceAddressPool.
 	if !opts.ExplicitNodeConfigs {
 		l.logf("applying the NodePool %s", PoolName)
-		if err := applyNodePool(ctx, dc); err != nil {
+		if err := apply(ctx, dc, v1alpha1.NodePoolGVR, NodePool()); err != nil {
 			return nil, err
 		}
 	}
 	l.logf("starting %d flock-controller replicas and the ServiceAddressPool %s", controllerReplicas, ServicePoolName)
-	if err := applyServiceAddressPool(ctx, dc); err != nil {
+	if err := apply(ctx, dc, v1alpha1.ServiceAddressPoolGVR, ServiceAddressPool()); err != nil {
 		return nil, err
 	}
 	if err := l.startControllers(cp, ids); err != nil {
@@ -145,7 +146,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 			return nil, err
 		}
 		if opts.ExplicitNodeConfigs {
-			if err := applyNodeConfig(ctx, dc, n, node); err != nil {
+			if err := apply(ctx, dc, v1alpha1.NodeConfigGVR, ownedNodeConfig(n.Node, node)); err != nil {
 				return nil, err
 			}
 		}
