@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/fritzlab/flock/pkg/agent"
 	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 	"github.com/fritzlab/flock/pkg/source"
 )
 
@@ -37,7 +36,7 @@ type backend struct {
 // kubeParts are what the BGP controller uses of Kubernetes mode: the
 // client for Secrets and the source that writes the NodeConfig's status.
 type kubeParts struct {
-	client kubernetes.Interface
+	client apiclient.Interface
 	dyn    dynamic.Interface
 	src    *kube.Source
 	rec    *kube.Recorder
@@ -69,13 +68,9 @@ func kubeBackend(ctx context.Context, m mode, log *slog.Logger) (*backend, error
 		return nil, err
 	}
 	cfg.UserAgent = "flock-agent/" + m.NodeName
-	client, err := kubernetes.NewForConfig(cfg)
+	client, dyn, err := apiclient.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
+		return nil, err
 	}
 	rec := kube.NewRecorder(ctx, client, m.NodeName, log)
 	src := kube.NewSource(client, dyn, m.NodeName, log)

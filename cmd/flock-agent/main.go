@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -59,6 +60,13 @@ func main() {
 		netpolOn   = flag.Bool("netpol", true, "enforce NetworkPolicy with nftables (Kubernetes mode; file mode never does); false deletes flock's table (inet flock) at start, so that the policies an earlier run loaded stop filtering")
 	)
 	flag.Parse()
+	if !*pprofOn {
+		// Only --pprof serves heap profiles. Without it, Go's default
+		// sampling (one allocation in 512 KiB) keeps a bucket per
+		// allocation stack for the life of the process, which no one can
+		// read: 1.7 MiB of the agent's heap at 250 pods.
+		runtime.MemProfileRate = 0
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "flock-agent: --log-level %q: %v\n", *logLevel, err)

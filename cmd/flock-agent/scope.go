@@ -7,17 +7,18 @@ import (
 	"net/netip"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/annotations"
 	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 )
 
 // parseServiceCIDRs reads --service-cidrs: the cluster's Service ranges,
@@ -47,7 +48,7 @@ func parseServiceCIDRs(v string) ([]netip.Prefix, error) {
 // that keeps nothing else of a Node.
 type anycastScope struct {
 	services []netip.Prefix
-	client   kubernetes.Interface // nil in file mode
+	client   apiclient.Interface // nil in file mode
 	dyn      dynamic.Interface
 	nodes    nodeAddresses // nil in file mode
 }
@@ -171,8 +172,8 @@ func (s anycastScope) NamespaceCIDRs(ctx context.Context, namespace string) ([]n
 		return nil, false, nil
 	}
 	// A list by name: the agent may list and watch namespaces, not get them.
-	list, err := s.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", namespace).String()})
-	if err != nil {
+	list := &corev1.NamespaceList{}
+	if err := s.client.List(ctx, apiclient.Namespaces, "", metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", namespace).String()}, list); err != nil {
 		return nil, false, fmt.Errorf("read namespace: %w", err)
 	}
 	if len(list.Items) == 0 {

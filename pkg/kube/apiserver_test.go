@@ -21,6 +21,7 @@ import (
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/internal/lab/controlplane"
 	"github.com/fritzlab/flock/internal/lab/controlplane/controlplanetest"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -28,7 +29,8 @@ import (
 // RBAC installed, and clients as the admin and as the agent.
 type cluster struct {
 	cp                 *controlplane.ControlPlane
-	admin, agent       kubernetes.Interface
+	admin              kubernetes.Interface
+	agent              apiclient.Interface
 	adminDyn, agentDyn dynamic.Interface
 }
 
@@ -40,8 +42,10 @@ func startCluster(t *testing.T) *cluster {
 	agentCfg.BearerToken = token
 	c.admin = kubernetes.NewForConfigOrDie(cp.RESTConfig())
 	c.adminDyn = dynamic.NewForConfigOrDie(cp.RESTConfig())
-	c.agent = kubernetes.NewForConfigOrDie(agentCfg)
-	c.agentDyn = dynamic.NewForConfigOrDie(agentCfg)
+	var err error
+	if c.agent, c.agentDyn, err = apiclient.New(agentCfg); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -189,7 +193,7 @@ func TestAgainstAPIServer(t *testing.T) {
 			"flock.fritzlab.net/ipv4":    "false",
 			"example.com/unrelated":      "dropped",
 		})
-		eventually(t, "web in the cache", func() bool { _, err := src.pods.lister.Pods("demo").Get("web"); return err == nil })
+		eventually(t, "web in the cache", func() bool { pod, err := src.pods.cached("demo", "web"); return err == nil && pod != nil })
 		got, err := src.Pod(ctx, "demo", "web")
 		if err != nil {
 			t.Fatal(err)
@@ -204,7 +208,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		}
 		// Another node's pods never reach this node's cache, but a GET
 		// still finds one.
-		if _, err := src.pods.lister.Pods("demo").Get("elsewhere"); !apierrors.IsNotFound(err) {
+		if pod, err := src.pods.cached("demo", "elsewhere"); err != nil || pod != nil {
 			t.Errorf("node-2's pod in node-1's cache: %v", err)
 		}
 		if p, err := src.Pod(ctx, "demo", "elsewhere"); err != nil || p.UID != string(other.UID) {

@@ -9,9 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 )
 
 // The BGP controller's condition lands next to Accepted, once per change,
@@ -59,7 +59,7 @@ func TestBGPCondition(t *testing.T) {
 }
 
 func TestSecrets(t *testing.T) {
-	client := fake.NewClientset(&corev1.Secret{
+	client := apiclientfake.New(&corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "bgp", Labels: map[string]string{v1alpha1.LabelBGPPassword: "true"}},
 		Data:       map[string][]byte{"router": []byte("s3cret")},
 	}, &corev1.Secret{

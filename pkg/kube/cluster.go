@@ -15,11 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	networkinginformers "k8s.io/client-go/informers/networking/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 	"github.com/fritzlab/flock/pkg/policy"
 )
 
@@ -32,7 +30,7 @@ import (
 // skips changes of pods elsewhere that no policy selecting one of the
 // node's pods names as a peer (relevance.go).
 type Cluster struct {
-	client     kubernetes.Interface
+	client     apiclient.Interface
 	policies   cache.SharedIndexInformer
 	namespaces cache.SharedIndexInformer
 	pods       cache.SharedIndexInformer
@@ -69,17 +67,17 @@ func (c *Cluster) podNode(obj any) ([]string, error) {
 }
 
 // NewCluster builds the three informers; nothing runs until Run.
-func NewCluster(client kubernetes.Interface) *Cluster {
+func NewCluster(client apiclient.Interface) *Cluster {
 	c := &Cluster{
 		client:        client,
-		policies:      networkinginformers.NewNetworkPolicyInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
-		namespaces:    coreinformers.NewNamespaceInformer(client, 0, cache.Indexers{}),
+		policies:      cache.NewSharedIndexInformer(client.ListWatch(apiclient.NetworkPolicies, metav1.NamespaceAll, nil), &networkingv1.NetworkPolicy{}, 0, cache.Indexers{}),
+		namespaces:    cache.NewSharedIndexInformer(client.ListWatch(apiclient.Namespaces, "", nil), &corev1.Namespace{}, 0, cache.Indexers{}),
 		changes:       make(chan struct{}, 1),
 		peerChanges:   make(chan struct{}, 1),
 		dirty:         true,
 		compiledDirty: true,
 	}
-	c.pods = coreinformers.NewPodInformer(client, metav1.NamespaceAll, 0, cache.Indexers{nodeIndex: c.podNode})
+	c.pods = cache.NewSharedIndexInformer(client.ListWatch(apiclient.Pods, metav1.NamespaceAll, nil), &corev1.Pod{}, 0, cache.Indexers{nodeIndex: c.podNode})
 	// The errors are only for informers that already run.
 	_ = c.policies.SetTransform(StripNetworkPolicy)
 	_ = c.namespaces.SetTransform(StripNamespace)
@@ -349,8 +347,8 @@ func (c *Cluster) Pod(ctx context.Context, namespace, name, uid string) (*policy
 		return &pp, nil
 	}
 	// The cache converts with policyPod too: a fetched pod is the same.
-	full, err := c.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
+	full := &corev1.Pod{}
+	if err := c.client.Get(ctx, apiclient.Pods, namespace, name, full); err != nil {
 		return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
 	}
 	pp, _ := policyPod(full)

@@ -15,9 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 	"github.com/fritzlab/flock/pkg/policy"
 )
 
@@ -128,7 +128,7 @@ func TestPolicyPod(t *testing.T) {
 func TestCluster(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	client := fake.NewClientset(
+	client := apiclientfake.New(
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x", UID: "nsx", Labels: map[string]string{"team": "a"}}},
 		clusterPod("x", "a", "u1", "node-1", map[string]string{"pod": "a"}, "2001:db8::a"),
 		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "deny", UID: "np1"}},
@@ -237,7 +237,7 @@ func poked(ch <-chan struct{}, expect bool) bool {
 // lacks, or holds in an earlier incarnation, is fetched.
 func TestClusterPod(t *testing.T) {
 	ctx := context.Background()
-	client := fake.NewClientset(
+	client := apiclientfake.New(
 		clusterPod("x", "new", "u-api", "node-1", map[string]string{"pod": "new"}),
 		clusterPod("x", "again", "u-new", "node-1", map[string]string{"v": "2"}),
 	)

@@ -13,9 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 	"github.com/fritzlab/flock/pkg/policy"
 	"github.com/fritzlab/flock/pkg/policy/policytest"
 )
@@ -82,7 +82,7 @@ func TestInputForNode(t *testing.T) {
 			if seed%2 == 1 {
 				full.Policies = append(full.Policies, extra...)
 			}
-			c := NewCluster(fake.NewClientset(apiObjects(full)...))
+			c := NewCluster(apiclientfake.New(apiObjects(full)...))
 			c.SetNode(policytest.Node)
 			ctx := t.Context()
 			go c.Run(ctx)

@@ -10,7 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
+
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 )
 
 // The Node condition the agent keeps.
@@ -35,9 +36,9 @@ const maxConditionMessage = 1024
 // first so lastTransitionTime moves only when the status really changes;
 // a strategic merge patch on status.conditions (merged by type) leaves
 // every other condition alone.
-func SetNodeNetwork(ctx context.Context, client kubernetes.Interface, node string, notReady error, now time.Time) error {
-	n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-	if err != nil {
+func SetNodeNetwork(ctx context.Context, client apiclient.Interface, node string, notReady error, now time.Time) error {
+	n := &corev1.Node{}
+	if err := client.Get(ctx, apiclient.Nodes, "", node, n); err != nil {
 		return fmt.Errorf("get node %s: %w", node, err)
 	}
 	ts := metav1.NewTime(now).Rfc3339Copy()
@@ -64,7 +65,7 @@ func SetNodeNetwork(ctx context.Context, client kubernetes.Interface, node strin
 	if err != nil {
 		return err
 	}
-	if _, err := client.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+	if err := client.Patch(ctx, apiclient.Nodes, "", node, types.StrategicMergePatchType, patch, &corev1.Node{}, "status"); err != nil {
 		return fmt.Errorf("patch node %s condition %s: %w", node, corev1.NodeNetworkUnavailable, err)
 	}
 	return nil
@@ -80,7 +81,7 @@ const NodeCheckEvery = 5 * time.Second
 // asks every NodeCheckEvery, writes when the answer changes and re-asserts
 // it every `every` until ctx ends; failed writes are logged and retried at
 // the next check.
-func KeepNodeNetwork(ctx context.Context, client kubernetes.Interface, node string, ready func(context.Context) error, every time.Duration, log *slog.Logger) {
+func KeepNodeNetwork(ctx context.Context, client apiclient.Interface, node string, ready func(context.Context) error, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(min(NodeCheckEvery, every))
 	defer t.Stop()
 	var (

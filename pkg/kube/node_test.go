@@ -10,8 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 )
 
 func nodeWith(conds ...corev1.NodeCondition) *corev1.Node {
@@ -22,7 +23,7 @@ func TestSetNodeNetwork(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}
-	client := fake.NewClientset(nodeWith(ready,
+	client := apiclientfake.New(nodeWith(ready,
 		corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue, Reason: "NoRouteCreated"}))
 
 	check := func(at time.Time, transition time.Time) {
@@ -73,7 +74,7 @@ func TestSetNodeNetwork(t *testing.T) {
 func TestKeepNodeNetwork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		client := fake.NewClientset(nodeWith())
+		client := apiclientfake.New(nodeWith())
 		var notReady atomic.Pointer[error]
 		ready := func(context.Context) error {
 			if p := notReady.Load(); p != nil {

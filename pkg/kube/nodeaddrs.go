@@ -9,9 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 )
 
 // NodeAddresses serves every Node's IP addresses (InternalIP and
@@ -29,8 +29,8 @@ type NodeAddresses struct {
 
 // NewNodeAddresses builds the informer on every Node; nothing runs until
 // Run.
-func NewNodeAddresses(client kubernetes.Interface) *NodeAddresses {
-	inf := coreinformers.NewNodeInformer(client, 0, cache.Indexers{})
+func NewNodeAddresses(client apiclient.Interface) *NodeAddresses {
+	inf := cache.NewSharedIndexInformer(client.ListWatch(apiclient.Nodes, "", nil), &corev1.Node{}, 0, cache.Indexers{})
 	// The error is only for an informer that already runs.
 	_ = inf.SetTransform(StripNode)
 	return &NodeAddresses{inf: inf}

@@ -9,8 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 )
 
 func fullNode(name string, addrs ...corev1.NodeAddress) *corev1.Node {
@@ -59,7 +60,7 @@ func TestStripNode(t *testing.T) {
 // informer and follows changes; a hostname or an unparsable address is
 // left out.
 func TestNodeAddresses(t *testing.T) {
-	client := fake.NewClientset(
+	client := apiclientfake.New(
 		fullNode("node-1", corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "10.0.0.1"},
 			corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "2001:db8::1"}),
 		fullNode("node-2", corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "::ffff:203.0.113.2"},

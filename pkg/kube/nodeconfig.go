@@ -11,10 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -89,7 +89,7 @@ func NewNodeConfigs(client dynamic.Interface, node string, log *slog.Logger) *No
 	c := &NodeConfigs{
 		node:       node,
 		client:     client,
-		inf:        dynamicinformer.NewFilteredDynamicInformer(client, NodeConfigResource, "", 0, cache.Indexers{}, byName).Informer(),
+		inf:        apiclient.NewDynamicInformer(client, NodeConfigResource, byName, cache.Indexers{}),
 		pools:      newPoolsInformer(client),
 		log:        log,
 		changes:    make(chan struct{}, 1),

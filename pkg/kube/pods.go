@@ -9,12 +9,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fritzlab/flock/pkg/annotations"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -22,21 +20,29 @@ import (
 // lists only that node's pods and keeps only what flock uses of each.
 type Pods struct {
 	node   string
-	client kubernetes.Interface
+	client apiclient.Interface
 	inf    cache.SharedIndexInformer
-	lister corelisters.PodLister
 }
 
 // NewPods builds the informer for node's pods; nothing runs until Run.
-func NewPods(client kubernetes.Interface, node string) *Pods {
+func NewPods(client apiclient.Interface, node string) *Pods {
 	onNode := func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 	}
-	inf := coreinformers.NewFilteredPodInformer(client, metav1.NamespaceAll, 0,
-		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, onNode)
+	inf := cache.NewSharedIndexInformer(client.ListWatch(apiclient.Pods, metav1.NamespaceAll, onNode), &corev1.Pod{}, 0, cache.Indexers{})
 	// The error is only for an informer that already runs.
 	_ = inf.SetTransform(StripPod)
-	return &Pods{node: node, client: client, inf: inf, lister: corelisters.NewPodLister(inf.GetIndexer())}
+	return &Pods{node: node, client: client, inf: inf}
+}
+
+// cached is a pod from the cache, nil when the cache does not hold it.
+func (p *Pods) cached(namespace, name string) (*corev1.Pod, error) {
+	obj, ok, err := p.inf.GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	pod, _ := obj.(*corev1.Pod)
+	return pod, nil
 }
 
 // Run runs the informer until ctx ends.
@@ -50,14 +56,15 @@ func (p *Pods) HasSynced() bool { return p.inf.HasSynced() }
 // re-created under the same name can still be the old one there; both fall
 // back to a GET from the API server.
 func (p *Pods) Pod(ctx context.Context, namespace, name string) (*model.Pod, error) {
-	pod, err := p.lister.Pods(namespace).Get(name)
-	if err == nil && pod.DeletionTimestamp == nil {
-		return podFromObject(pod), nil
-	}
-	if err != nil && !apierrors.IsNotFound(err) {
+	pod, err := p.cached(namespace, name)
+	if err != nil {
 		return nil, fmt.Errorf("read pod %s/%s from cache: %w", namespace, name, err)
 	}
-	pod, err = p.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	if pod != nil && pod.DeletionTimestamp == nil {
+		return podFromObject(pod), nil
+	}
+	pod = &corev1.Pod{}
+	err = p.client.Get(ctx, apiclient.Pods, namespace, name, pod)
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, model.ErrPodNotFound)
 	}
@@ -124,8 +131,8 @@ func flockAnnotations(in map[string]string) map[string]string {
 // PodReady reports whether a pod of this node is Ready in the cache; a pod
 // the cache does not know, or one being deleted, is not.
 func (p *Pods) PodReady(namespace, name string) bool {
-	pod, err := p.lister.Pods(namespace).Get(name)
-	return err == nil && podReady(pod)
+	pod, err := p.cached(namespace, name)
+	return err == nil && pod != nil && podReady(pod)
 }
 
 // podReady reports whether a pod is Ready and not being deleted.

@@ -10,8 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -71,7 +71,7 @@ func pod(ns, name, uid string, ann map[string]string) *corev1.Pod {
 
 func TestPodLookup(t *testing.T) {
 	ctx := context.Background()
-	client := fake.NewClientset(
+	client := apiclientfake.New(
 		pod("demo", "api", "api-uid", map[string]string{"flock.fritzlab.net/ip-algo": "hash", "other": "x"}),
 		pod("demo", "again", "new-uid", nil),
 	)
@@ -122,14 +122,14 @@ func TestPodLookup(t *testing.T) {
 func TestPodsInformer(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	client := fake.NewClientset()
+	client := apiclientfake.New()
 	p := NewPods(client, "node-1")
 	go p.Run(ctx)
 	eventually(t, "sync", p.HasSynced)
 	if _, err := client.CoreV1().Pods("demo").Create(ctx, pod("demo", "web", "u1", map[string]string{"flock.fritzlab.net/ipv4": "false"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod in cache", func() bool { _, err := p.lister.Pods("demo").Get("web"); return err == nil })
+	eventually(t, "pod in cache", func() bool { pod, err := p.cached("demo", "web"); return err == nil && pod != nil })
 	client.ClearActions()
 	got, err := p.Pod(ctx, "demo", "web")
 	if err != nil || got.UID != "u1" || got.Annotations["flock.fritzlab.net/ipv4"] != "false" {

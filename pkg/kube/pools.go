@@ -8,10 +8,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -28,7 +28,7 @@ type NodeConfigEvents interface {
 // check, keeping of each only its name, age and pools: an agent holds a few
 // hundred bytes per node, not every node's BGP peers.
 func newPoolsInformer(client dynamic.Interface) cache.SharedIndexInformer {
-	inf := dynamicinformer.NewFilteredDynamicInformer(client, NodeConfigResource, "", 0, cache.Indexers{}, nil).Informer()
+	inf := apiclient.NewDynamicInformer(client, NodeConfigResource, nil, cache.Indexers{})
 	// The error is only for an informer that already runs.
 	_ = inf.SetTransform(slimPools)
 	return inf

@@ -3,21 +3,23 @@ package kube
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
 func TestRecorder(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	client := fake.NewClientset()
+	client := apiclientfake.New()
 	var logs bytes.Buffer
 	r := NewRecorder(ctx, client, "node-1", slog.New(slog.NewTextHandler(&logs, nil)))
 	defer r.Shutdown()
@@ -54,7 +56,7 @@ func TestRecorder(t *testing.T) {
 func TestRecorderNodeConfigEvent(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	client := fake.NewClientset()
+	client := apiclientfake.New()
 	r := NewRecorder(ctx, client, "node-1", slog.New(slog.DiscardHandler))
 	defer r.Shutdown()
 	r.NodeConfigEvent("uid-1", corev1.EventTypeNormal, "PoolDrained", "no pod holds an address in the former pool(s) 10.0.0.0/24 any more")
@@ -73,5 +75,41 @@ func TestRecorderNodeConfigEvent(t *testing.T) {
 	}
 	if ev.Type != corev1.EventTypeNormal || ev.Reason != "PoolDrained" {
 		t.Errorf("event = %s %s %q", ev.Type, ev.Reason, ev.Message)
+	}
+}
+
+// A warning repeated bumps the count of one Event; past EventBurst Events
+// on one object the rest are dropped until the budget refills.
+func TestRecorderAggregatesAndLimits(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	client := apiclientfake.New()
+	r := NewRecorder(ctx, client, "node-1", slog.New(slog.DiscardHandler))
+	defer r.Shutdown()
+	events := func() []corev1.Event {
+		l, err := client.CoreV1().Events("demo").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Items
+	}
+	pod := &model.Pod{Namespace: "demo", Name: "web", UID: "u1"}
+	for range 3 {
+		r.PodWarning(pod, "FlockAnnotation", "same")
+	}
+	eventually(t, "one event counted 3 times", func() bool {
+		l := events()
+		return len(l) == 1 && l[0].Count == 3
+	})
+
+	other := &model.Pod{Namespace: "demo", Name: "db", UID: "u2"}
+	for i := range EventBurst + 10 {
+		r.PodWarning(other, "FlockAnnotation", fmt.Sprintf("message %d", i))
+	}
+	r.PodWarning(pod, "FlockAnnotation", "web has its own budget")
+	eventually(t, "web's second event", func() bool { return len(events()) == 2+EventBurst })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(events()); n != 2+EventBurst {
+		t.Errorf("%d events, want %d: db's beyond its burst of %d must be dropped", n, 2+EventBurst, EventBurst)
 	}
 }

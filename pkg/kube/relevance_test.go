@@ -9,8 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 )
 
 func sel(kv ...string) *metav1.LabelSelector {
@@ -70,7 +71,7 @@ func TestPeerOfAny(t *testing.T) {
 // the node's pods and for peers of the policies selecting them, and skips
 // every other pod.
 func TestClusterSkipsIrrelevantPods(t *testing.T) {
-	c := NewCluster(fake.NewClientset()) // not running: the test fills the caches
+	c := NewCluster(apiclientfake.New()) // not running: the test fills the caches
 	c.SetNode("node-1")
 	add := func(inf cache.SharedIndexInformer, o any) {
 		t.Helper()

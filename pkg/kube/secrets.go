@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 )
 
 // Secrets reads keys of Secrets in one namespace, the agent's: the BGP
@@ -19,20 +19,20 @@ import (
 // informer would need list and watch on every Secret of the namespace, and
 // the agent reads a few keys every resync (15 s) at most.
 type Secrets struct {
-	client    kubernetes.Interface
+	client    apiclient.Interface
 	namespace string
 }
 
 // NewSecrets returns a reader of the Secrets in namespace.
-func NewSecrets(client kubernetes.Interface, namespace string) *Secrets {
+func NewSecrets(client apiclient.Interface, namespace string) *Secrets {
 	return &Secrets{client: client, namespace: namespace}
 }
 
 // Value returns the value of key in the Secret name. The error names the
 // Secret and the key, never the value.
 func (s *Secrets) Value(ctx context.Context, name, key string) (string, error) {
-	sec, err := s.client.CoreV1().Secrets(s.namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
+	sec := &corev1.Secret{}
+	if err := s.client.Get(ctx, apiclient.Secrets, s.namespace, name, sec); err != nil {
 		return "", fmt.Errorf("read secret %s/%s: %w", s.namespace, name, err)
 	}
 	if sec.Labels[v1alpha1.LabelBGPPassword] != "true" {

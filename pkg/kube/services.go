@@ -13,13 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 	"github.com/fritzlab/flock/pkg/lbannounce"
 )
 
@@ -53,17 +50,17 @@ func sliceService(obj any) ([]string, error) {
 }
 
 // NewServices builds the three informers for node; nothing runs until Run.
-func NewServices(client kubernetes.Interface, dyn dynamic.Interface, node string, log *slog.Logger) *Services {
+func NewServices(client apiclient.Interface, dyn dynamic.Interface, node string, log *slog.Logger) *Services {
 	withService := func(o *metav1.ListOptions) { o.LabelSelector = discoveryv1.LabelServiceName }
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &Services{
 		node:     node,
-		services: coreinformers.NewServiceInformer(client, metav1.NamespaceAll, 0, cache.Indexers{}),
-		slices: discoveryinformers.NewFilteredEndpointSliceInformer(client, metav1.NamespaceAll, 0,
-			cache.Indexers{serviceIndex: sliceService}, withService),
-		pools:   dynamicinformer.NewFilteredDynamicInformer(dyn, v1alpha1.ServiceAddressPoolGVR, "", 0, cache.Indexers{}, nil).Informer(),
+		services: cache.NewSharedIndexInformer(client.ListWatch(apiclient.Services, metav1.NamespaceAll, nil), &corev1.Service{}, 0, cache.Indexers{}),
+		slices: cache.NewSharedIndexInformer(client.ListWatch(apiclient.EndpointSlices, metav1.NamespaceAll, withService),
+			&discoveryv1.EndpointSlice{}, 0, cache.Indexers{serviceIndex: sliceService}),
+		pools:   apiclient.NewDynamicInformer(dyn, v1alpha1.ServiceAddressPoolGVR, nil, cache.Indexers{}),
 		changes: make(chan struct{}, 1),
 		log:     log,
 		logged:  map[string]string{},

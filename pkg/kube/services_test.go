@@ -14,10 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/kube/apiclient/apiclientfake"
 	"github.com/fritzlab/flock/pkg/lbannounce"
 	"github.com/fritzlab/flock/pkg/model"
 )
@@ -132,7 +132,7 @@ func TestServicesSnapshot(t *testing.T) {
 		return s
 	}
 	plain := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "plain"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP}}
-	client := fake.NewClientset(lb("web", "2001:db8:5::10"), plain,
+	client := apiclientfake.New(lb("web", "2001:db8:5::10"), plain,
 		es("web-a", "web", "node-1", "node-2"), es("web-b", "web", "node-1"), es("plain-a", "plain", "node-1"))
 	pool := func(name, created, cidr string) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{

@@ -6,10 +6,10 @@ import (
 	"log/slog"
 
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fritzlab/flock/api/v1alpha1"
+	"github.com/fritzlab/flock/pkg/kube/apiclient"
 	"github.com/fritzlab/flock/pkg/model"
 )
 
@@ -22,7 +22,7 @@ type Source struct {
 }
 
 // NewSource builds the informers for node; nothing runs until Run.
-func NewSource(client kubernetes.Interface, dyn dynamic.Interface, node string, log *slog.Logger) *Source {
+func NewSource(client apiclient.Interface, dyn dynamic.Interface, node string, log *slog.Logger) *Source {
 	return &Source{node: node, configs: NewNodeConfigs(dyn, node, log), pods: NewPods(client, node)}
 }
 
