@@ -17,13 +17,17 @@ var referencePlugins = []string{
 }
 
 // BuildBinaries builds flock, flock-agent, flockctl and the reference plugins into
-// dir, from the module that contains this package.
+// dir, from the module that contains this package, as deploy/Dockerfile
+// builds the image's: static (CGO_ENABLED=0), -trimpath, without symbol
+// tables. The benchmarks measure those binaries, so their memory is the
+// shipped agent's (a cgo build also maps the C library).
 func BuildBinaries(dir string) error {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	pkgs := append([]string{"./cmd/flock", "./cmd/flock-agent", "./cmd/flockctl"}, referencePlugins...)
-	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", dir + "/"}, pkgs...)...)
+	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags=-s -w", "-o", dir + "/"}, pkgs...)...)
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build %v: %w", pkgs, err)
