@@ -186,6 +186,19 @@ func metaOf(obj runtime.Object) (metav1.Object, error) {
 // not nil, edits the options of both.
 func DynamicListWatch(dyn dynamic.Interface, gvr schema.GroupVersionResource, namespace string, tweak func(*metav1.ListOptions)) cache.ListerWatcher {
 	res := dyn.Resource(gvr).Namespace(namespace)
+	return ListWatchFuncs(dyn, tweak,
+		func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, opts) },
+		res.Watch)
+}
+
+// ListWatchFuncs is an informer's list-watch of list and watch, tweak
+// (when not nil) editing the options of both; client tells the reflector
+// whether it may stream the initial list instead
+// (cache.ToListWatcherWithWatchListSemantics: fake clients cannot).
+func ListWatchFuncs(client any, tweak func(*metav1.ListOptions),
+	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error),
+) cache.ListerWatcher {
 	edit := func(o *metav1.ListOptions) {
 		if tweak != nil {
 			tweak(o)
@@ -194,13 +207,13 @@ func DynamicListWatch(dyn dynamic.Interface, gvr schema.GroupVersionResource, na
 	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			edit(&opts)
-			return res.List(ctx, opts)
+			return list(ctx, opts)
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			edit(&opts)
-			return res.Watch(ctx, opts)
+			return watchFn(ctx, opts)
 		},
-	}, dyn)
+	}, client)
 }
 
 // NewDynamicInformer is an informer of unstructured objects on

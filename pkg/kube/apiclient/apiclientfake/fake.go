@@ -33,21 +33,13 @@ var _ apiclient.Interface = Client{}
 func New(objects ...runtime.Object) Client { return Client{fake.NewClientset(objects...)} }
 
 func (c Client) ListWatch(r apiclient.Resource, namespace string, tweak func(*metav1.ListOptions)) cache.ListerWatcher {
-	edit := func(o *metav1.ListOptions) {
-		if tweak != nil {
-			tweak(o)
-		}
-	}
-	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			edit(&opts)
+	return apiclient.ListWatchFuncs(c.Clientset, tweak,
+		func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			return c.list(r, namespace, opts)
 		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			edit(&opts)
+		func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			return c.InvokesWatch(k8stesting.NewWatchActionWithOptions(r.GroupVersionResource, namespace, opts))
-		},
-	}, c.Clientset)
+		})
 }
 
 // list is the tracker's list, filtered by the label selector as the fake
