@@ -19,6 +19,7 @@ import (
 	"github.com/fritzlab/flock/pkg/annotations"
 	"github.com/fritzlab/flock/pkg/kube"
 	"github.com/fritzlab/flock/pkg/kube/apiclient"
+	"github.com/fritzlab/flock/pkg/model"
 )
 
 // parseServiceCIDRs reads --service-cidrs: the cluster's Service ranges,
@@ -43,14 +44,23 @@ func parseServiceCIDRs(v string) ([]netip.Prefix, error) {
 // every NodeConfig's pools, every NodePool's ranges, and every Node's
 // InternalIP and ExternalIP addresses and pod CIDRs; and, in Kubernetes
 // mode, the namespace's anycast-cidrs annotation. It asks the API only for
-// a pod that wants anycast addresses (a list of NodeConfigs, one of
-// NodePools and one namespace per ADD); the Nodes come from an informer
-// that keeps nothing else of a Node.
+// a pod that wants anycast addresses (a list of NodePools, one of
+// ServiceAddressPools and one namespace per ADD, each a few objects); the
+// NodeConfigs' pools and the Nodes come from informers that keep nothing
+// else of them (a list of 1000 NodeConfigs per ADD would cost the API
+// server and the agent megabytes).
 type anycastScope struct {
 	services []netip.Prefix
 	client   apiclient.Interface // nil in file mode
 	dyn      dynamic.Interface
-	nodes    nodeAddresses // nil in file mode
+	configs  nodeConfigPools // nil in file mode
+	nodes    nodeAddresses   // nil in file mode
+}
+
+// nodeConfigPools are every NodeConfig's pools (kube.Source).
+type nodeConfigPools interface {
+	HasSynced() bool
+	AllPools() []model.Pools
 }
 
 // nodeAddresses are every Node's addresses (kube.NodeAddresses).
@@ -66,7 +76,7 @@ func newAnycastScope(ctx context.Context, services []netip.Prefix, k *kubeParts)
 	if k != nil {
 		nodes := kube.NewNodeAddresses(k.client)
 		go nodes.Run(ctx)
-		s.client, s.dyn, s.nodes = k.client, k.dyn, nodes
+		s.client, s.dyn, s.configs, s.nodes = k.client, k.dyn, k.src, nodes
 	}
 	return s
 }
@@ -125,20 +135,30 @@ func (s anycastScope) Reserved(ctx context.Context) ([]annotations.Reserved, err
 // ServiceAddressPool CRD has none of those.
 func (s anycastScope) pools(ctx context.Context) ([]annotations.Reserved, error) {
 	var out []annotations.Reserved
+	if s.configs != nil {
+		// Fail closed, as for the Nodes.
+		if !s.configs.HasSynced() {
+			return nil, fmt.Errorf("the NodeConfigs' pools are not known yet (the NodeConfig informer has not synced)")
+		}
+		for _, p := range s.configs.AllPools() {
+			for _, pool := range []netip.Prefix{p.Pool6, p.Pool4} {
+				if pool.IsValid() {
+					out = append(out, annotations.Reserved{Prefix: pool.Masked(), What: "node " + p.Name + "'s pod pool"})
+				}
+			}
+		}
+	}
 	for _, r := range []struct {
-		gvr      schema.GroupVersionResource
-		kind     string
-		optional bool
-		fields   [][]string
-		owner    string // before the object's name: "node node-2's pod pool"
-		what     string
+		gvr    schema.GroupVersionResource
+		kind   string
+		fields [][]string
+		owner  string // before the object's name: "NodePool racks's range"
 	}{
-		{v1alpha1.NodeConfigGVR, v1alpha1.NodeConfigKind, false, [][]string{{"spec", "cidr6"}, {"spec", "cidr4"}}, "node ", "pod pool"},
-		{v1alpha1.NodePoolGVR, v1alpha1.NodePoolKind, true, [][]string{{"spec", "cidr6"}, {"spec", "cidr4"}}, "NodePool ", "range"},
-		{v1alpha1.ServiceAddressPoolGVR, v1alpha1.ServiceAddressPoolKind, true, [][]string{{"spec", "cidrs"}}, "ServiceAddressPool ", "range"},
+		{v1alpha1.NodePoolGVR, v1alpha1.NodePoolKind, [][]string{{"spec", "cidr6"}, {"spec", "cidr4"}}, "NodePool "},
+		{v1alpha1.ServiceAddressPoolGVR, v1alpha1.ServiceAddressPoolKind, [][]string{{"spec", "cidrs"}}, "ServiceAddressPool "},
 	} {
 		list, err := s.dyn.Resource(r.gvr).List(ctx, metav1.ListOptions{})
-		if r.optional && apierrors.IsNotFound(err) {
+		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
@@ -149,7 +169,7 @@ func (s anycastScope) pools(ctx context.Context) ([]annotations.Reserved, error)
 			for _, f := range r.fields {
 				for _, v := range stringOrSlice(obj.Object, f) {
 					if p, err := netip.ParsePrefix(v); err == nil {
-						out = append(out, annotations.Reserved{Prefix: p.Masked(), What: owner + "'s " + r.what})
+						out = append(out, annotations.Reserved{Prefix: p.Masked(), What: owner + "'s range"})
 					}
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -18,6 +19,7 @@ import (
 	"github.com/fritzlab/flock/api/v1alpha1"
 	"github.com/fritzlab/flock/pkg/annotations"
 	"github.com/fritzlab/flock/pkg/kube"
+	"github.com/fritzlab/flock/pkg/model"
 )
 
 type fakeNodes struct {
@@ -69,10 +71,10 @@ func TestAnycastScopeReservesNodeAddresses(t *testing.T) {
 	}
 }
 
-// Every NodeConfig's pools, every NodePool's and every
+// Every NodeConfig's pools (from the informer), every NodePool's and every
 // ServiceAddressPool's ranges are reserved; a cluster without the NodePool
 // CRD (the list is NotFound) reserves the rest, and any other failure to
-// list fails closed.
+// list, or a NodeConfig informer not synced yet, fails closed.
 func TestAnycastScopeReservesPools(t *testing.T) {
 	obj := func(kind, name string, spec map[string]any) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": kind,
@@ -82,20 +84,24 @@ func TestAnycastScopeReservesPools(t *testing.T) {
 		return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
 			v1alpha1.NodeConfigGVR: "NodeConfigList", v1alpha1.NodePoolGVR: "NodePoolList",
 			v1alpha1.ServiceAddressPoolGVR: "ServiceAddressPoolList"},
-			obj(v1alpha1.NodeConfigKind, "node-2", map[string]any{"cidr6": "2001:db8:42:2::/64", "cidr4": "10.42.2.0/24"}),
 			obj("NodePool", "racks", map[string]any{"cidr6": "2001:db8:42::/48", "cidr4": "10.42.0.0/16"}),
 			obj(v1alpha1.ServiceAddressPoolKind, "web", map[string]any{"cidrs": []any{"2001:db8:5::/112", "192.0.2.0/28"}}))
 	}
 	has := func(got []annotations.Reserved, p, what string) bool {
 		return slices.Contains(got, annotations.Reserved{Prefix: netip.MustParsePrefix(p), What: what})
 	}
-	s := anycastScope{dyn: newDyn()}
+	configs := fakeConfigs{synced: true, pools: []model.Pools{
+		model.PoolsFromSpec("node-2", time.Time{}, "2001:db8:42:2::/64", "10.42.2.0/24"),
+		model.PoolsFromSpec("node-3", time.Time{}, "2001:db8:42:3::/64", "not a prefix"),
+	}}
+	s := anycastScope{dyn: newDyn(), configs: configs}
 	got, err := s.Reserved(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range [][2]string{
 		{"2001:db8:42:2::/64", "node node-2's pod pool"}, {"10.42.2.0/24", "node node-2's pod pool"},
+		{"2001:db8:42:3::/64", "node node-3's pod pool"},
 		{"2001:db8:42::/48", "NodePool racks's range"}, {"10.42.0.0/16", "NodePool racks's range"},
 		{"2001:db8:5::/112", "ServiceAddressPool web's range"}, {"192.0.2.0/28", "ServiceAddressPool web's range"},
 	} {
@@ -108,14 +114,25 @@ func TestAnycastScopeReservesPools(t *testing.T) {
 	noCRD.PrependReactor("list", "nodepools", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewNotFound(v1alpha1.NodePoolGVR.GroupResource(), "")
 	})
-	if got, err := (anycastScope{dyn: noCRD}).Reserved(context.Background()); err != nil || !has(got, "10.42.2.0/24", "node node-2's pod pool") {
+	if got, err := (anycastScope{dyn: noCRD, configs: configs}).Reserved(context.Background()); err != nil || !has(got, "10.42.2.0/24", "node node-2's pod pool") {
 		t.Errorf("without the NodePool CRD: %+v, %v; want the NodeConfigs' pools", got, err)
 	}
 	broken := newDyn()
 	broken.PrependReactor("list", "nodepools", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(v1alpha1.NodePoolGVR.GroupResource(), "", errors.New("RBAC"))
 	})
-	if _, err := (anycastScope{dyn: broken}).Reserved(context.Background()); err == nil || !strings.Contains(err.Error(), "list NodePools") {
+	if _, err := (anycastScope{dyn: broken, configs: configs}).Reserved(context.Background()); err == nil || !strings.Contains(err.Error(), "list NodePools") {
 		t.Errorf("NodePools forbidden: %v, want an error", err)
 	}
+	if _, err := (anycastScope{dyn: newDyn(), configs: fakeConfigs{}}).Reserved(context.Background()); err == nil || !strings.Contains(err.Error(), "NodeConfig informer has not synced") {
+		t.Errorf("before the NodeConfig informer synced: %v, want an error", err)
+	}
 }
+
+type fakeConfigs struct {
+	synced bool
+	pools  []model.Pools
+}
+
+func (f fakeConfigs) HasSynced() bool         { return f.synced }
+func (f fakeConfigs) AllPools() []model.Pools { return f.pools }
