@@ -117,6 +117,13 @@ func New(cfg *rest.Config) (*Client, dynamic.Interface, error) {
 			gcfg.APIPath = "/api"
 		}
 		gcfg.NegotiatedSerializer = codecs.WithoutConversion()
+		if gcfg.ContentType == "" {
+			// Protobuf, as client-go's typed clients ask for built-in types
+			// (rest.Request.UseProtobufAsDefault): a third of JSON's bytes,
+			// and far fewer allocations to decode 30,000 pods.
+			gcfg.ContentType = runtime.ContentTypeProtobuf
+			gcfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+		}
 		rc, err := rest.RESTClientForConfigAndClient(gcfg, hc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("kubernetes client for %s: %w", gv, err)

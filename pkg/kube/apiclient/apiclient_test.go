@@ -2,6 +2,9 @@ package apiclient_test
 
 import (
 	"context"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +26,25 @@ import (
 // on its list-watch, against a real kube-apiserver.
 func TestAgainstAPIServer(t *testing.T) {
 	cp, _ := controlplanetest.StartWithAgent(t)
-	c, dyn, err := apiclient.New(cp.RESTConfig())
+	cfg := cp.RESTConfig()
+	var mu sync.Mutex
+	answered := map[string]string{} // path prefix -> the last response's content type
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err == nil {
+				prefix := "/apis/"
+				if strings.HasPrefix(req.URL.Path, "/api/") {
+					prefix = "/api/"
+				}
+				mu.Lock()
+				answered[prefix] = resp.Header.Get("Content-Type")
+				mu.Unlock()
+			}
+			return resp, err
+		})
+	})
+	c, dyn, err := apiclient.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +142,21 @@ func TestAgainstAPIServer(t *testing.T) {
 	if !cache.WaitForCacheSync(sctx.Done(), ncs.HasSynced) {
 		t.Fatal("the NodeConfig informer did not sync")
 	}
+	// Built-in types in protobuf, as client-go's typed clients ask;
+	// flock's own resources in JSON (the dynamic client).
+	mu.Lock()
+	defer mu.Unlock()
+	if got := answered["/api/"]; got != "application/vnd.kubernetes.protobuf" {
+		t.Errorf("core/v1 answered in %q, want protobuf", got)
+	}
+	if got := answered["/apis/"]; !strings.HasPrefix(got, "application/json") {
+		t.Errorf("the NodeConfig list answered in %q, want JSON", got)
+	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestFakeListFiltersLabels(t *testing.T) {
 	c := apiclientfake.New(
