@@ -136,7 +136,7 @@ func (r *Recorder) run(ctx context.Context) {
 			return
 		case p := <-r.queue:
 			if err := r.write(ctx, p); err != nil && ctx.Err() == nil {
-				r.log.Debug("write event", "object", p.ref.Kind+" "+p.ref.Namespace+"/"+p.ref.Name, "reason", p.reason, "err", err)
+				r.log.Warn("write event", "object", p.ref.Kind+" "+p.ref.Namespace+"/"+p.ref.Name, "reason", p.reason, "err", err)
 			}
 		}
 	}
