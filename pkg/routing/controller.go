@@ -247,8 +247,10 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 	}
 	c.mu.Lock()
 	anycast, anycastSet := c.anycast, c.anycastSet
+	// The cause stays set until a config with the services goes to the
+	// Reloader (timeServices), so a render that fails first and succeeds
+	// later is timed from the event, not lost.
 	services, servicesSet, cause := c.services, c.servicesSet, c.causeSet
-	c.causeSet = time.Time{}
 	c.mu.Unlock()
 	if c.o.AwaitAnycast && !anycastSet || c.o.AwaitServices && !servicesSet {
 		c.keep(nil) // SetAnycast and SetServices poke
@@ -257,6 +259,7 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 	n, err := c.o.Nodes.Node(ctx)
 	switch {
 	case errors.Is(err, model.ErrNoNodeConfig):
+		c.dropCause(cause) // the bootstrap config announces no Service
 		c.apply(bird.RenderBootstrap(), nil)
 		return
 	case err != nil:
@@ -266,6 +269,7 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 		c.keep(&Condition{Reason: v1alpha1.ReasonInvalid, Message: err.Error()})
 		return
 	case n.BGP == nil:
+		c.dropCause(cause)
 		c.apply(bird.RenderBootstrap(), &Condition{Reason: v1alpha1.ReasonNoBGP, Generation: n.Generation,
 			Message: "spec.bgp is not set: bird runs the bootstrap config, without BGP sessions"})
 		return
@@ -317,7 +321,11 @@ func (c *Controller) reconcile(ctx context.Context, resync bool) {
 // the Reloader: onStatus observes it once BIRD runs the config, or now when
 // BIRD already does (the set changed back within a coalescing window).
 func (c *Controller) timeServices(cause time.Time) {
-	if cause.IsZero() || c.o.ServicesReloaded == nil {
+	if cause.IsZero() {
+		return
+	}
+	c.dropCause(cause)
+	if c.o.ServicesReloaded == nil {
 		return
 	}
 	inSync := c.o.Reloader.Status().InSync
@@ -329,6 +337,16 @@ func (c *Controller) timeServices(cause time.Time) {
 		return
 	case c.causeApplied.IsZero():
 		c.causeApplied = cause
+	}
+	c.mu.Unlock()
+}
+
+// dropCause forgets cause, the pending Service change's, unless a later
+// reconcile has taken it already.
+func (c *Controller) dropCause(cause time.Time) {
+	c.mu.Lock()
+	if c.causeSet.Equal(cause) {
+		c.causeSet = time.Time{}
 	}
 	c.mu.Unlock()
 }

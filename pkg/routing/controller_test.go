@@ -509,3 +509,37 @@ func TestServicesReloaded(t *testing.T) {
 		}
 	})
 }
+
+// A Service change whose first render fails is timed from its cause once a
+// later render succeeds, not lost.
+func TestServicesReloadedAfterAFailedRender(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []time.Duration
+		e := startConfigured(t, func(o *Options) {
+			o.ServicesReloaded = func(d time.Duration) { mu.Lock(); got = append(got, d); mu.Unlock() }
+		})
+		e.addrs.mu.Lock()
+		e.addrs.err = errors.New("netlink: no answer")
+		e.addrs.mu.Unlock()
+		e.c.SetServices([]lbannounce.Route{{Addr: addr("2001:db8:5::10")}}, time.Now())
+		e.settle()
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n != 0 {
+			t.Fatalf("timed while the render failed: %v", got)
+		}
+		time.Sleep(time.Second)
+		e.addrs.mu.Lock()
+		e.addrs.err = nil
+		e.addrs.mu.Unlock()
+		e.c.Trigger()
+		e.settle()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 1 || got[0] < time.Second {
+			t.Errorf("timings %v, want one of over 1 s (from the change, through the failed render)", got)
+		}
+	})
+}
