@@ -248,6 +248,7 @@ func (s *suite) apiDown(ctx context.Context, r *Result) {
 		r.fail("bring the API back: %v", err)
 		return
 	}
+	back := time.Now()
 	var added error
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
 		actx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -279,14 +280,20 @@ func (s *suite) apiDown(ctx context.Context, r *Result) {
 		r.fail("delete policy %s: %v", np.Name, err)
 	} else {
 		policyGone = true
+		// After a long outage client-go's reflectors retry at intervals
+		// of 30 to 60 s (reflector.go: a 30 s cap, jitter 1.0), so the
+		// agent's NetworkPolicy informer may list again up to a minute
+		// after the API is back; the deletion reaches the node then.
 		var err error
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 			if err = s.reach(ctx, victim); err == nil {
 				break
 			}
 		}
 		if err != nil {
 			r.fail("victim after the policy was removed: %v", err)
+		} else {
+			r.Notes = append(r.Notes, fmt.Sprintf("the policy's deletion took effect %s after the API was back", time.Since(back).Round(time.Second)))
 		}
 	}
 	r.Notes = append(r.Notes, fmt.Sprintf("policy stayed enforced: %d of %d probes refused during the outage", probes-opened, probes))
