@@ -36,7 +36,6 @@ type Recorder struct {
 	queue  chan eventKey
 	stop   context.CancelFunc
 	done   chan struct{}
-	now    func() time.Time
 
 	// Only the worker touches these.
 	written map[eventKey]*writtenEvent
@@ -50,7 +49,8 @@ const (
 	EventRefill          = 5 * time.Minute
 	// eventQueue bounds the Events waiting for the worker; more are dropped.
 	eventQueue = 256
-	// eventCache bounds the Events remembered for aggregation.
+	// eventCache bounds the Events remembered for aggregation, and the
+	// objects' budgets.
 	eventCache = 4096
 )
 
@@ -82,7 +82,6 @@ func NewRecorder(ctx context.Context, client apiclient.Interface, node string, l
 		queue:   make(chan eventKey, eventQueue),
 		stop:    stop,
 		done:    make(chan struct{}),
-		now:     time.Now,
 		written: map[eventKey]*writtenEvent{},
 		budget:  map[corev1.ObjectReference]*tokens{},
 	}
@@ -145,7 +144,10 @@ func (r *Recorder) run(ctx context.Context) {
 // write creates the Event, or bumps the count of the same one written
 // within the aggregation window, unless the object's budget is spent.
 func (r *Recorder) write(ctx context.Context, p eventKey) error {
-	now := r.now()
+	now := time.Now()
+	if len(r.written) >= eventCache || len(r.budget) >= eventCache {
+		r.forget(now)
+	}
 	if !r.allow(p.ref, now) {
 		return nil
 	}
@@ -187,9 +189,6 @@ func (r *Recorder) write(ctx context.Context, p eventKey) error {
 	if err := r.client.Create(ctx, apiclient.Events, ns, ev, &corev1.Event{}); err != nil {
 		return err
 	}
-	if len(r.written) >= eventCache {
-		r.expire(now)
-	}
 	r.written[p] = &writtenEvent{namespace: ns, name: ev.Name, count: 1, last: now}
 	return nil
 }
@@ -199,13 +198,6 @@ func (r *Recorder) write(ctx context.Context, p eventKey) error {
 func (r *Recorder) allow(ref corev1.ObjectReference, now time.Time) bool {
 	b, ok := r.budget[ref]
 	if !ok {
-		if len(r.budget) >= eventCache {
-			for k, v := range r.budget {
-				if now.Sub(v.at) > EventBurst*EventRefill {
-					delete(r.budget, k)
-				}
-			}
-		}
 		b = &tokens{left: EventBurst, at: now}
 		r.budget[ref] = b
 	}
@@ -218,15 +210,24 @@ func (r *Recorder) allow(ref corev1.ObjectReference, now time.Time) bool {
 	return true
 }
 
-// expire forgets the Events past the aggregation window; if none is, the
-// cache starts over.
-func (r *Recorder) expire(now time.Time) {
+// forget drops the Events past the aggregation window and the budgets
+// refilled to the full burst (a new one is the same); what is still too
+// many starts over.
+func (r *Recorder) forget(now time.Time) {
 	for k, w := range r.written {
 		if now.Sub(w.last) >= EventAggregateWindow {
 			delete(r.written, k)
 		}
 	}
+	for k, b := range r.budget {
+		if now.Sub(b.at) >= EventBurst*EventRefill {
+			delete(r.budget, k)
+		}
+	}
 	if len(r.written) >= eventCache {
 		clear(r.written)
+	}
+	if len(r.budget) >= eventCache {
+		clear(r.budget)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -481,20 +482,26 @@ func TestAwaitServices(t *testing.T) {
 	})
 }
 
+// startTimed is startConfigured with ServicesReloaded recording into the
+// list timings returns.
+func startTimed(t *testing.T) (e *env, timings func() []time.Duration) {
+	var mu sync.Mutex
+	var got []time.Duration
+	e = startConfigured(t, func(o *Options) {
+		o.ServicesReloaded = func(d time.Duration) { mu.Lock(); got = append(got, d); mu.Unlock() }
+	})
+	return e, func() []time.Duration { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+}
+
 // A Service change with a cause is timed until BIRD runs it, once; one
 // without a cause, or that changes nothing, is not.
 func TestServicesReloaded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		var got []time.Duration
-		e := startConfigured(t, func(o *Options) {
-			o.ServicesReloaded = func(d time.Duration) { mu.Lock(); got = append(got, d); mu.Unlock() }
-		})
-		count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+		e, timings := startTimed(t)
 		r := []lbannounce.Route{{Addr: addr("2001:db8:5::10")}}
 		e.c.SetServices(r, time.Time{})
 		e.settle()
-		if count() != 0 {
+		if got := timings(); len(got) != 0 {
 			t.Fatalf("a set without a cause was timed: %v", got)
 		}
 		cause := time.Now().Add(-50 * time.Millisecond)
@@ -502,9 +509,7 @@ func TestServicesReloaded(t *testing.T) {
 		e.settle()
 		e.c.SetServices(nil, time.Now()) // no change
 		e.settle()
-		mu.Lock()
-		defer mu.Unlock()
-		if len(got) != 1 || got[0] < 50*time.Millisecond || got[0] > 50*time.Millisecond+bird.CoalesceWindow {
+		if got := timings(); len(got) != 1 || got[0] < 50*time.Millisecond || got[0] > 50*time.Millisecond+bird.CoalesceWindow {
 			t.Errorf("timings %v, want one of 50 ms to 50 ms + the coalescing window", got)
 		}
 	})
@@ -514,31 +519,18 @@ func TestServicesReloaded(t *testing.T) {
 // later render succeeds, not lost.
 func TestServicesReloadedAfterAFailedRender(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		var got []time.Duration
-		e := startConfigured(t, func(o *Options) {
-			o.ServicesReloaded = func(d time.Duration) { mu.Lock(); got = append(got, d); mu.Unlock() }
-		})
-		e.addrs.mu.Lock()
-		e.addrs.err = errors.New("netlink: no answer")
-		e.addrs.mu.Unlock()
+		e, timings := startTimed(t)
+		e.addrs.fail(errors.New("netlink: no answer"))
 		e.c.SetServices([]lbannounce.Route{{Addr: addr("2001:db8:5::10")}}, time.Now())
 		e.settle()
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n != 0 {
+		if got := timings(); len(got) != 0 {
 			t.Fatalf("timed while the render failed: %v", got)
 		}
 		time.Sleep(time.Second)
-		e.addrs.mu.Lock()
-		e.addrs.err = nil
-		e.addrs.mu.Unlock()
+		e.addrs.fail(nil)
 		e.c.Trigger()
 		e.settle()
-		mu.Lock()
-		defer mu.Unlock()
-		if len(got) != 1 || got[0] < time.Second {
+		if got := timings(); len(got) != 1 || got[0] < time.Second {
 			t.Errorf("timings %v, want one of over 1 s (from the change, through the failed render)", got)
 		}
 	})

@@ -57,6 +57,13 @@ func (f *fakeAddrs) Addresses() ([]netip.Prefix, error) {
 	return f.addrs, f.err
 }
 
+// fail makes Addresses return err (nil: the addresses again).
+func (f *fakeAddrs) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
 func (f *fakeAddrs) set(addrs ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

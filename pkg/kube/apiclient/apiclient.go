@@ -8,7 +8,7 @@
 // clients and informers link all of them into the binary: on a node that
 // cost the agent about 8 MiB of resident binary pages for groups it never
 // reads (docs/performance.md). Flock's own resources go through client-go's
-// dynamic client (DynamicListWatch), which links no API group at all.
+// dynamic client (NewDynamicInformer), which links no API group at all.
 //
 // Interface is what the agent's packages take, so that their unit tests
 // can run on client-go's fake clientset (package apiclientfake).
@@ -68,25 +68,23 @@ type Interface interface {
 	List(ctx context.Context, r Resource, namespace string, opts metav1.ListOptions, into runtime.Object) error
 	Get(ctx context.Context, r Resource, namespace, name string, into runtime.Object) error
 	Create(ctx context.Context, r Resource, namespace string, obj, into runtime.Object) error
-	// Update replaces the object named by obj's metadata.
-	Update(ctx context.Context, r Resource, namespace string, obj, into runtime.Object) error
 	// Patch patches the object name, or its subresource when one is given.
 	Patch(ctx context.Context, r Resource, namespace, name string, pt types.PatchType, data []byte, into runtime.Object, subresource ...string) error
 }
 
-// Scheme knows the types of the groups the agent uses, and nothing else.
-var Scheme = runtime.NewScheme()
+// scheme knows the types of the groups the agent uses, and nothing else.
+var scheme = runtime.NewScheme()
 
-var codecs = serializer.NewCodecFactory(Scheme)
+var codecs = serializer.NewCodecFactory(scheme)
 
 func init() {
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, networkingv1.AddToScheme, discoveryv1.AddToScheme} {
-		if err := add(Scheme); err != nil {
+		if err := add(scheme); err != nil {
 			panic(err) // only for a type registered twice
 		}
 	}
 	// Status, WatchEvent and the options types, as the core group has them.
-	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
+	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
 }
 
 // Client is Interface over REST.
@@ -167,35 +165,9 @@ func (c *Client) Create(ctx context.Context, r Resource, namespace string, obj, 
 	return c.group(r).Post().NamespaceIfScoped(namespace, namespace != "").Resource(r.Resource).Body(obj).Do(ctx).Into(into)
 }
 
-func (c *Client) Update(ctx context.Context, r Resource, namespace string, obj, into runtime.Object) error {
-	m, err := metaOf(obj)
-	if err != nil {
-		return err
-	}
-	return c.group(r).Put().NamespaceIfScoped(namespace, namespace != "").Resource(r.Resource).Name(m.GetName()).Body(obj).Do(ctx).Into(into)
-}
-
 func (c *Client) Patch(ctx context.Context, r Resource, namespace, name string, pt types.PatchType, data []byte, into runtime.Object, subresource ...string) error {
 	return c.group(r).Patch(pt).NamespaceIfScoped(namespace, namespace != "").Resource(r.Resource).Name(name).
 		SubResource(subresource...).Body(data).Do(ctx).Into(into)
-}
-
-func metaOf(obj runtime.Object) (metav1.Object, error) {
-	m, ok := obj.(metav1.Object)
-	if !ok {
-		return nil, fmt.Errorf("apiclient: %T has no object metadata", obj)
-	}
-	return m, nil
-}
-
-// DynamicListWatch is an informer's list and watch of one of flock's own
-// resources, as unstructured objects, in namespace ("" for all); tweak, when
-// not nil, edits the options of both.
-func DynamicListWatch(dyn dynamic.Interface, gvr schema.GroupVersionResource, namespace string, tweak func(*metav1.ListOptions)) cache.ListerWatcher {
-	res := dyn.Resource(gvr).Namespace(namespace)
-	return ListWatchFuncs(dyn, tweak,
-		func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, opts) },
-		res.Watch)
 }
 
 // ListWatchFuncs is an informer's list-watch of list and watch, tweak
@@ -223,10 +195,16 @@ func ListWatchFuncs(client any, tweak func(*metav1.ListOptions),
 	}, client)
 }
 
-// NewDynamicInformer is an informer of unstructured objects on
-// DynamicListWatch, as client-go's dynamicinformer builds one (that
-// package links every API group through its shared informer factory).
+// NewDynamicInformer is an informer of one of flock's own resources, as
+// unstructured objects, in every namespace; tweak, when not nil, edits the
+// options of its list and watch. It is built as client-go's dynamicinformer
+// builds one (that package links every API group through its shared
+// informer factory).
 func NewDynamicInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, tweak func(*metav1.ListOptions), indexers cache.Indexers) cache.SharedIndexInformer {
-	return cache.NewSharedIndexInformerWithOptions(DynamicListWatch(dyn, gvr, metav1.NamespaceAll, tweak), &unstructured.Unstructured{},
+	res := dyn.Resource(gvr)
+	lw := ListWatchFuncs(dyn, tweak,
+		func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, opts) },
+		res.Watch)
+	return cache.NewSharedIndexInformerWithOptions(lw, &unstructured.Unstructured{},
 		cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: gvr.String()})
 }

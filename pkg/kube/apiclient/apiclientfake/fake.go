@@ -83,11 +83,6 @@ func (c Client) Create(ctx context.Context, r apiclient.Resource, namespace stri
 	return fill(into, out, err)
 }
 
-func (c Client) Update(ctx context.Context, r apiclient.Resource, namespace string, obj, into runtime.Object) error {
-	out, err := c.Invokes(k8stesting.NewUpdateAction(r.GroupVersionResource, namespace, obj), nil)
-	return fill(into, out, err)
-}
-
 func (c Client) Patch(ctx context.Context, r apiclient.Resource, namespace, name string, pt types.PatchType, data []byte, into runtime.Object, subresource ...string) error {
 	out, err := c.Invokes(k8stesting.NewPatchSubresourceAction(r.GroupVersionResource, namespace, name, pt, data, subresource...), nil)
 	return fill(into, out, err)
